@@ -1,0 +1,3 @@
+from orch.entry import main
+
+raise SystemExit(main())

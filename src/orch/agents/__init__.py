@@ -1,0 +1,1 @@
+"""Agent programs and profiles. ``scripted`` is orch's own test agent."""

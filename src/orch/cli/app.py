@@ -1,0 +1,76 @@
+"""The typer application and its error handling: every expected failure is one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+try:  # typer >= 0.2x carries its own copy of click
+    from typer._click import exceptions as cx
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as cx
+
+from orch.errors import OrchError
+
+app = typer.Typer(
+    name="orch",
+    help="Run a queue of coding tasks through AI coding agents: one git worktree and one tmux window per worker.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class _State:
+    explicit: str | None = None
+
+
+STATE = _State()
+
+
+@app.callback()
+def _main(
+    workspace: str | None = typer.Option(
+        None, "-C", "--workspace", metavar="PATH", help="Use the workspace at PATH (default: $ORCH_WORKSPACE, else walk up from here)."
+    ),
+) -> None:
+    STATE.explicit = workspace
+
+
+def context():
+    """The workflow context for this command (workspace found, config loaded)."""
+    from orch.workflow.context import Ctx
+    from orch.workspace import find
+
+    return Ctx(find(explicit=STATE.explicit))
+
+
+def _register() -> None:
+    from orch.cli import messages, route, tasks  # noqa: F401 - commands register themselves on import
+
+
+def run(args: list[str]) -> int:
+    _register()
+    try:
+        result = app(args=args, prog_name="orch", standalone_mode=False)
+    except OrchError as exc:
+        sys.stderr.write(f"orch: {exc}\n")
+        return exc.code
+    except cx.NoArgsIsHelpError as exc:
+        sys.stdout.write(exc.ctx.get_help() + "\n") if exc.ctx else None
+        return 0
+    except cx.ClickException as exc:
+        where = f"orch {exc.ctx.command_path.split(' ', 1)[1]}" if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else "orch"
+        sys.stderr.write(f"orch: {exc.format_message()} (see `{where} --help`)\n")
+        return exc.exit_code
+    except (cx.Exit, typer.Exit) as exc:
+        return exc.exit_code
+    except (cx.Abort, typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("orch: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    return result if isinstance(result, int) else 0

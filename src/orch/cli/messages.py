@@ -1,0 +1,27 @@
+"""`orch -` and `orch message` run on the hot path (orch/hot.py) before this CLI loads; these entries exist so
+that `orch --help` lists them."""
+
+from __future__ import annotations
+
+import typer
+
+from orch.cli.app import app
+
+HELP = (
+    "Record a message for a task: `orch - \"task-<slug>: <text>\"` (inside a worker the task is known). "
+    "Recognised: needs input: <q> | blocked: <why> | done: <summary> | worktree <path> | PR created <url>."
+)
+
+
+@app.command("message", help=HELP, context_settings={"ignore_unknown_options": True})
+def message(text: list[str] = typer.Argument(None)) -> None:
+    from orch.hot import message as hot_message
+
+    raise typer.Exit(hot_message(list(text or [])))
+
+
+@app.command("-", help=HELP + " Same as `orch message`.", context_settings={"ignore_unknown_options": True})
+def dash(text: list[str] = typer.Argument(None)) -> None:
+    from orch.hot import message as hot_message
+
+    raise typer.Exit(hot_message(list(text or [])))

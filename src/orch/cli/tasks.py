@@ -1,0 +1,175 @@
+"""Commands about tasks: init, add, scan, new-task, status, close, log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import typer
+
+from orch.cli.app import STATE, app, context
+from orch.cli.render import console, duration, print_json, table
+from orch.errors import OrchError
+
+
+@app.command()
+def init(path: str = typer.Argument(".", help="A folder inside the git repository to prepare.")) -> None:
+    """Prepare the git repository for orch: .orch/ with config, task folder, database; git excludes."""
+    from orch.workflow.setup import init as do_init
+
+    ws, did = do_init(path)
+    for line in did:
+        console.print(line)
+    console.print(f"orch workspace ready at {ws.root}" if did else f"{ws.root} is already an orch workspace")
+    console.print("next: orch add \"what to do\"  then  orch scan")
+
+
+@app.command()
+def add(
+    text: list[str] = typer.Argument(..., help="What the task is about (the task file's text)."),
+    slug: str | None = typer.Option(None, "--slug", "-s", help="The task's name (default: derived from the text)."),
+    agent: str | None = typer.Option(None, "--agent", "-a", help="Agent profile for this task (default: default_agent)."),
+) -> None:
+    """Write a new task file in the task folder (queued; `orch scan` starts it)."""
+    from orch.workflow.setup import add as do_add
+
+    path = do_add(context(), " ".join(text), slug=slug, agent=agent)
+    console.print(f"queued {os.path.basename(path)[:-3]}  ({path})")
+
+
+@app.command()
+def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """One reconcile pass: apply messages, start queued tasks, find lost workers and orphan windows."""
+    from orch.workflow.scan import scan as do_scan
+
+    report = do_scan(context())
+    if as_json:
+        data = {k: v for k, v in report.__dict__.items() if k not in ("orphans", "invalid")}
+        data["orphans"] = [o.__dict__ for o in report.orphans]
+        data["invalid"] = [{"file": i.file, "error": i.error} for i in report.invalid]
+        print_json(data)
+        return
+    lines = []
+    if report.spawned:
+        lines.append("started: " + ", ".join(report.spawned))
+    if report.applied:
+        lines.append(f"applied {report.applied} message(s)")
+    if report.lost:
+        lines.append("lost: " + ", ".join(report.lost))
+    if report.exited:
+        lines.append("exited: " + ", ".join(report.exited))
+    if report.adopted:
+        lines.append("re-registered from tmux: " + ", ".join(report.adopted))
+    for slug, missing in report.waiting:
+        lines.append(f"waiting: {slug} (for {', '.join(missing)})")
+    for o in report.orphans:
+        lines.append(f"orphan window {o.window_id} ({o.session_name}, {o.task}:{o.role}): {o.reason}")
+    for i in report.invalid:
+        lines.append(f"invalid task file {i.file}: {i.error}")
+    for e in report.errors:
+        lines.append(f"error: {e}")
+    console.print("\n".join(lines) if lines else "nothing to do")
+
+
+@app.command("new-task")
+def new_task(task: str = typer.Argument(..., metavar="SLUG|FILE", help="A task name, or a task file to add and start.")) -> None:
+    """Start the coder of one task now (touches no other task)."""
+    from orch.workflow.scan import new_task as do_new_task
+
+    ctx = context()
+    slug = _task_from_arg(ctx, task)
+    worker = do_new_task(ctx, slug)
+    console.print(f"started {worker.address}: window {worker.window_id}, pane {worker.pane_id}, worktree {worker.worktree}")
+
+
+def _task_from_arg(ctx, arg: str) -> str:
+    from orch import slug as slugs
+
+    if arg.endswith(".md") or os.sep in arg:
+        path = os.path.abspath(arg)
+        name = os.path.basename(path)[:-3] if path.endswith(".md") else os.path.basename(path)
+        slugs.check(name)
+        target = os.path.join(ctx.cfg.tasks_path, name + ".md")
+        if os.path.exists(path) and os.path.realpath(path) != os.path.realpath(target):
+            if os.path.exists(target):
+                raise OrchError(f"a different task {name!r} already exists at {target}")
+            shutil.copyfile(path, target)
+        elif not os.path.exists(path) and not os.path.exists(target):
+            raise OrchError(f"no such file: {arg}")
+        return name
+    return slugs.check(arg)
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the documented JSON shape.")) -> None:
+    """Every task with its state and workers, plus orphan windows and invalid task files."""
+    from orch.workflow.status import collect
+
+    data = collect(context())
+    if as_json:
+        print_json(data)
+        return
+    if not data["tasks"]:
+        console.print(f"no tasks in this workspace ({data['workspace']}); add one with `orch add \"...\"`")
+    t = table("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "LAST STATUS")
+    for task in data["tasks"]:
+        last = task["last_status"] or ""
+        workers = task["workers"] or [None]
+        for i, w in enumerate(workers):
+            first = i == 0
+            t.add_row(
+                task["slug"] if first else "",
+                task["state"] if first else "",
+                w["address"] if w else "-",
+                w["agent"] if w else task["agent"],
+                w["window_id"] if w else "",
+                w["pane_id"] if w else "",
+                (f"{w['state']} {duration(w['state_for_s'])}".strip() if w else ""),
+                last[21:][:70] if first else "",
+            )
+    if data["tasks"]:
+        console.print(t)
+    if data["orphans"]:
+        console.print("\norphan windows (not killed; `orch close` or tmux kill-window to remove):")
+        for o in data["orphans"]:
+            console.print(f"  {o['window_id']} {o['session_name']} {o['task']}:{o['role']} - {o['reason']}")
+    if data["invalid_tasks"]:
+        console.print("\ninvalid task files (not started):")
+        for i in data["invalid_tasks"]:
+            console.print(f"  {i['error']}")
+
+
+@app.command()
+def close(
+    task: str = typer.Argument(..., help="The task to close."),
+    force: bool = typer.Option(False, "--force", help="Remove the worktree even with uncommitted changes."),
+    delete_branch: bool = typer.Option(False, "--delete-branch", help="Also delete the task's branch."),
+) -> None:
+    """Close a task (only when you say so): save screens, kill its session, remove its worktree, file it in done/."""
+    from orch.workflow.close import close as do_close
+
+    result = do_close(context(), task, force=force, delete_branch=delete_branch)
+    for path in result.screens:
+        console.print(f"saved screen {path}")
+    if result.worktree_removed:
+        console.print(f"removed worktree {result.worktree_removed}")
+    console.print(f"branch {result.branch} {'deleted' if result.branch_deleted else 'kept'}")
+    console.print(f"closed {task}: {result.moved_to}")
+
+
+@app.command()
+def log(
+    task: str | None = typer.Argument(None, help="Only this task's events."),
+    limit: int = typer.Option(50, "-n", help="How many events."),
+) -> None:
+    """The event log, newest last."""
+    ctx = context()
+    for e in ctx.store.events(task, limit):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at))
+        who = e.task + (f" {e.worker}" if e.worker else "")
+        sys.stdout.write(f"{stamp} {e.kind:<10} {who:<20} {e.text}\n")
+
+
+_ = STATE  # the global -C option lives in app.py

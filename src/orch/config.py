@@ -1,0 +1,203 @@
+"""Workspace configuration: ``.orch/config.toml`` with defaults, validated with pydantic.
+
+Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, where pydantic is too heavy).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orch.errors import OrchError
+from orch.workspace import Workspace
+
+DEFAULT_CONFIG = """\
+# orch workspace configuration. Every setting is optional; the values shown are the defaults.
+
+# Folder of task files (<slug>.md). Relative paths are relative to the repository root; ~ is expanded.
+# tasks_dir = ".orch/tasks"
+
+# Where each task's git worktree is created (<worktree_root>/<slug>), relative to the repository root.
+# worktree_root = ".worktree"
+
+# Branch of each task: <branch_prefix><slug>.
+# branch_prefix = "orch/"
+
+# Branch (or commit) new task branches start from. Empty: the branch checked out in the repository.
+# base = ""
+
+# Agent profile used when a task does not name one (front matter `agent:` or `orch add --agent`).
+# default_agent = "claude"
+
+[tmux]
+# Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
+# socket = "orch"
+
+# Agent profiles. Built in: "scripted" (orch's test agent), "claude", "codex". Define your own like this:
+#
+# [agents.my-agent]
+# command = ["my-agent", "--yes"]     # argument list, or a string split shell-style; runs in the worktree
+# prompt = "paste"                    # paste: typed into the agent's input once it is ready
+#                                     # arg:   appended as the last argument
+#                                     # file:  the agent reads $ORCH_PROMPT_FILE itself
+# readonly_args = ["--read-only"]     # extra arguments for the reviewer role
+# ready_pattern = "> $"               # regex on the pane's last lines meaning "ready for input" (paste mode)
+"""
+
+
+class AgentProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    command: list[str]
+    prompt: Literal["paste", "arg", "file"] = "paste"
+    readonly_args: list[str] = Field(default_factory=list)
+    ready_pattern: str = ""
+    ready_timeout: float = 30.0
+    enter_delay: float = 0.05
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return shlex.split(value)
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value or not value[0]:
+            raise ValueError("command must name a program")
+        return value
+
+    @field_validator("ready_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value, re.M)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+def builtin_profiles() -> dict[str, AgentProfile]:
+    import sys
+
+    return {
+        "scripted": AgentProfile(
+            name="scripted",
+            command=[sys.executable, "-m", "orch.agents.scripted"],
+            prompt="paste",
+            ready_pattern=r"^scripted> *$",
+            ready_timeout=20.0,
+            enter_delay=0.0,
+        ),
+        "claude": AgentProfile(name="claude", command=["claude"], prompt="arg", readonly_args=["--permission-mode", "plan"]),
+        "codex": AgentProfile(name="codex", command=["codex"], prompt="arg", readonly_args=["--sandbox", "read-only"]),
+    }
+
+
+class TmuxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    socket: str = "orch"
+
+    @field_validator("socket")
+    @classmethod
+    def _socket(cls, value: str) -> str:
+        if not value or "/" in value or value.startswith("-"):
+            raise ValueError("socket must be a plain name (no '/', not starting with '-')")
+        return value
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks_dir: str = ".orch/tasks"
+    worktree_root: str = ".worktree"
+    branch_prefix: str = "orch/"
+    base: str = ""
+    default_agent: str = "claude"
+    tmux: TmuxConfig = Field(default_factory=TmuxConfig)
+    agents: dict[str, AgentProfile] = Field(default_factory=dict)
+
+    # resolved at load time (not read from the file)
+    root: str = Field(default="", exclude=True)
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in value.items()}
+        return value
+
+    def resolve(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.root, os.path.expanduser(path)))
+
+    @property
+    def tasks_path(self) -> str:
+        return self.resolve(self.tasks_dir)
+
+    @property
+    def done_path(self) -> str:
+        return os.path.join(self.tasks_path, "done")
+
+    @property
+    def worktree_path(self) -> str:
+        return self.resolve(self.worktree_root)
+
+    @property
+    def socket(self) -> str:
+        return os.environ.get("ORCH_TMUX_SOCKET") or self.tmux.socket
+
+    def profile(self, name: str) -> AgentProfile:
+        profiles = {**builtin_profiles(), **self.agents}
+        if name not in profiles:
+            known = ", ".join(sorted(profiles))
+            raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
+        return profiles[name]
+
+
+TASKS_DIR_CACHE = "tasks_dir"  # read by workspace.cached_tasks_dir on the hot path
+
+
+def load(ws: Workspace) -> Config:
+    try:
+        with open(ws.config_file, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise OrchError(f"{ws.config_file} is missing: run `orch init` in {ws.root}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise OrchError(f"{ws.config_file}: not valid TOML ({exc})") from None
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise OrchError(f"{ws.config_file}: {where}: {err['msg']}") from None
+    cfg.root = ws.root
+    _cache_tasks_dir(ws, cfg)
+    return cfg
+
+
+def _cache_tasks_dir(ws: Workspace, cfg: Config) -> None:
+    """Keep ``.orch/tasks_dir`` (read by the hot path instead of parsing TOML) in step with the config."""
+    cache = ws.path(TASKS_DIR_CACHE)
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            if fh.read() == cfg.tasks_path:
+                return
+    except OSError:
+        pass
+    try:
+        from orch.taskfile import atomic_write
+
+        atomic_write(cache, cfg.tasks_path.encode("utf-8"), mode=0o644)
+    except OSError:
+        pass

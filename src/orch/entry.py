@@ -1,0 +1,31 @@
+"""The `orch` command. Hot commands (`orch -`, `orch message`) are dispatched here, before the CLI framework loads."""
+
+import sys
+
+HOT = ("-", "message")
+
+
+def _split_global(args: list[str]) -> tuple[str | None, list[str]]:
+    """Take a leading ``-C PATH`` (or ``-C=PATH``/``--workspace PATH``) off the arguments."""
+    explicit = None
+    while args:
+        head = args[0]
+        if head in ("-C", "--workspace") and len(args) > 1:
+            explicit, args = args[1], args[2:]
+        elif head.startswith("-C=") or head.startswith("--workspace="):
+            explicit, args = head.split("=", 1)[1], args[1:]
+        else:
+            break
+    return explicit, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    explicit, rest = _split_global(args)
+    if rest and rest[0] in HOT:
+        from orch.hot import message
+
+        return message(rest[1:], explicit)
+    from orch.cli.app import run
+
+    return run(args)

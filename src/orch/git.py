@@ -1,0 +1,185 @@
+"""The only module that runs git (through its command line, always with an argument list)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orch.errors import OrchError
+
+
+class GitError(OrchError):
+    pass
+
+
+def run(cwd: str, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        proc = subprocess.run(["git", "-C", cwd, *args], capture_output=True, input=input, env=env, check=False)
+    except FileNotFoundError:
+        raise OrchError("git is not installed: install git >= 2.38 (e.g. `apt-get install git`)") from None
+    if check and proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitError(f"git {args[0]}: {err[-1] if err else f'exit {proc.returncode}'}")
+    return proc
+
+
+def out(cwd: str, *args: str) -> str:
+    return run(cwd, *args).stdout.decode("utf-8", "replace").strip()
+
+
+def toplevel(path: str) -> str | None:
+    """The main working tree of the repository containing ``path`` (also from a linked worktree), or None."""
+    proc = run(path, "rev-parse", "--path-format=absolute", "--git-common-dir", check=False)
+    if proc.returncode != 0:
+        return None
+    common = proc.stdout.decode("utf-8", "replace").strip()
+    if os.path.basename(common) == ".git":
+        return os.path.dirname(common)
+    proc = run(path, "rev-parse", "--show-toplevel", check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def git_dir(repo: str) -> str:
+    return out(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")
+
+
+def current_branch(repo: str) -> str | None:
+    proc = run(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    name = proc.stdout.decode().strip()
+    return name if proc.returncode == 0 and name else None
+
+
+def rev(repo: str, ref: str) -> str | None:
+    proc = run(repo, "rev-parse", "--verify", "--quiet", ref + "^{commit}", check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def branch_exists(repo: str, branch: str) -> bool:
+    return run(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+
+
+def check_branch_name(repo: str, branch: str) -> bool:
+    return run(repo, "check-ref-format", "--branch", branch, check=False).returncode == 0
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: str
+    head: str
+    branch: str | None
+    bare: bool = False
+    detached: bool = False
+    prunable: bool = False
+
+
+def worktrees(repo: str) -> list[Worktree]:
+    """``git worktree list --porcelain``, parsed."""
+    text = run(repo, "worktree", "list", "--porcelain").stdout.decode("utf-8", "replace")
+    found: list[Worktree] = []
+    for block in text.strip().split("\n\n"):
+        info: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            info[key] = value
+        if "worktree" not in info:
+            continue
+        branch = info.get("branch")
+        if branch and branch.startswith("refs/heads/"):
+            branch = branch[len("refs/heads/") :]
+        found.append(
+            Worktree(
+                path=info["worktree"],
+                head=info.get("HEAD", ""),
+                branch=branch,
+                bare="bare" in info,
+                detached="detached" in info,
+                prunable="prunable" in info,
+            )
+        )
+    return found
+
+
+def add_worktree(repo: str, path: str, branch: str, base: str) -> str:
+    """Create (or reuse) the worktree at ``path`` on ``branch``; returns what was done, for the log."""
+    existing = {os.path.realpath(w.path): w for w in worktrees(repo)}
+    here = existing.get(os.path.realpath(path))
+    if here is not None and not here.prunable:
+        if here.branch != branch:
+            raise GitError(f"{path} is already a worktree on {here.branch or 'a detached HEAD'}, not {branch}")
+        return "reused worktree"
+    if here is not None and here.prunable:
+        run(repo, "worktree", "prune")
+    for w in existing.values():
+        if w.branch == branch and os.path.realpath(w.path) != os.path.realpath(path) and not w.prunable:
+            raise GitError(f"branch {branch} is already checked out at {w.path}")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.exists(path) and os.listdir(path):
+        raise GitError(f"{path} exists and is not a worktree of this repository; move it away")
+    if branch_exists(repo, branch):
+        run(repo, "worktree", "add", "--quiet", path, branch)
+        return "attached worktree to existing branch"
+    if rev(repo, base) is None:
+        raise GitError(f"base {base!r} is not a branch or commit of this repository")
+    run(repo, "worktree", "add", "--quiet", "-b", branch, path, base)
+    return "created worktree and branch"
+
+
+def remove_worktree(repo: str, path: str, force: bool = False) -> None:
+    args = ["worktree", "remove", path]
+    if force:
+        args.insert(2, "--force")
+    run(repo, *args)
+
+
+def delete_branch(repo: str, branch: str) -> None:
+    run(repo, "branch", "-D", branch)
+
+
+def status_porcelain(path: str) -> list[str]:
+    """Uncommitted changes (tracked and untracked) in a working tree."""
+    text = run(path, "status", "--porcelain", "--untracked-files=all").stdout.decode("utf-8", "replace")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def commits_ahead(path: str, base: str, head: str = "HEAD") -> list[tuple[str, str]]:
+    text = run(path, "log", "--format=%H%x1f%s", f"{base}..{head}").stdout.decode("utf-8", "replace")
+    return [tuple(line.split("\x1f", 1)) for line in text.splitlines() if "\x1f" in line]  # type: ignore[misc]
+
+
+def init_repo(path: str, files: Sequence[tuple[str, str]] = (), branch: str = "main") -> None:
+    """A new repository with one commit (used by the demo and the tests)."""
+    os.makedirs(path, exist_ok=True)
+    run(path, "init", "--quiet", "-b", branch)
+    run(path, "config", "user.email", "orch@example.invalid")
+    run(path, "config", "user.name", "orch")
+    for name, text in files or (("README.md", "demo\n"),):
+        full = os.path.join(path, name)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    run(path, "add", "-A")
+    run(path, "commit", "--quiet", "-m", "initial commit")
+
+
+def add_exclude(repo: str, patterns: Sequence[str]) -> list[str]:
+    """Add patterns to ``.git/info/exclude`` (once each); returns those added."""
+    exclude = os.path.join(git_dir(repo), "info", "exclude")
+    os.makedirs(os.path.dirname(exclude), exist_ok=True)
+    try:
+        with open(exclude, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        text = ""
+    have = {line.strip() for line in text.splitlines()}
+    added = [p for p in patterns if p not in have]
+    if added:
+        with open(exclude, "a", encoding="utf-8") as fh:
+            if text and not text.endswith("\n"):
+                fh.write("\n")
+            fh.write("# added by orch init\n")
+            for p in added:
+                fh.write(p + "\n")
+    return added

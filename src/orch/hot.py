@@ -1,0 +1,118 @@
+"""`orch -` / `orch message`: record a message from a worker or the user.
+
+On the hot path: no typer, rich, pydantic, sqlite or TOML here. The message is spooled durably (inbox.py) and a
+detached applier is started so the caller never waits for task files to be updated.
+"""
+
+import os
+import sys
+
+from orch import inbox
+from orch.errors import OrchError
+from orch.slug import is_valid
+from orch.workspace import Workspace, cached_tasks_dir, daemon_running, find
+
+USAGE = "usage: orch - [task-<slug>:] <text...>   (text from stdin when no arguments are given)"
+
+
+def split_prefix(text: str) -> tuple[str | None, str]:
+    """``task-<slug>: text`` -> (slug, text); anything else -> (None, text)."""
+    if text.startswith("task-"):
+        head, colon, rest = text.partition(":")
+        candidate = head[len("task-") :]
+        if colon and is_valid(candidate):
+            return candidate, rest.strip()
+    return None, text.strip()
+
+
+def _fail(message: str, code: int = 1) -> int:
+    sys.stderr.write(f"orch: {message}\n")
+    return code
+
+
+def message(args: list[str], explicit: str | None = None) -> int:
+    if args and args[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE + "\n")
+        return 0
+    if args and args[0] == "--":
+        args = args[1:]
+    if args:
+        text = " ".join(args)
+    elif not sys.stdin.isatty():
+        text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    else:
+        return _fail("nothing to say: " + USAGE, 2)
+    try:
+        ws = find(explicit=explicit)
+    except OrchError as exc:
+        return _fail(str(exc))
+    named, body = split_prefix(text.strip())
+    if not body:
+        return _fail("the message is empty: " + USAGE, 2)
+    env_task = os.environ.get("ORCH_TASK") or None
+    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
+    record = {
+        "kind": "message",
+        "text": body,
+        "token": token,
+        "worker": os.environ.get("ORCH_WORKER", ""),
+        "role": os.environ.get("ORCH_ROLE", ""),
+    }
+    if token and env_task and named and named != env_task:
+        record.update(task=named, status="refused", note=f"worker of task {env_task} may not speak for task {named}")
+        inbox.write(ws, record)
+        return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
+    task = named or env_task
+    if not task:
+        return _fail("which task? start the message with `task-<slug>:` (inside a worker, $ORCH_TASK says it)", 2)
+    if not token:
+        problem = _missing_task(ws, task)
+        if problem:
+            return _fail(problem)
+    record["task"] = task
+    inbox.write(ws, record)
+    kick(ws)
+    return 0
+
+
+def _missing_task(ws: Workspace, task: str) -> str | None:
+    if not is_valid(task):
+        return f"{task!r} is not a valid task name"
+    folder = cached_tasks_dir(ws)
+    if folder is None:
+        from orch.config import load
+
+        folder = load(ws).tasks_path
+    if os.path.isfile(os.path.join(folder, task + ".md")):
+        return None
+    return f"no task {task!r} in {folder}: `orch status` lists the tasks"
+
+
+def kick(ws: Workspace) -> None:
+    """Apply the inbox now, in a detached child, unless a daemon is running (it applies messages itself)."""
+    if os.environ.get("ORCH_NO_APPLY") or daemon_running(ws):
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        return  # the next scan applies the message
+    if pid:
+        return
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        from orch.workflow.context import Ctx
+        from orch.workflow.inbox import drain
+
+        ctx = Ctx(ws)
+        drain(ctx, wait=0)
+    except BaseException as exc:  # noqa: BLE001 - a background child must never raise into anything
+        try:
+            with open(ws.path("logs", "applier.log"), "a", encoding="utf-8") as fh:
+                fh.write(f"{type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass
+    finally:
+        os._exit(0)

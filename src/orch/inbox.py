@@ -1,0 +1,62 @@
+"""The inbox's front door: one file per message in ``.orch/inbox/new`` (maildir style).
+
+Writing a message is an exclusive create in ``inbox/tmp``, an fsync and a rename into ``inbox/new``: no lock, no
+database, any number of writers at once, and a kill at any moment leaves either no message or a whole one. The
+applier (workflow/inbox.py) imports these files into the database by their unique id and only then deletes them, so
+a message is never lost and never applied twice. Hot path: imports only ``os``, ``json`` and ``time``.
+"""
+
+import json
+import os
+import time
+
+from orch.workspace import Workspace
+
+SUFFIX = ".msg"
+
+
+def new_uid() -> str:
+    return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def write(ws: Workspace, record: dict) -> str:
+    """Durably store one message record; returns its uid."""
+    uid = record.setdefault("uid", new_uid())
+    record.setdefault("at", time.time())
+    data = json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    tmp_dir, new_dir = ws.inbox_tmp, ws.inbox_new
+    tmp = os.path.join(tmp_dir, uid + SUFFIX)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileNotFoundError:
+        os.makedirs(tmp_dir, mode=0o700, exist_ok=True)
+        os.makedirs(new_dir, mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(new_dir, uid + SUFFIX))
+    return uid
+
+
+def pending(ws: Workspace) -> list[str]:
+    """Paths of spooled messages, oldest first."""
+    try:
+        names = os.listdir(ws.inbox_new)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(ws.inbox_new, n) for n in sorted(names) if n.endswith(SUFFIX)]
+
+
+def read(path: str) -> dict | None:
+    """A spooled record, or None when the file is not a readable record (it is then set aside by the caller)."""
+    try:
+        with open(path, "rb") as fh:
+            record = json.loads(fh.read().decode("utf-8", "surrogateescape"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("uid"), str) else None

@@ -1,0 +1,286 @@
+"""The only module that runs tmux. orch uses its own server (``tmux -L <socket>``).
+
+Everything is addressed by tmux ids (``$N`` session, ``@N`` window, ``%N`` pane), never by index or name, and all
+arguments go to tmux as an argument list. Text reaches a pane only through a named paste buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orch.errors import OrchError
+
+SEP = "\x1f"
+TAGS = ("@orch_task", "@orch_role", "@orch_worker", "@orch_agent", "@orch_token_hash", "@orch_pane")
+_PANE_FIELDS = (
+    "session_id",
+    "session_name",
+    "window_id",
+    "window_name",
+    "pane_id",
+    "pane_index",
+    "pane_pid",
+    "pane_dead",
+    "pane_dead_status",
+    "pane_current_command",
+    "pane_current_path",
+    "pane_active",
+    *TAGS,
+)
+_PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _PANE_FIELDS)
+
+
+@dataclass(frozen=True)
+class Pane:
+    session_id: str
+    session_name: str
+    window_id: str
+    window_name: str
+    pane_id: str
+    pane_index: int
+    pane_pid: int
+    dead: bool
+    dead_status: int | None
+    current_command: str
+    current_path: str
+    active: bool
+    task: str
+    role: str
+    worker: str
+    agent: str
+    token_hash: str
+    pane_role: str
+
+    @classmethod
+    def parse(cls, line: str) -> Pane | None:
+        parts = line.split(SEP)
+        if len(parts) != len(_PANE_FIELDS):
+            return None
+        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, cmd, path, active, *tags) = parts
+        return cls(
+            session_id=sid,
+            session_name=sname,
+            window_id=wid,
+            window_name=wname,
+            pane_id=pid,
+            pane_index=_int(pidx),
+            pane_pid=_int(ppid),
+            dead=dead == "1",
+            dead_status=_int(dstat) if dstat != "" else None,
+            current_command=cmd,
+            current_path=path,
+            active=active == "1",
+            task=tags[0],
+            role=tags[1],
+            worker=tags[2],
+            agent=tags[3],
+            token_hash=tags[4],
+            pane_role=tags[5],
+        )
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Created:
+    session_id: str
+    window_id: str
+    pane_id: str
+    pane_pid: int
+
+
+class Tmux:
+    """One tmux server, by socket name."""
+
+    def __init__(self, socket: str, binary: str = "tmux") -> None:
+        self.socket = socket
+        self.binary = binary
+
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        return [self.binary, "-L", self.socket, *args]
+
+    def run(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        try:
+            proc = subprocess.run(self._argv(args), input=input, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise OrchError("tmux is not installed: install tmux >= 3.2 (e.g. `apt-get install tmux`)") from None
+        if check and proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip() or f"exit {proc.returncode}"
+            raise TmuxError(f"tmux {args[0]}: {err}")
+        return proc
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.decode("utf-8", "replace")
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def list_panes(self) -> list[Pane]:
+        """Every pane of the server in one tmux call; [] when the server is not running."""
+        proc = self.run("list-panes", "-a", "-F", _PANE_FORMAT, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace")
+            if _no_server(err):
+                return []
+            raise TmuxError(f"tmux list-panes: {err.strip()}")
+        panes = []
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            pane = Pane.parse(line)
+            if pane is not None:
+                panes.append(pane)
+        return panes
+
+    def running(self) -> bool:
+        proc = self.run("list-sessions", "-F", "#{session_id}", check=False)
+        return proc.returncode == 0
+
+    def session_names(self) -> set[str]:
+        proc = self.run("list-sessions", "-F", "#{session_name}", check=False)
+        if proc.returncode != 0:
+            return set()
+        return set(proc.stdout.decode("utf-8", "replace").splitlines())
+
+    def capture(self, pane_id: str, lines: int = 50, escapes: bool = False) -> str:
+        """The last ``lines`` non-blank-trailing lines of a pane (history included)."""
+        args = ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}"]
+        if escapes:
+            args.insert(1, "-e")
+        text = self.out(*args)
+        rows = text.split("\n")
+        while rows and not rows[-1].strip():
+            rows.pop()
+        return "\n".join(rows[-lines:])
+
+    def clients(self) -> list[tuple[str, str]]:
+        """(client tty, window id) of every attached client."""
+        proc = self.run("list-clients", "-F", "#{client_tty}" + SEP + "#{window_id}", check=False)
+        if proc.returncode != 0:
+            return []
+        out = []
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            tty, _, window = line.partition(SEP)
+            out.append((tty, window))
+        return out
+
+    # -- creating ------------------------------------------------------------------------------------------------
+
+    def new_session(
+        self, name: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
+    ) -> Created:
+        args = ["new-session", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args += ["-s", name, "-n", window_name, "-c", cwd, "-x", "200", "-y", "50"]
+        return self._create(args, env, argv)
+
+    def new_window(
+        self, session_id: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
+    ) -> Created:
+        args = ["new-window", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args += ["-t", session_id + ":", "-n", window_name, "-c", cwd]
+        return self._create(args, env, argv)
+
+    def split_window(self, window_id: str, cwd: str, env: dict[str, str], argv: Sequence[str]) -> Created:
+        args = ["split-window", "-d", "-h", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args += ["-t", window_id, "-c", cwd]
+        return self._create(args, env, argv)
+
+    def respawn_pane(self, pane_id: str, cwd: str, env: dict[str, str], argv: Sequence[str]) -> None:
+        args = ["respawn-pane", "-k", "-t", pane_id, "-c", cwd]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        self.run(*args, "--", *_exec_argv(argv))
+
+    def _create(self, args: list[str], env: dict[str, str], argv: Sequence[str]) -> Created:
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        out = self.out(*args, "--", *_exec_argv(argv)).split()
+        if len(out) != 4:
+            raise TmuxError(f"tmux did not report the new pane ({' '.join(out)!r})")
+        return Created(out[0], out[1], out[2], _int(out[3]))
+
+    def set_window_options(self, window_id: str, options: dict[str, str]) -> None:
+        # one tmux process for all options: commands separated by ';' arguments
+        args: list[str] = []
+        for key, value in options.items():
+            if args:
+                args.append(";")
+            args += ["set-option", "-w", "-t", window_id, key, value]
+        if args:
+            self.run(*args)
+
+    def set_pane_option(self, pane_id: str, key: str, value: str) -> None:
+        self.run("set-option", "-p", "-t", pane_id, key, value)
+
+    def set_session_option(self, session_id: str, key: str, value: str) -> None:
+        self.run("set-option", "-t", session_id, key, value)
+
+    # -- typing ------------------------------------------------------------------------------------------------
+
+    def paste(self, pane_id: str, data: bytes, bracketed: bool = True) -> None:
+        """Put ``data`` into a pane's input through a named paste buffer (deleted after use)."""
+        buffer = f"orch-{os.getpid()}-{os.urandom(4).hex()}"
+        self.run("load-buffer", "-b", buffer, "-", input=data)
+        args = ["paste-buffer", "-d", "-r", "-b", buffer, "-t", pane_id]
+        if bracketed:
+            args.insert(1, "-p")
+        proc = self.run(*args, check=False)
+        if proc.returncode != 0:
+            self.run("delete-buffer", "-b", buffer, check=False)
+            raise TmuxError(f"tmux paste-buffer: {proc.stderr.decode('utf-8', 'replace').strip()}")
+
+    def send_keys(self, pane_id: str, *keys: str) -> None:
+        self.run("send-keys", "-t", pane_id, *keys)
+
+    # -- ending ------------------------------------------------------------------------------------------------
+
+    def kill_session(self, session_id: str) -> None:
+        self.run("kill-session", "-t", session_id, check=False)
+
+    def kill_window(self, window_id: str) -> None:
+        self.run("kill-window", "-t", window_id, check=False)
+
+    def kill_server(self) -> None:
+        self.run("kill-server", check=False)
+
+    def attach(self, window_id: str) -> None:
+        """Show ``window_id`` on this terminal: switch the client when already inside this server, else attach.
+        Replaces the current process (the terminal is handed to tmux)."""
+        env = dict(os.environ)
+        inside = bool(env.get("TMUX")) and os.path.realpath(env["TMUX"].split(",")[0]) == os.path.realpath(
+            socket_path(self.socket)
+        )
+        if inside:
+            argv = self._argv(["switch-client", "-t", window_id])
+        else:
+            if not os.isatty(0):
+                raise OrchError(f"attach needs a terminal; run from one: tmux -L {self.socket} attach -t {window_id}")
+            env.pop("TMUX", None)  # attaching from inside another tmux server nests, which is what was asked
+            argv = self._argv(["attach-session", "-t", window_id])
+        os.execvpe(argv[0], argv, env)
+
+
+class TmuxError(OrchError):
+    pass
+
+
+def _no_server(stderr: str) -> bool:
+    return "no server running" in stderr or "error connecting to" in stderr or "No such file" in stderr
+
+
+def _exec_argv(argv: Sequence[str]) -> list[str]:
+    """tmux runs a single-word command through ``sh -c``; several words are exec'd directly. Always exec."""
+    argv = list(argv)
+    if len(argv) == 1:
+        return ["env", "--", argv[0]]
+    return argv
+
+
+def socket_path(socket: str) -> str:
+    base = os.environ.get("TMUX_TMPDIR") or "/tmp"
+    return os.path.join(base, f"tmux-{os.getuid()}", socket)

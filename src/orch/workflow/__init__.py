@@ -1,0 +1,1 @@
+"""What orch does: spawn, scan (reconcile), route, inbox, close. Pure decisions are plain functions."""

@@ -1,0 +1,79 @@
+"""`orch close`: only when the user asks. Save screens, kill the session, remove the worktree, file the task."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from orch import git
+from orch.errors import OrchError
+from orch.locks import hold
+from orch.taskfile import atomic_write
+from orch.workflow import inbox
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+
+@dataclass
+class Closed:
+    slug: str
+    screens: list[str] = field(default_factory=list)
+    worktree_removed: str | None = None
+    branch: str | None = None
+    branch_deleted: bool = False
+    moved_to: str = ""
+
+
+def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False) -> Closed:
+    with hold(ctx.lock_path("scan"), wait=60) as got:
+        if not got:
+            raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
+        inbox.drain(ctx)
+        task = T.get(ctx, slug)
+        result = Closed(slug)
+        worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
+        branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+        is_worktree = any(os.path.realpath(w.path) == os.path.realpath(worktree) for w in git.worktrees(ctx.ws.root))
+        if is_worktree and not force:
+            dirty = git.status_porcelain(worktree)
+            if dirty:
+                raise OrchError(
+                    f"{worktree} has {len(dirty)} uncommitted change(s) (first: {dirty[0].strip()}); "
+                    f"commit them, or run `orch close {slug} --force` to discard them"
+                )
+        panes = [p for p in ctx.tmux.list_panes() if p.task == slug]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        os.makedirs(ctx.ws.logs, exist_ok=True)
+        for pane in panes:
+            if pane.pane_role == "shell":
+                continue
+            try:
+                screen = ctx.tmux.capture(pane.pane_id, lines=2000)
+            except OrchError:
+                continue
+            path = os.path.join(ctx.ws.logs, f"{slug}-{pane.role or 'pane'}-{stamp}-{pane.pane_id[1:]}.txt")
+            atomic_write(path, (screen + "\n").encode("utf-8"), mode=0o600)
+            result.screens.append(path)
+        for session_id in sorted({p.session_id for p in panes}):
+            ctx.tmux.kill_session(session_id)
+        now = time.time()
+        for w in ctx.store.task_workers(slug):
+            ctx.store.update_worker(w.id, state="closed", ended_at=now)
+        if is_worktree:
+            git.remove_worktree(ctx.ws.root, worktree, force=force)
+            result.worktree_removed = worktree
+        if delete_branch and git.branch_exists(ctx.ws.root, branch):
+            git.delete_branch(ctx.ws.root, branch)
+            result.branch_deleted = True
+        result.branch = branch
+        kept = "deleted" if result.branch_deleted else "kept"
+        T.record(ctx, slug, status=f"closed by the user; branch {branch} {kept}", state=T.DONE, path=task.path)
+        os.makedirs(ctx.cfg.done_path, exist_ok=True)
+        target = os.path.join(ctx.cfg.done_path, slug + ".md")
+        if os.path.exists(target):
+            target = os.path.join(ctx.cfg.done_path, f"{slug}-{stamp}.md")
+        os.replace(task.path, target)
+        result.moved_to = target
+        ctx.event("close", f"closed; task file moved to {target}", task=slug)
+        return result

@@ -1,0 +1,60 @@
+"""Everything a workflow step needs, opened once per command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import cached_property
+
+from orch import config as config_mod
+from orch.config import Config
+from orch.store import Store
+from orch.tmux import Tmux
+from orch.workspace import Workspace
+
+
+class Ctx:
+    def __init__(self, ws: Workspace, cfg: Config | None = None) -> None:
+        self.ws = ws
+        self.cfg = cfg or config_mod.load(ws)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.ws.db_file)
+
+    @cached_property
+    def tmux(self) -> Tmux:
+        return Tmux(self.cfg.socket)
+
+    @cached_property
+    def log(self) -> logging.Logger:
+        return _logger(self.ws)
+
+    def lock_path(self, name: str) -> str:
+        return os.path.join(self.ws.locks, name + ".lock")
+
+    def event(self, kind: str, text: str = "", task: str = "", worker: str = "", **data: object) -> None:
+        """Record an event in the log table and one line in ``.orch/logs/orch.log``."""
+        self.store.event(kind, text, task=task, worker=worker, **data)
+        who = " ".join(x for x in (f"task={task}" if task else "", f"worker={worker}" if worker else "") if x)
+        self.log.info("%s %s%s", kind, f"{who} " if who else "", text)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def _logger(ws: Workspace) -> logging.Logger:
+    name = f"orch.{ws.root}"
+    log = logging.getLogger(name)
+    if not log.handlers:
+        os.makedirs(ws.logs, exist_ok=True)
+        handler = logging.FileHandler(os.path.join(ws.logs, "orch.log"), encoding="utf-8")
+        fmt = logging.Formatter("%(asctime)s %(process)d %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+        fmt.converter = time.gmtime
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log

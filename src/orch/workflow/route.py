@@ -1,0 +1,209 @@
+"""Routing: a worker address (``<slug>``, ``<slug>:<role>``, ``<slug>:<role>.<n>``) to its tmux pane.
+
+The tmux window tags are the ground truth (they survive a lost database); the registry breaks ties.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from orch import slug as slugs
+from orch.errors import OrchError
+from orch.tmux import Pane
+from orch.workflow import spawn
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+ROLES = ("coder", "reviewer")
+
+
+@dataclass(frozen=True)
+class Address:
+    task: str
+    role: str = "coder"
+    index: int | None = None
+
+    def __str__(self) -> str:
+        text = self.task if self.role == "coder" and self.index is None else f"{self.task}:{self.role}"
+        return text if self.index is None else f"{text}.{self.index}"
+
+
+def parse_address(text: str) -> Address:
+    slug, _, rest = text.partition(":")
+    role, dot, index = rest.partition(".")
+    if not rest and "." in slug and not slugs.is_valid(slug):
+        slug, _, index = slug.rpartition(".")
+        dot = "."
+    why = slugs.problem(slug)
+    if why:
+        raise OrchError(f"bad worker address {text!r}: {why} (use <task>, <task>:<role> or <task>:<role>.<n>)")
+    role = role or "coder"
+    if role not in ROLES:
+        raise OrchError(f"bad worker address {text!r}: unknown role {role!r} (roles: {', '.join(ROLES)})")
+    n = None
+    if dot:
+        if not index.isdigit():
+            raise OrchError(f"bad worker address {text!r}: the pane number after '.' must be a number")
+        n = int(index)
+    return Address(slug, role, n)
+
+
+@dataclass(frozen=True)
+class Target:
+    address: Address
+    pane: Pane
+    window_panes: tuple[Pane, ...]
+    worker_id: str
+
+
+def resolve(ctx: Ctx, text: str | None, pane_override: str | None = None, allow_dead: bool = False) -> Target:
+    panes = ctx.tmux.list_panes()
+    if pane_override:
+        if not (pane_override.startswith("%") and pane_override[1:].isdigit()):
+            raise OrchError(f"--pane takes a tmux pane id like %3, not {pane_override!r}")
+        for pane in panes:
+            if pane.pane_id == pane_override:
+                window = tuple(p for p in panes if p.window_id == pane.window_id)
+                addr = Address(pane.task, pane.role or "coder") if pane.task else Address("pane")
+                return _check_alive(Target(addr, pane, window, pane.worker), allow_dead)
+        raise OrchError(f"no pane {pane_override} on orch's tmux server (socket {ctx.cfg.socket})")
+    if not text:
+        raise OrchError("name a worker: <task> or <task>:<role>")
+    addr = parse_address(text)
+    candidates = [p for p in panes if p.task == addr.task and (p.role or "coder") == addr.role and p.pane_role != "shell"]
+    if not candidates:
+        _explain_missing(ctx, addr)
+    registered = {w.pane_id: w for w in ctx.store.task_workers(addr.task) if w.role == addr.role and w.state != "lost"}
+    candidates.sort(key=lambda p: (p.pane_id in registered, not p.dead, int(p.window_id[1:] or 0)), reverse=True)
+    agent = candidates[0]
+    window = tuple(sorted((p for p in panes if p.window_id == agent.window_id), key=lambda p: p.pane_index))
+    pane = agent
+    if addr.index is not None:
+        if addr.index >= len(window):
+            raise OrchError(f"worker {addr.task}:{addr.role} has {len(window)} pane(s); there is no .{addr.index}")
+        pane = window[addr.index]
+    return _check_alive(Target(addr, pane, window, agent.worker), allow_dead)
+
+
+def _explain_missing(ctx: Ctx, addr: Address) -> None:
+    who = f"{addr.task}:{addr.role}"
+    if os.path.exists(T.task_path(ctx, addr.task)):
+        if addr.role == "coder":
+            raise OrchError(f"task {addr.task!r} has no coder window: `orch new-task {addr.task}` starts one")
+        raise OrchError(f"task {addr.task!r} has no {addr.role} window yet ({who})")
+    if os.path.exists(os.path.join(ctx.cfg.done_path, addr.task + ".md")):
+        raise OrchError(f"task {addr.task!r} is closed; it has no workers")
+    raise OrchError(f"no task {addr.task!r}: `orch status` lists tasks and their workers")
+
+
+def _check_alive(target: Target, allow_dead: bool) -> Target:
+    if target.pane.dead and not allow_dead:
+        status = target.pane.dead_status
+        shown = f"status {status}" if status is not None else "an unknown status"
+        who = str(target.address)
+        raise OrchError(
+            f"worker {who} has exited ({shown}): `orch capture {who}` shows its last screen, "
+            f"`orch new-task {target.address.task}` starts a new one"
+        )
+    return target
+
+
+# -- commands --------------------------------------------------------------------------------------------------
+
+
+def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> Target:
+    """Type ``text`` into a worker's input (explicit user action: goes through even when someone is attached)."""
+    if not text.strip():
+        raise OrchError("nothing to send: give the text as an argument or on stdin")
+    target = resolve(ctx, address, pane)
+    enter_delay = 0.05
+    if target.pane.agent:
+        try:
+            enter_delay = ctx.cfg.profile(target.pane.agent).enter_delay
+        except OrchError:
+            pass
+    spawn.type_text(ctx, target.pane.pane_id, text, enter_delay)
+    task = target.address.task
+    ctx.event("send", f"{len(text)} chars typed into {target.pane.pane_id}", task=task, worker=target.worker_id)
+    if target.address.role == "coder" and target.pane.task and os.path.exists(T.task_path(ctx, task)):
+        current = T.get(ctx, task)
+        if current.state == T.NEEDS_INPUT:
+            T.record(ctx, task, status=f"user answered: {text}", state=T.CODING, question=None)
+    return target
+
+
+def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None) -> str:
+    target = resolve(ctx, address, pane, allow_dead=True)
+    return ctx.tmux.capture(target.pane.pane_id, lines)
+
+
+def attach(ctx: Ctx, address: str | None, pane: str | None = None) -> None:
+    """Show the worker's window on this terminal (does not return when it works)."""
+    target = resolve(ctx, address, pane, allow_dead=True)
+    ctx.tmux.run("select-window", "-t", target.pane.window_id)
+    ctx.tmux.run("select-pane", "-t", target.pane.pane_id)
+    ctx.tmux.attach(target.pane.window_id)
+
+
+def _shell_pane(ctx: Ctx, target: Target) -> Pane | None:
+    for pane in target.window_panes:
+        if pane.pane_role == "shell":
+            return pane
+    return None
+
+
+def exec_command(ctx: Ctx, address: str | None, argv: list[str], timeout: float, pane: str | None = None) -> int:
+    """Run ``argv`` in the shell pane of a worker's window; stream its output; return its exit code."""
+    if not argv:
+        raise OrchError("nothing to run: orch exec <worker> -- <command...>")
+    target = resolve(ctx, address, pane, allow_dead=True)
+    runs = ctx.ws.path("runs")
+    os.makedirs(runs, exist_ok=True)
+    stem = os.path.join(runs, f"exec-{target.address.task}-{time.strftime('%Y%m%dT%H%M%S')}-{os.urandom(3).hex()}")
+    out_path, rc_path = stem + ".out", stem + ".rc"
+    open(out_path, "wb").close()
+    cwd = target.pane.current_path or ctx.ws.root
+    runner = [sys.executable, "-m", "orch.runner", out_path, rc_path, f"{timeout:g}", "--", *argv]
+    env = {"ORCH_WORKSPACE": ctx.ws.root, "ORCH_TASK": target.address.task}
+    if pane is None:
+        shell = _shell_pane(ctx, target)
+        if shell is None:
+            created = ctx.tmux.split_window(target.pane.window_id, cwd, env, runner)
+            ctx.tmux.set_pane_option(created.pane_id, "@orch_pane", "shell")
+            ctx.tmux.run("select-pane", "-t", target.pane.pane_id)
+        else:
+            ctx.tmux.respawn_pane(shell.pane_id, shell.current_path or cwd, env, runner)
+    else:
+        if target.pane.worker and target.pane.pane_role != "shell":
+            raise OrchError(f"--pane {pane} is an agent pane; orch exec never types into an agent (use a shell pane)")
+        ctx.tmux.respawn_pane(pane, cwd, env, runner)
+    ctx.event("exec", " ".join(argv)[:500], task=target.address.task, worker=target.worker_id)
+    return _follow(out_path, rc_path, timeout)
+
+
+def _follow(out_path: str, rc_path: str, timeout: float) -> int:
+    deadline = time.monotonic() + (timeout + 30 if timeout > 0 else 1e12)
+    sent = 0
+    delay = 0.01
+    with open(out_path, "rb") as fh:
+        while True:
+            chunk = fh.read()
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
+                sent += len(chunk)
+                delay = 0.01
+            if os.path.exists(rc_path):
+                rest = fh.read()
+                if rest:
+                    sys.stdout.buffer.write(rest)
+                    sys.stdout.buffer.flush()
+                with open(rc_path, encoding="ascii") as rc:
+                    return int(rc.read().strip() or "1")
+            if time.monotonic() > deadline:
+                raise OrchError("the command's shell pane stopped answering; `orch capture` shows it")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.1)

@@ -1,0 +1,232 @@
+"""`orch scan`: one reconcile pass over task files, one tmux listing, the registry and `git worktree list`.
+
+``plan()`` is a pure function of those inputs; ``scan()`` gathers them, executes the plan, and applies the inbox.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from orch import git
+from orch.errors import OrchError
+from orch.locks import hold
+from orch.store import Worker
+from orch.tmux import Pane
+from orch.workflow import inbox, spawn
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A window carrying orch's tags that belongs to no open task (reported, never killed unasked)."""
+
+    session_name: str
+    window_id: str
+    pane_id: str
+    task: str
+    role: str
+    worker: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    spawn: list[str] = field(default_factory=list)
+    lost: list[tuple[Worker, str]] = field(default_factory=list)
+    exited: list[tuple[Worker, int | None]] = field(default_factory=list)
+    adopt: list[Pane] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    task_lost: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
+    """The agent pane of every window orch tagged, by worker id (a window's extra shell panes are skipped)."""
+    found: dict[str, Pane] = {}
+    for pane in panes:
+        if not pane.worker or pane.pane_role == "shell":
+            continue
+        best = found.get(pane.worker)
+        if best is None or pane.pane_index < best.pane_index:
+            found[pane.worker] = pane
+    return found
+
+
+def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane]) -> Plan:
+    out = Plan()
+    by_worker = agent_panes(panes)
+    alive_roles: set[tuple[str, str]] = set()
+    known_ids = {w.id for w in workers}
+    for w in workers:
+        pane = by_worker.get(w.id)
+        if pane is None or pane.pane_id != w.pane_id:
+            if w.state != "lost":
+                out.lost.append((w, "its window is gone"))
+            continue
+        if pane.pane_pid != w.pane_pid:
+            out.lost.append((w, f"its pane now runs another process (pid {pane.pane_pid}, was {w.pane_pid})"))
+            continue
+        if pane.dead:
+            if w.state != "exited":
+                out.exited.append((w, pane.dead_status))
+            continue
+        alive_roles.add((w.task, w.role))
+    for worker_id, pane in by_worker.items():
+        if worker_id in known_ids:
+            if pane.task not in tasks:
+                out.orphans.append(_orphan(pane, _why_orphan(pane.task, done)))
+            continue
+        if pane.task in tasks and not pane.dead:
+            out.adopt.append(pane)
+            alive_roles.add((pane.task, pane.role))
+        else:
+            out.orphans.append(_orphan(pane, _why_orphan(pane.task, done) if pane.task not in tasks else "dead pane"))
+    gone = {(w.task, w.role) for w, _ in out.lost} | {(w.task, w.role) for w, _ in out.exited}
+    for slug, task in tasks.items():
+        has_coder = (slug, "coder") in alive_roles
+        if task.state == T.QUEUED and not has_coder:
+            missing = [d for d in task.depends_on if d not in done]
+            if missing:
+                out.waiting.append((slug, missing))
+            else:
+                out.spawn.append(slug)
+        elif task.state in T.ACTIVE_STATES and not has_coder and (slug, "coder") in gone:
+            out.task_lost.append((slug, "coder"))
+    return out
+
+
+def _why_orphan(task: str, done: set[str]) -> str:
+    if task in done:
+        return "its task is closed"
+    return "no task file"
+
+
+def _orphan(pane: Pane, reason: str) -> Orphan:
+    return Orphan(pane.session_name, pane.window_id, pane.pane_id, pane.task, pane.role, pane.worker, reason)
+
+
+@dataclass
+class ScanReport:
+    spawned: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    exited: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+    invalid: list[T.Invalid] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    applied: int = 0
+
+
+def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
+    """Put a tagged window back in the registry (after the database was lost)."""
+    now = time.time()
+    worker = Worker(
+        id=pane.worker,
+        task=pane.task,
+        role=pane.role or "coder",
+        agent=pane.agent or "unknown",
+        state="working",
+        state_since=now,
+        created_at=now,
+        session_name=pane.session_name,
+        session_id=pane.session_id,
+        window_id=pane.window_id,
+        pane_id=pane.pane_id,
+        pane_pid=pane.pane_pid,
+        worktree=worktree_paths.get(pane.task, pane.current_path),
+        branch=ctx.cfg.branch_prefix + pane.task,
+        token_hash=pane.token_hash,
+    )
+    ctx.store.add_worker(worker)
+    ctx.event("adopt", f"registry rebuilt from tmux tags: {worker.address} in {pane.window_id}", task=pane.task, worker=worker.id)
+    return worker
+
+
+def scan(ctx: Ctx) -> ScanReport:
+    """One reconcile pass."""
+    report = ScanReport()
+    with hold(ctx.lock_path("scan"), wait=60) as got:
+        if not got:
+            raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
+        report.applied += inbox.drain(ctx)
+        tasks, report.invalid = T.load(ctx)
+        done = T.done_slugs(ctx)
+        panes = ctx.tmux.list_panes()
+        workers = ctx.store.live_workers()
+        worktree_paths = {}
+        for wt in git.worktrees(ctx.ws.root):
+            if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
+                worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
+        p = plan(tasks, done, workers, panes)
+        now = time.time()
+        for w, why in p.lost:
+            ctx.store.update_worker(w.id, state="lost", ended_at=now)
+            ctx.event("lost", f"{w.address} lost: {why}", task=w.task, worker=w.id)
+            if w.task in tasks:
+                T.record(ctx, w.task, status=f"{w.role} lost: {why}", problem=f"{w.role} lost: {why}")
+            report.lost.append(w.address)
+        for w, status in p.exited:
+            ctx.store.update_worker(w.id, state="exited", exit_status=status)
+            shown = "?" if status is None else str(status)
+            ctx.event("exited", f"{w.address} exited with status {shown}", task=w.task, worker=w.id)
+            if w.task in tasks:
+                T.record(ctx, w.task, status=f"{w.role} exited with status {shown}", problem=f"{w.role} exited ({shown})")
+            report.exited.append(w.address)
+        for slug, role in p.task_lost:
+            T.record(ctx, slug, status=f"task has no live {role}; `orch new-task {slug}` starts a new one", state=T.LOST)
+        for pane in p.adopt:
+            report.adopted.append(adopt(ctx, pane, worktree_paths).address)
+        for slug, missing in p.waiting:
+            T.record(ctx, slug, waiting_for=", ".join(missing))
+        report.orphans = p.orphans
+        report.waiting = p.waiting
+        deliveries = []
+        for slug in p.spawn:
+            try:
+                d = spawn.start_worker(ctx, tasks[slug], "coder", panes)
+            except OrchError as exc:
+                report.errors.append(f"{slug}: {exc}")
+                if tasks[slug].doc.summary_field("problem") != T.taskfile.one_line(str(exc)):
+                    ctx.event("spawn-failed", str(exc), task=slug)
+                    T.record(ctx, slug, status=f"could not start the coder: {exc}", problem=str(exc))
+                continue
+            report.spawned.append(slug)
+            if d is not None:
+                deliveries.append(d)
+        spawn.deliver(ctx, deliveries)
+        report.applied += inbox.drain(ctx)
+    return report
+
+
+def new_task(ctx: Ctx, slug: str) -> Worker:
+    """Start the coder of one task now (`orch new-task`), whatever its state, unless one is running."""
+    with hold(ctx.lock_path("scan"), wait=60) as got:
+        if not got:
+            raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
+        inbox.drain(ctx)
+        task = T.get(ctx, slug)
+        missing = [d for d in task.depends_on if d not in T.done_slugs(ctx)]
+        if missing:
+            raise OrchError(f"task {slug!r} waits for {', '.join(missing)} (not closed yet); close those first")
+        panes = ctx.tmux.list_panes()
+        p = plan({slug: task}, set(), ctx.store.task_workers(slug), panes)
+        for w, why in p.lost:
+            ctx.store.update_worker(w.id, state="lost", ended_at=time.time())
+            ctx.event("lost", f"{w.address} lost: {why}", task=slug, worker=w.id)
+        live = agent_panes(panes)
+        for w in ctx.store.task_workers(slug):
+            pane = live.get(w.id)
+            if w.role == "coder" and w.state != "lost" and pane is not None and not pane.dead:
+                raise OrchError(f"task {slug!r} already has a coder in window {pane.window_id}: `orch attach {slug}`")
+        for pane in live.values():
+            if pane.task == slug and pane.role == "coder" and not pane.dead and pane.worker not in {w.id for w in ctx.store.task_workers(slug)}:
+                raise OrchError(f"task {slug!r} already has a coder in window {pane.window_id} (run `orch scan` to adopt it)")
+        d = spawn.start_worker(ctx, task, "coder", panes)
+        if d is not None:
+            spawn.deliver(ctx, [d])
+        worker = ctx.store.task_workers(slug)[-1]
+        inbox.drain(ctx)
+        return worker

@@ -1,0 +1,75 @@
+"""`orch init` and `orch add`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from orch import git
+from orch import slug as slugs
+from orch.config import DEFAULT_CONFIG
+from orch.errors import OrchError
+from orch.store import Store
+from orch.taskfile import atomic_write
+from orch.workflow.context import Ctx
+from orch.workspace import STATE_DIR, Workspace
+
+FOLDERS = ("tasks", "tasks/done", "dossiers", "logs", "prompts", "runs", "inbox/new", "inbox/tmp", "locks")
+
+
+def init(path: str) -> tuple[Workspace, list[str]]:
+    """Prepare the repository containing ``path``. Harmless to run again. Returns the workspace and what it did."""
+    root = git.toplevel(path)
+    if root is None:
+        raise OrchError(f"{os.path.abspath(path)} is not inside a git repository: run `git init` first, or cd into one")
+    ws = Workspace(root)
+    did: list[str] = []
+    if not os.path.isdir(ws.state):
+        did.append(f"created {ws.state}")
+    for folder in FOLDERS:
+        os.makedirs(ws.path(folder), exist_ok=True)
+    os.chmod(ws.state, 0o755)
+    if not os.path.exists(ws.config_file):
+        atomic_write(ws.config_file, DEFAULT_CONFIG.encode("utf-8"), mode=0o644)
+        did.append(f"wrote {ws.config_file}")
+    Store(ws.db_file).close()
+    ctx = Ctx(ws)
+    for folder in (ctx.cfg.tasks_path, ctx.cfg.done_path):
+        os.makedirs(folder, exist_ok=True)
+    patterns = [f"/{STATE_DIR}/"]
+    wt_root = ctx.cfg.worktree_path
+    rel = os.path.relpath(wt_root, root)
+    if not rel.startswith(".."):
+        patterns.append(f"/{rel}/")
+    added = git.add_exclude(root, patterns)
+    if added:
+        did.append(f"added {', '.join(added)} to .git/info/exclude")
+    return ws, did
+
+
+def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None) -> str:
+    """Write a new task file; returns its path."""
+    if not text.strip():
+        raise OrchError("the task text is empty: orch add \"what to do\"")
+    folder = ctx.cfg.tasks_path
+    os.makedirs(folder, exist_ok=True)
+    if agent is not None:
+        ctx.cfg.profile(agent)  # refuses an unknown agent now rather than at spawn time
+    if slug is None:
+        taken = {n[:-3] for n in os.listdir(folder) if n.endswith(".md")}
+        taken |= {n[:-3] for n in os.listdir(ctx.cfg.done_path)} if os.path.isdir(ctx.cfg.done_path) else set()
+        slug = slugs.derive(text, taken)
+    else:
+        slugs.check(slug)
+    path = os.path.join(folder, slug + ".md")
+    body = text if text.endswith("\n") else text + "\n"
+    if agent is not None:
+        body = f"---\nagent: {json.dumps(agent)}\n---\n\n{body}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise OrchError(f"task {slug!r} already exists ({path}); choose another --slug") from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(body.encode("utf-8"))
+    ctx.event("add", f"task written: {path}", task=slug)
+    return path

@@ -1,0 +1,224 @@
+"""Starting workers: worktree, tmux window with orch's tags, registry row, and the prompt."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+
+from orch import git
+from orch.config import AgentProfile
+from orch.errors import OrchError
+from orch.store import Worker
+from orch.tmux import Pane, TmuxError
+from orch.workflow import prompts
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+MAX_ARG_PROMPT = 120_000  # Linux refuses a single argument over 128 KiB
+
+
+@dataclass
+class Delivery:
+    """A prompt waiting to be typed into a freshly started agent."""
+
+    worker: Worker
+    profile: AgentProfile
+    text: str
+    started: float
+
+
+def session_name(slug: str) -> str:
+    # tmux turns '.' and ':' in session names into '_'; do it ourselves so the name we record is the real one
+    return "task-" + slug.replace(".", "_")
+
+
+def resolve_base(ctx: Ctx, task: T.Task) -> str:
+    base = task.base or ctx.cfg.base or git.current_branch(ctx.ws.root)
+    if not base:
+        raise OrchError("the repository is on a detached HEAD: set `base` in .orch/config.toml or the task's front matter")
+    return base
+
+
+def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str) -> dict[str, str]:
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    return {
+        "ORCH_WORKSPACE": ctx.ws.root,
+        "ORCH_TASK": worker.task,
+        "ORCH_ROLE": worker.role,
+        "ORCH_WORKER": worker.id,
+        "ORCH_WORKTREE": worker.worktree,
+        "ORCH_BRANCH": worker.branch,
+        "ORCH_PROMPT_FILE": prompt_file,
+        "ORCH_WORKER_TOKEN": token,
+        "ORCH_TMUX_SOCKET": ctx.cfg.socket,
+        "PATH": path,
+    }
+
+
+def _task_session(panes: list[Pane], slug: str) -> Pane | None:
+    for pane in panes:
+        if pane.task == slug and pane.session_name.startswith("task-"):
+            return pane
+    return None
+
+
+def start_worker(ctx: Ctx, task: T.Task, role: str = "coder", panes: list[Pane] | None = None) -> Delivery | None:
+    """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None."""
+    cfg = ctx.cfg
+    agent = task.agent or cfg.default_agent
+    profile = cfg.profile(agent)
+    base = resolve_base(ctx, task)
+    branch = cfg.branch_prefix + task.slug
+    if not git.check_branch_name(ctx.ws.root, branch):
+        raise OrchError(f"{branch!r} is not a valid branch name: change branch_prefix in .orch/config.toml")
+    worktree = os.path.join(cfg.worktree_path, task.slug)
+    how = git.add_worktree(ctx.ws.root, worktree, branch, base)
+
+    text = prompts.coder_prompt(task.slug, task.body, worktree, branch, base)
+    prompt_file = prompts.save(ctx, task.slug, role, text)
+    token = secrets.token_urlsafe(24)
+    now = time.time()
+    worker = Worker(
+        id=f"{task.slug}:{role}:{secrets.token_hex(3)}",
+        task=task.slug,
+        role=role,
+        agent=agent,
+        state="starting",
+        state_since=now,
+        created_at=now,
+        worktree=worktree,
+        branch=branch,
+        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        prompt_file=prompt_file,
+    )
+    argv = list(profile.command)
+    if role == "reviewer":
+        argv += profile.readonly_args
+    if profile.prompt == "arg":
+        if len(text.encode()) > MAX_ARG_PROMPT:
+            raise OrchError(f"the prompt for {task.slug} is too long to pass as an argument; use prompt = \"file\" or \"paste\"")
+        argv.append(text)
+    env = {**profile.env, **worker_env(ctx, worker, token, prompt_file)}
+
+    # the registry row exists before the agent can speak, so its first message is recognised
+    ctx.store.add_worker(worker)
+    tmux = ctx.tmux
+    existing = _task_session(panes if panes is not None else tmux.list_panes(), task.slug)
+    try:
+        if existing is not None:
+            created = tmux.new_window(existing.session_id, role, worktree, env, argv)
+            sname = existing.session_name
+        else:
+            sname = session_name(task.slug)
+            taken = tmux.session_names()
+            n = 2
+            while sname in taken:
+                sname, n = f"{session_name(task.slug)}-{n}", n + 1
+            created = tmux.new_session(sname, role, worktree, env, argv)
+            tmux.set_session_option(created.session_id, "@orch_task", task.slug)
+        tmux.set_window_options(
+            created.window_id,
+            {
+                "@orch_task": task.slug,
+                "@orch_role": role,
+                "@orch_worker": worker.id,
+                "@orch_agent": agent,
+                "@orch_token_hash": worker.token_hash,
+                "remain-on-exit": "on",
+                "automatic-rename": "off",
+            },
+        )
+    except (TmuxError, OSError) as exc:
+        ctx.store.update_worker(worker.id, state="lost", ended_at=time.time())
+        raise OrchError(f"could not start the {role} of {task.slug}: {exc}") from None
+
+    worker.session_name, worker.session_id = sname, created.session_id
+    worker.window_id, worker.pane_id, worker.pane_pid = created.window_id, created.pane_id, created.pane_pid
+    worker.state = "working" if profile.prompt != "paste" else "starting"
+    ctx.store.update_worker(
+        worker.id,
+        session_name=sname,
+        session_id=created.session_id,
+        window_id=created.window_id,
+        pane_id=created.pane_id,
+        pane_pid=created.pane_pid,
+        state=worker.state,
+    )
+    ctx.event("spawn", f"{role} started ({agent}) in window {created.window_id}; {how}", task=task.slug, worker=worker.id)
+    fields: dict[str, str | None] = {"waiting_for": None, "problem": None}
+    if role == "coder":
+        fields.update(state=T.CODING, agent=f"{agent} (window {created.window_id}, pane {created.pane_id})")
+    T.record(
+        ctx,
+        task.slug,
+        status=f"{role} started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}",
+        meta={"session": sname, "worktree": worktree, "branch": branch},
+        **fields,
+    )
+    if profile.prompt == "paste":
+        return Delivery(worker, profile, text, time.monotonic())
+    return None
+
+
+def _ready(screen: str, pattern: str) -> bool:
+    if not pattern:
+        return bool(screen.strip())
+    tail = "\n".join(screen.splitlines()[-5:])
+    return re.search(pattern, tail, re.M) is not None
+
+
+def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
+    """Type each waiting prompt once its agent shows it is ready; all agents are waited for together."""
+    tmux = ctx.tmux
+    waiting = list(pending)
+    delay = 0.02
+    while waiting:
+        still = []
+        for d in waiting:
+            try:
+                screen = tmux.capture(d.worker.pane_id, lines=10)
+            except TmuxError:
+                _undelivered(ctx, d, "its window disappeared")
+                continue
+            if _ready(screen, d.profile.ready_pattern):
+                _type(ctx, d)
+            elif time.monotonic() - d.started > d.profile.ready_timeout:
+                _undelivered(ctx, d, f"the agent did not show it was ready within {d.profile.ready_timeout:g}s")
+            else:
+                still.append(d)
+        waiting = still
+        if waiting:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+
+def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> None:
+    """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key."""
+    ctx.tmux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
+    if enter_delay:
+        time.sleep(enter_delay)
+    ctx.tmux.send_keys(pane_id, "Enter")
+
+
+def _type(ctx: Ctx, d: Delivery) -> None:
+    try:
+        type_text(ctx, d.worker.pane_id, d.text, d.profile.enter_delay)
+    except TmuxError as exc:
+        _undelivered(ctx, d, str(exc))
+        return
+    ctx.store.update_worker(d.worker.id, state="working")
+    ctx.event("prompt", f"prompt typed into {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
+
+
+def _undelivered(ctx: Ctx, d: Delivery, why: str) -> None:
+    ctx.store.update_worker(d.worker.id, state="waiting")
+    ctx.event("prompt", f"prompt not delivered: {why}", task=d.worker.task, worker=d.worker.id)
+    T.record(ctx, d.worker.task, status=f"prompt not delivered: {why}", problem=f"prompt not delivered: {why}")

@@ -1,0 +1,97 @@
+"""`orch status`: tasks, their workers as tmux sees them now, orphans and invalid task files. Read-only."""
+
+from __future__ import annotations
+
+import time
+
+from orch.store import Worker
+from orch.tmux import Pane
+from orch.workflow import scan as S
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+SCHEMA_VERSION = 1
+
+
+def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
+    state = w.state
+    exit_status = w.exit_status
+    if pane is None or pane.pane_pid != w.pane_pid:
+        state = "lost"
+    elif pane.dead:
+        state, exit_status = "exited", pane.dead_status
+    return {
+        "id": w.id,
+        "address": w.address,
+        "role": w.role,
+        "agent": w.agent,
+        "state": state,
+        "state_for_s": round(max(now - w.state_since, 0), 1),
+        "exit_status": exit_status,
+        "session": w.session_name,
+        "session_id": w.session_id,
+        "window_id": w.window_id,
+        "pane_id": w.pane_id,
+        "pane_pid": w.pane_pid,
+        "worktree": w.worktree,
+        "branch": w.branch,
+    }
+
+
+def collect(ctx: Ctx) -> dict:
+    now = time.time()
+    tasks, invalid = T.load(ctx)
+    panes = ctx.tmux.list_panes()
+    by_worker = S.agent_panes(panes)
+    workers = ctx.store.live_workers()
+    p = S.plan(tasks, T.done_slugs(ctx), workers, panes)
+    pending = ctx.store.pending_messages()
+    out_tasks = []
+    for slug, task in tasks.items():
+        views = [_worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
+        for pane in p.adopt:
+            if pane.task == slug:
+                views.append(_unregistered_view(pane))
+        out_tasks.append(
+            {
+                "slug": slug,
+                "file": task.path,
+                "state": task.state,
+                "summary": list(task.doc.summary),
+                "session": task.doc.meta.get("session"),
+                "worktree": task.doc.meta.get("worktree"),
+                "branch": task.doc.meta.get("branch"),
+                "agent": task.agent or ctx.cfg.default_agent,
+                "depends_on": task.depends_on,
+                "last_status": task.doc.status[-1] if task.doc.status else None,
+                "pending_messages": sum(1 for m in pending if m.task == slug),
+                "workers": views,
+            }
+        )
+    return {
+        "version": SCHEMA_VERSION,
+        "workspace": ctx.ws.root,
+        "tmux_socket": ctx.cfg.socket,
+        "tasks": out_tasks,
+        "orphans": [o.__dict__ for o in p.orphans],
+        "invalid_tasks": [{"file": i.file, "error": i.error} for i in invalid],
+    }
+
+
+def _unregistered_view(pane: Pane) -> dict:
+    return {
+        "id": pane.worker,
+        "address": pane.task if pane.role == "coder" else f"{pane.task}:{pane.role}",
+        "role": pane.role,
+        "agent": pane.agent,
+        "state": "unregistered",
+        "state_for_s": None,
+        "exit_status": None,
+        "session": pane.session_name,
+        "session_id": pane.session_id,
+        "window_id": pane.window_id,
+        "pane_id": pane.pane_id,
+        "pane_pid": pane.pane_pid,
+        "worktree": pane.current_path,
+        "branch": None,
+    }

@@ -1,0 +1,136 @@
+"""Find the workspace (the repository `orch init` prepared) and name its state folders.
+
+This module is on the hot path (`orch -`, `orch hook`): it imports nothing but `os`.
+"""
+
+import os
+
+from orch.errors import OrchError
+
+STATE_DIR = ".orch"
+CONFIG_NAME = "config.toml"
+
+
+class Workspace:
+    """Paths of one workspace. ``root`` is the main working tree of the repository."""
+
+    __slots__ = ("root", "state")
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.state = os.path.join(self.root, STATE_DIR)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.state, *parts)
+
+    @property
+    def config_file(self) -> str:
+        return self.path(CONFIG_NAME)
+
+    @property
+    def db_file(self) -> str:
+        return self.path("orch.db")
+
+    @property
+    def inbox_new(self) -> str:
+        return self.path("inbox", "new")
+
+    @property
+    def inbox_tmp(self) -> str:
+        return self.path("inbox", "tmp")
+
+    @property
+    def locks(self) -> str:
+        return self.path("locks")
+
+    @property
+    def logs(self) -> str:
+        return self.path("logs")
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.root!r})"
+
+
+def _is_workspace(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, STATE_DIR, CONFIG_NAME))
+
+
+def _main_worktree_of(folder: str) -> str | None:
+    """For a linked git worktree, the folder of the main working tree (read from `.git` files, no git run)."""
+    dotgit = os.path.join(folder, ".git")
+    if not os.path.isfile(dotgit):
+        return None
+    try:
+        with open(dotgit, encoding="utf-8") as fh:
+            line = fh.readline().strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    gitdir = os.path.normpath(os.path.join(folder, line[len("gitdir:") :].strip()))
+    common = gitdir
+    try:
+        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as fh:
+            common = os.path.normpath(os.path.join(gitdir, fh.readline().strip()))
+    except OSError:
+        pass
+    if os.path.basename(common) != ".git":
+        return None
+    return os.path.dirname(common)
+
+
+def find(start: str | None = None, explicit: str | None = None) -> Workspace:
+    """The workspace for this command: ``explicit`` (-C), else ``$ORCH_WORKSPACE``, else walk up from ``start``."""
+    given = explicit or os.environ.get("ORCH_WORKSPACE") or None
+    if given:
+        folder = os.path.abspath(os.path.expanduser(given))
+        found = _search_up(folder)
+        if found is None:
+            raise OrchError(f"no orch workspace at {folder}: run `orch init` in that repository first")
+        return found
+    found = _search_up(os.path.abspath(start or os.getcwd()))
+    if found is None:
+        raise OrchError("not inside an orch workspace: run `orch init` in your git repository (or pass -C PATH)")
+    return found
+
+
+def _search_up(folder: str) -> Workspace | None:
+    current = folder
+    while True:
+        if _is_workspace(current):
+            return Workspace(current)
+        main = _main_worktree_of(current)
+        if main is not None and _is_workspace(main):
+            return Workspace(main)
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def cached_tasks_dir(ws: Workspace) -> str | None:
+    """The tasks folder as of the last config load, when config.toml has not changed since (hot path)."""
+    cache = ws.path("tasks_dir")
+    try:
+        if os.stat(cache).st_mtime_ns < os.stat(ws.config_file).st_mtime_ns:
+            return None
+        with open(cache, encoding="utf-8") as fh:
+            return fh.read() or None
+    except OSError:
+        return None
+
+
+def daemon_running(ws: Workspace) -> bool:
+    """True when the pid in ``.orch/daemon.pid`` is a live process."""
+    try:
+        with open(ws.path("daemon.pid"), encoding="ascii") as fh:
+            pid = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

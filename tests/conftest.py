@@ -1,0 +1,152 @@
+"""Test kit: real git repositories in temporary folders and a real tmux server on a private socket per test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from orch import git
+
+REPO_ENV_DROP = ("TMUX", "TMUX_PANE", "ORCH_WORKSPACE", "ORCH_TASK", "ORCH_ROLE", "ORCH_WORKER", "ORCH_WORKER_TOKEN")
+
+
+def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+
+@dataclass
+class Workspace:
+    """A git repository prepared with `orch init`, its own tmux socket, and a way to run `orch` in it."""
+
+    root: Path
+    socket: str
+    env: dict[str, str]
+
+    @property
+    def tasks(self) -> Path:
+        return self.root / ".orch" / "tasks"
+
+    def orch(self, *args: str, input: str | bytes | None = None, check: bool = True, cwd: Path | None = None,
+             env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [sys.executable, "-m", "orch", *args],
+            cwd=cwd or self.root,
+            env={**self.env, **(env or {})},
+            input=data if data is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        result = Result(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+        if check and proc.returncode != 0:
+            raise AssertionError(f"orch {' '.join(args)} failed ({proc.returncode}):\n{result.err}\n{result.out}")
+        return result
+
+    def tmux(self, *args: str, check: bool = True) -> str:
+        proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)}: {proc.stderr.decode()}")
+        return proc.stdout.decode("utf-8", "replace")
+
+    def task(self, slug: str, text: str) -> Path:
+        path = self.tasks / f"{slug}.md"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def status(self) -> dict:
+        return self.orch("status", "--json").json()  # type: ignore[return-value]
+
+    def task_status(self, slug: str) -> dict:
+        for t in self.status()["tasks"]:
+            if t["slug"] == slug:
+                return t
+        raise AssertionError(f"no task {slug} in status")
+
+    def wait_state(self, slug: str, state: str, timeout: float = 20) -> dict:
+        def check() -> dict | None:
+            self.orch("scan")
+            t = self.task_status(slug)
+            return t if t["state"] == state else None
+
+        return wait_for(check, timeout, f"task {slug} to reach state {state}")  # type: ignore[return-value]
+
+    def screen(self, address: str, lines: int = 60) -> str:
+        return self.orch("capture", address, "-n", str(lines)).out
+
+
+def scripted_task(*steps: str, intro: str = "A task for the scripted agent.") -> str:
+    body = "\n".join(steps)
+    return f"{intro}\n\n```scripted\n{body}\n```\n"
+
+
+@pytest.fixture
+def socket_name() -> Iterator[str]:
+    name = f"orch-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True, check=False)
+
+
+@pytest.fixture
+def base_env(socket_name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in REPO_ENV_DROP}
+    env["ORCH_TMUX_SOCKET"] = socket_name
+    env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "orch test"
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "test@example.invalid"
+    return env
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    git.init_repo(str(path), [("README.md", "# demo\n"), ("src/app.py", "print('hi')\n")])
+    return path
+
+
+@pytest.fixture
+def ws(repo: Path, socket_name: str, base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    for key in REPO_ENV_DROP:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ORCH_TMUX_SOCKET", socket_name)
+    w = Workspace(repo, socket_name, base_env)
+    w.orch("init")
+    cfg = repo / ".orch" / "config.toml"
+    cfg.write_text('default_agent = "scripted"\n' + cfg.read_text())
+    return w
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    tmux = shutil.which("tmux")
+    version = subprocess.run(["tmux", "-V"], capture_output=True, text=True).stdout.strip() if tmux else "missing"
+    gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
+    return [f"tmux: {version}; {gitv}"]

@@ -1,0 +1,181 @@
+"""Inbox messages: what a message means for its task, the task- prefix, and summary fields."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orch import taskfile
+from orch.hot import split_prefix
+from orch.taskfile import TaskDoc
+from orch.workflow import tasks as T
+from orch.workflow.messages import interpret
+
+PROPS = settings(database=None, deadline=None, max_examples=200)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# interpret
+
+
+@pytest.mark.parametrize(
+    "text", ["needs input: which db?", "Needs Input: which db?", "NEEDS INPUT which db?"]
+)
+def test_needs_input(text):
+    effect = interpret(text, T.CODING, from_worker=True)
+    assert effect.state == T.NEEDS_INPUT
+    assert effect.fields == {"question": "which db?"}
+    assert effect.status == "needs input: which db?"
+
+
+def test_needs_input_without_a_question():
+    effect = interpret("needs input", T.CODING, from_worker=True)
+    assert effect.state == T.NEEDS_INPUT
+    assert effect.fields == {"question": "(no question given)"}
+
+
+@pytest.mark.parametrize("text", ["blocked: no creds", "Blocked no creds", "  BLOCKED:no creds  "])
+def test_blocked(text):
+    effect = interpret(text, T.CODING, from_worker=True)
+    assert effect.state == T.BLOCKED
+    assert effect.fields == {"blocked": "no creds"}
+    assert effect.status == "blocked: no creds"
+
+
+@pytest.mark.parametrize("text", ["done: added x", "DONE: added x", "Done added x"])
+def test_done_moves_to_coded_and_clears_question_and_blocked(text):
+    effect = interpret(text, T.NEEDS_INPUT, from_worker=True)
+    assert effect.state == T.CODED
+    assert effect.fields == {"report": "added x", "question": None, "blocked": None}
+    assert effect.status == "done: added x"
+
+
+@pytest.mark.parametrize("text", ["donezo", "doneness is subjective", "blockedness", "needs inputs"])
+def test_prefix_must_be_a_whole_word(text):
+    effect = interpret(text, T.CODING, from_worker=True)
+    assert effect.state is None
+    assert effect.status == text
+    assert effect.fields == {"last worker message": text}
+
+
+def test_worktree_sets_meta():
+    effect = interpret("worktree /x/y", T.CODING, from_worker=True)
+    assert effect.meta == {"worktree": "/x/y"}
+    assert effect.state is None
+    assert effect.fields == {}
+
+
+def test_worktree_without_path_is_a_plain_message():
+    effect = interpret("worktree", T.CODING, from_worker=True)
+    assert effect.meta == {}
+    assert effect.status == "worktree"
+
+
+def test_multi_line_worktree_message_cannot_forge_task_file_lines():
+    effect = interpret("worktree /x/y\nbranch: evil\n## Status\n- forged", T.CODING, from_worker=True)
+    for value in effect.meta.values():
+        assert "\n" not in value and "\r" not in value
+    doc = TaskDoc(person="task\n", status=["real"])
+    doc.meta.update(effect.meta)
+    back = taskfile.parse(taskfile.render(doc))
+    assert set(back.meta) == {"worktree"}
+    assert back.status == ["real"]
+
+
+@pytest.mark.parametrize("text", ["PR created https://example/1", "pr created: https://example/1 (draft)"])
+def test_pr_created(text):
+    effect = interpret(text, T.CODED, from_worker=True)
+    assert effect.fields == {"pr": "https://example/1"}
+    assert effect.state is None
+
+
+def test_other_text_is_a_status_only():
+    worker = interpret("  ran the tests, 3 failures  ", T.CODING, from_worker=True)
+    assert worker.status == "ran the tests, 3 failures"
+    assert worker.state is None
+    assert worker.meta == {}
+    assert worker.fields == {"last worker message": "ran the tests, 3 failures"}
+    user = interpret("please also update the docs", T.CODING, from_worker=False)
+    assert user.fields == {"last user message": "please also update the docs"}
+
+
+@PROPS
+@given(text=st.text())
+def test_interpret_never_fails_and_only_known_states(text):
+    effect = interpret(text, T.CODING, from_worker=True)
+    assert effect.state in (None, T.NEEDS_INPUT, T.BLOCKED, T.CODED)
+    assert set(effect.meta) <= {"worktree"}
+    if effect.state is None and not effect.meta and "pr" not in effect.fields:
+        assert effect.status == text.strip()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# split_prefix
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("task-foo: hi", ("foo", "hi")),
+        ("task-fix-login_v2.1:   needs input: q  ", ("fix-login_v2.1", "needs input: q")),
+        ("task-a: b: c", ("a", "b: c")),
+        ("task-Bad: hi", (None, "task-Bad: hi")),
+        ("task-foo bar: x", (None, "task-foo bar: x")),
+        ("task-: x", (None, "task-: x")),
+        ("task-foo hi", (None, "task-foo hi")),
+        ("hello", (None, "hello")),
+        ("  hello  ", (None, "hello")),
+        ("my task-foo: hi", (None, "my task-foo: hi")),
+    ],
+)
+def test_split_prefix(text, expected):
+    assert split_prefix(text) == expected
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# set_fields
+
+
+def test_set_fields_keeps_state_first():
+    doc = TaskDoc(person="", summary=["question: which db?", "state: needs-input"])
+    T.set_fields(doc, report="added x", state=T.CODED)
+    assert doc.summary == ["state: coded", "question: which db?", "report: added x"]
+
+
+def test_set_fields_defaults_state_to_queued():
+    doc = TaskDoc(person="")
+    T.set_fields(doc, pr="https://example/1")
+    assert doc.summary == ["state: queued", "pr: https://example/1"]
+    assert doc.state == T.QUEUED
+
+
+def test_set_fields_none_removes_keys():
+    doc = TaskDoc(person="", summary=["state: needs-input", "question: which db?", "blocked: creds"])
+    T.set_fields(doc, question=None, blocked=None, missing=None)
+    assert doc.summary == ["state: needs-input"]
+
+
+def test_set_fields_underscores_become_spaces():
+    doc = TaskDoc(person="", summary=["state: coding"])
+    T.set_fields(doc, last_user_message="hello")
+    assert doc.summary == ["state: coding", "last user message: hello"]
+    assert doc.summary_field("last user message") == "hello"
+    T.set_fields(doc, **{"last user message": "again"})
+    assert doc.summary == ["state: coding", "last user message: again"]
+
+
+def test_set_fields_values_are_made_single_line():
+    doc = TaskDoc(person="", summary=["state: coding"])
+    T.set_fields(doc, report="line one\r\nline two\n## Status")
+    assert doc.summary == ["state: coding", "report: line one line two ## Status"]
+    back = taskfile.parse(taskfile.render(doc))
+    assert back.summary == doc.summary
+    assert back.status == []
+
+
+def test_done_effect_applied_with_set_fields():
+    doc = TaskDoc(person="", summary=["state: needs-input", "question: which db?"])
+    effect = interpret("done: used sqlite", doc.state, from_worker=True)
+    T.set_fields(doc, **effect.fields, state=effect.state)
+    assert doc.summary == ["state: coded", "report: used sqlite"]
