@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench lint tools clean
 
@@ -12,22 +11,27 @@ tools:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+# the project, and the project with its test extras (re-installed when pyproject.toml changes)
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
-	@touch $(STAMP)
+	@touch $@ $(VENV)/.installed
 
-demo: tools $(STAMP)
-	$(PY) -m orch.demo
+demo: tools $(VENV)/.installed
+	$(PY) scripts/demo.py
 
-test: tools $(STAMP)
-	$(PY) -m ruff check src tests bench
+test: tools $(VENV)/.installed-test
+	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m pytest -n 2 -q
 
-bench: tools $(STAMP)
+bench: tools $(VENV)/.installed-test
 	$(PY) bench/run.py
 
-lint: $(STAMP)
-	$(PY) -m ruff check src tests bench
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check src tests bench scripts
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

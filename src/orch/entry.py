@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from orch.hot import message
 
         return message(rest[1:], explicit)
+    if "site" not in sys.modules:  # started by the lean launcher (python -S): the CLI needs site-packages
+        import site
+
+        site.main()
     from orch.cli.app import run
 
     return run(args)

@@ -103,14 +103,22 @@ def kick(ws: Workspace) -> None:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        from orch.workflow.context import Ctx
-        from orch.workflow.inbox import drain
+        from orch.locks import hold
 
-        ctx = Ctx(ws)
-        drain(ctx, wait=0)
+        # only one applier at a time; one that finds the lock taken leaves: the holder looks again after release
+        with hold(os.path.join(ws.locks, "inbox.lock"), wait=0) as got:
+            if not got:
+                os._exit(0)
+            from orch.workflow.context import Ctx
+            from orch.workflow.inbox import drain, drain_locked
+
+            ctx = Ctx(ws)
+            drain_locked(ctx)
+        if inbox.pending(ws):
+            drain(ctx, wait=0)
     except BaseException as exc:  # noqa: BLE001 - a background child must never raise into anything
         try:
-            with open(ws.path("logs", "applier.log"), "a", encoding="utf-8") as fh:
+            with open(os.path.join(ws.logs, "applier.log"), "a", encoding="utf-8") as fh:
                 fh.write(f"{type(exc).__name__}: {exc}\n")
         except OSError:
             pass

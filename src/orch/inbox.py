@@ -3,16 +3,56 @@
 Writing a message is an exclusive create in ``inbox/tmp``, an fsync and a rename into ``inbox/new``: no lock, no
 database, any number of writers at once, and a kill at any moment leaves either no message or a whole one. The
 applier (workflow/inbox.py) imports these files into the database by their unique id and only then deletes them, so
-a message is never lost and never applied twice. Hot path: imports only ``os``, ``json`` and ``time``.
+a message is never lost and never applied twice. Hot path: imports only ``os`` and ``time`` (a record is a few ``key=value`` lines with ``\\``, newline and CR
+escaped; no json, which would pull in ``re``).
 """
 
-import json
 import os
 import time
 
 from orch.workspace import Workspace
 
 SUFFIX = ".msg"
+HEADER = "orch-message 1\n"
+
+
+def encode(record: dict) -> bytes:
+    lines = [HEADER]
+    for key, value in record.items():
+        text = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        lines.append(f"{key}={text}\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def _unescape(text: str) -> str:
+    out, i = [], 0
+    while True:
+        j = text.find("\\", i)
+        if j < 0 or j + 1 >= len(text):
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        out.append({"n": "\n", "r": "\r"}.get(text[j + 1], text[j + 1]))
+        i = j + 2
+
+
+def decode(data: bytes) -> dict | None:
+    text = data.decode("utf-8", "surrogateescape")
+    if not text.startswith(HEADER):
+        return None
+    record: dict = {}
+    for line in text[len(HEADER) :].split("\n"):
+        if not line:
+            continue
+        key, eq, value = line.partition("=")
+        if not eq:
+            return None
+        record[key] = _unescape(value)
+    try:
+        record["at"] = float(record.get("at", ""))
+    except ValueError:
+        return None
+    return record if record.get("uid") else None
 
 
 def new_uid() -> str:
@@ -23,7 +63,7 @@ def write(ws: Workspace, record: dict) -> str:
     """Durably store one message record; returns its uid."""
     uid = record.setdefault("uid", new_uid())
     record.setdefault("at", time.time())
-    data = json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    data = encode(record)
     tmp_dir, new_dir = ws.inbox_tmp, ws.inbox_new
     tmp = os.path.join(tmp_dir, uid + SUFFIX)
     try:
@@ -56,7 +96,6 @@ def read(path: str) -> dict | None:
     """A spooled record, or None when the file is not a readable record (it is then set aside by the caller)."""
     try:
         with open(path, "rb") as fh:
-            record = json.loads(fh.read().decode("utf-8", "surrogateescape"))
-    except (OSError, ValueError):
+            return decode(fh.read())
+    except OSError:
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("uid"), str) else None

@@ -8,7 +8,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=False)
+# on a terminal rich uses its width; piped output gets a wide line instead of rich's 80 columns
+console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
 

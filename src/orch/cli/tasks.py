@@ -127,7 +127,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
                 w["window_id"] if w else "",
                 w["pane_id"] if w else "",
                 (f"{w['state']} {duration(w['state_for_s'])}".strip() if w else ""),
-                last[21:][:70] if first else "",
+                last[21:][:60] + ("…" if len(last) > 81 else "") if first else "",
             )
     if data["tasks"]:
         console.print(t)

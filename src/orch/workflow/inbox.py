@@ -103,6 +103,12 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
     return True
 
 
+def drain_locked(ctx: Ctx) -> int:
+    """Import and apply everything in the inbox; the caller holds the inbox lock."""
+    import_spool(ctx)
+    return apply_pending(ctx)
+
+
 def drain(ctx: Ctx, wait: float | None = 10) -> int:
     """Import and apply everything in the inbox under the inbox lock. Returns messages applied."""
     applied = 0
@@ -110,8 +116,7 @@ def drain(ctx: Ctx, wait: float | None = 10) -> int:
         with hold(ctx.lock_path("inbox"), wait=wait) as got:
             if not got:
                 return applied
-            import_spool(ctx)
-            applied += apply_pending(ctx)
+            applied += drain_locked(ctx)
         # a writer that found the lock busy relies on us looking again after we let go
         if not spool.pending(ctx.ws):
             return applied

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from orch import git
+from orch import git, launcher
 from orch import slug as slugs
 from orch.config import DEFAULT_CONFIG
 from orch.errors import OrchError
@@ -33,6 +33,7 @@ def init(path: str) -> tuple[Workspace, list[str]]:
         atomic_write(ws.config_file, DEFAULT_CONFIG.encode("utf-8"), mode=0o644)
         did.append(f"wrote {ws.config_file}")
     Store(ws.db_file).close()
+    launcher.ensure(ws.state)
     ctx = Ctx(ws)
     for folder in (ctx.cfg.tasks_path, ctx.cfg.done_path):
         os.makedirs(folder, exist_ok=True)

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from orch import git
+from orch import git, launcher
 from orch.config import AgentProfile
 from orch.errors import OrchError
 from orch.store import Worker
@@ -45,10 +45,10 @@ def resolve_base(ctx: Ctx, task: T.Task) -> str:
 
 
 def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str) -> dict[str, str]:
-    bindir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    if bindir not in path.split(os.pathsep):
-        path = bindir + os.pathsep + path
+    for folder in (os.path.dirname(sys.executable), launcher.ensure(ctx.ws.state)):
+        if folder not in path.split(os.pathsep):
+            path = folder + os.pathsep + path
     return {
         "ORCH_WORKSPACE": ctx.ws.root,
         "ORCH_TASK": worker.task,

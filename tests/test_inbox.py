@@ -1,0 +1,472 @@
+"""The inbox: `orch -` / `orch message` spool a message, a detached applier (or `orch scan`) applies it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tests.conftest import Workspace, scripted_task, wait_for
+
+from orch import inbox as spool
+from orch.store import Message, Store
+from orch.workflow.context import Ctx
+from orch.workflow.inbox import drain
+from orch.workspace import Workspace as OrchWorkspace
+
+pytestmark = pytest.mark.tmux
+
+STATUS_LINE = re.compile(r"^- (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+): (.*)$")
+# a dependency that never closes keeps `orch scan` from starting a worker for the task
+PARKED = "---\ndepends_on: [never-closes]\n---\n"
+
+
+def _park(ws: Workspace, slug: str, text: str = "A task that only receives messages.\n") -> Path:
+    return ws.task(slug, PARKED + text)
+
+
+def _status_lines(path: Path) -> list[tuple[str, str, str]]:
+    """(stamp, who, text) of every `## Status` line orch wrote in the task file."""
+    text = path.read_text(encoding="utf-8")
+    block = text.split("\n## Status\n", 1)
+    if len(block) < 2:
+        return []
+    out = []
+    for line in block[1].splitlines():
+        m = STATUS_LINE.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), m.group(3)))
+    return out
+
+
+def _said(path: Path, who: str = "user") -> list[str]:
+    return [text for _, w, text in _status_lines(path) if w == who]
+
+
+def _summary(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    if "\n## Summary\n" not in text:
+        return []
+    part = text.split("\n## Summary\n", 1)[1].split("\n## Status\n", 1)[0]
+    return [line for line in part.splitlines() if line.strip()]
+
+
+def _messages(ws: Workspace, task: str | None = None) -> list[Message]:
+    store = Store(str(ws.root / ".orch" / "orch.db"))
+    try:
+        return store.messages(task, limit=100_000)
+    finally:
+        store.close()
+
+
+def _events(ws: Workspace, kind: str) -> list:
+    store = Store(str(ws.root / ".orch" / "orch.db"))
+    try:
+        return [e for e in store.events(limit=100_000) if e.kind == kind]
+    finally:
+        store.close()
+
+
+def _spooled(ws: Workspace) -> list[str]:
+    folder = ws.root / ".orch" / "inbox" / "new"
+    return sorted(os.listdir(folder)) if folder.is_dir() else []
+
+
+def _one_line_error(r, code: int | None = None) -> None:
+    assert r.code != 0, r
+    if code is not None:
+        assert r.code == code, r
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    assert r.err.startswith("orch: "), r.err
+    assert "Traceback" not in r.err and "Traceback" not in r.out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the user's messages
+
+
+def test_user_message_appends_a_status_line(ws: Workspace) -> None:
+    path = _park(ws, "login")
+    before = time.time()
+    r = ws.orch("-", "task-login: looked at it, the form is fine")
+    assert r.code == 0 and r.err == ""
+    wait_for(lambda: _said(path), what="the applier to write the status line")
+    ((stamp, who, text),) = _status_lines(path)
+    assert who == "user" and text == "looked at it, the form is fine"
+    at = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime(0))
+    assert before - 2 <= at <= time.time() + 2, stamp
+    assert "last user message: looked at it, the form is fine" in _summary(path)
+    assert _summary(path)[0] == "state: queued"
+    # the person's text is untouched
+    assert path.read_text().startswith(PARKED + "A task that only receives messages.\n")
+    assert _spooled(ws) == []
+    (msg,) = _messages(ws, "login")
+    assert msg.status == "applied" and msg.token_hash == "" and msg.text == "looked at it, the form is fine"
+
+
+def test_orch_message_and_stdin(ws: Workspace) -> None:
+    path = _park(ws, "api")
+    ws.orch("message", "task-api:", "first", "via", "message")
+    wait_for(lambda: "first via message" in _said(path), what="the `orch message` line")
+    ws.orch("message", input="task-api: second from stdin\n")
+    wait_for(lambda: "second from stdin" in _said(path), what="the stdin line of `orch message`")
+    ws.orch("-", input="task-api: third from stdin via dash")
+    wait_for(lambda: "third from stdin via dash" in _said(path), what="the stdin line of `orch -`")
+    assert _said(path) == ["first via message", "second from stdin", "third from stdin via dash"]
+    # ORCH_TASK names the task when the text has no prefix (a user's shell, no token)
+    ws.orch("-", "fourth", "with", "env", env={"ORCH_TASK": "api"})
+    wait_for(lambda: "fourth with env" in _said(path), what="the ORCH_TASK line")
+    assert all(m.status == "applied" for m in _messages(ws, "api"))
+
+
+@pytest.mark.parametrize(
+    ("text", "summary", "state", "said"),
+    [
+        ("needs input: which database?", ["question: which database?"], "needs-input", "needs input: which database?"),
+        ("blocked: no credentials for the API", ["blocked: no credentials for the API"], "blocked", None),
+        ("done: added the login check", ["report: added the login check"], "coded", None),
+        ("PR created https://example.invalid/pr/7 (draft)", ["pr: https://example.invalid/pr/7"], None, None),
+    ],
+)
+def test_recognised_forms_change_the_summary(ws: Workspace, text, summary, state, said) -> None:
+    path = _park(ws, "forms")
+    ws.orch("-", f"task-forms: {text}")
+    wait_for(lambda: _said(path), what="the message to be applied")
+    assert _said(path) == [said or text]
+    lines = _summary(path)
+    for line in summary:
+        assert line in lines, lines
+    assert lines[0] == f"state: {state or 'queued'}"
+    st = ws.task_status("forms")
+    assert st["state"] == (state or "queued")
+    assert st["summary"] == lines
+
+
+def test_needs_input_then_done_clears_the_question(ws: Workspace) -> None:
+    path = _park(ws, "flow")
+    ws.orch("-", "task-flow: needs input: tabs or spaces?")
+    wait_for(lambda: "question: tabs or spaces?" in _summary(path), what="the question")
+    ws.orch("-", "task-flow: done: spaces it is")
+    wait_for(lambda: "state: coded" in _summary(path), what="state coded")
+    lines = _summary(path)
+    assert "report: spaces it is" in lines
+    assert not any(line.startswith("question:") for line in lines), lines
+    assert _said(path) == ["needs input: tabs or spaces?", "done: spaces it is"]
+
+
+def test_worktree_message_sets_the_meta_line(ws: Workspace, tmp_path: Path) -> None:
+    path = _park(ws, "wt")
+    where = str(tmp_path / "somewhere else")
+    ws.orch("-", f"task-wt: worktree {where}")
+    wait_for(lambda: _said(path), what="the worktree message")
+    text = path.read_text()
+    head = text.split("\n## Summary\n", 1)[0]
+    assert f"\nworktree: {where}\n" in head
+    assert ws.task_status("wt")["worktree"] == where
+    assert _said(path) == [f"worktree {where}"]
+
+
+def test_errors_are_one_line(ws: Workspace) -> None:
+    path = _park(ws, "known")
+    before = path.read_bytes()
+    r = ws.orch("-", "no prefix here", check=False)
+    _one_line_error(r, 2)
+    assert "task-<slug>:" in r.err
+    r = ws.orch("-", "task-nosuch: hello", check=False)
+    _one_line_error(r, 1)
+    assert "no task 'nosuch'" in r.err
+    r = ws.orch("message", "task-nosuch: hello", check=False)
+    _one_line_error(r, 1)
+    assert "no task 'nosuch'" in r.err
+    for args, stdin in [(("-", ""), None), (("-", "task-known:"), None), (("-",), ""), (("message",), "  \n")]:
+        r = ws.orch(*args, input=stdin, check=False)
+        _one_line_error(r, 2)
+        assert "empty" in r.err, (args, r.err)
+    # nothing was spooled by any of these, and the task file is untouched
+    assert _spooled(ws) == []
+    assert _messages(ws) == []
+    assert path.read_bytes() == before
+
+
+def test_message_outside_a_workspace(tmp_path: Path, base_env: dict[str, str]) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "orch", "-", "task-x: hi"], cwd=plain, env=base_env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "orch init" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# many writers at once
+
+WRITER = """
+import subprocess, sys
+slug, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    subprocess.run([sys.executable, "-m", "orch", "-", f"task-{slug}: {name}-m{i:02d}"], check=True)
+"""
+
+
+def _storm(ws: Workspace, slugs: list[str], writers: int, per_writer: int, extra_env: dict[str, str]) -> dict:
+    env = {**ws.env, **extra_env}
+    procs = []
+    expected: dict[str, list[str]] = {s: [] for s in slugs}
+    for n in range(writers):
+        slug = slugs[n % len(slugs)]
+        name = f"w{n:02d}"
+        expected[slug] += [f"{name}-m{i:02d}" for i in range(per_writer)]
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, slug, name, str(per_writer)],
+                cwd=ws.root,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    return expected
+
+
+def _check_all_applied_once(ws: Workspace, expected: dict[str, list[str]]) -> None:
+    for slug, texts in expected.items():
+        said = _said(ws.tasks / f"{slug}.md")
+        missing = sorted(set(texts) - set(said))
+        assert not missing, f"{len(missing)} message(s) lost for {slug}, e.g. {missing[:5]}"
+        dupes = sorted({t for t in said if said.count(t) > 1})
+        assert not dupes, f"duplicated status lines for {slug}: {dupes[:5]}"
+        assert sorted(said) == sorted(texts)
+    msgs = _messages(ws)
+    assert len(msgs) == sum(len(t) for t in expected.values())
+    assert len({m.uid for m in msgs}) == len(msgs)
+    assert {m.status for m in msgs} == {"applied"}, {m.status for m in msgs}
+    for slug, texts in expected.items():
+        assert sorted(m.text for m in msgs if m.task == slug) == sorted(texts)
+
+
+def _scan_until_spool_empty(ws: Workspace) -> None:
+    def empty() -> bool:
+        ws.orch("scan")
+        return _spooled(ws) == []
+
+    wait_for(empty, timeout=60, what="the spool to empty")
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(ws: Workspace) -> None:
+    _park(ws, "one")
+    _park(ws, "two")
+    expected = _storm(ws, ["one", "two"], writers=16, per_writer=25, extra_env={})
+    _scan_until_spool_empty(ws)
+    # detached appliers may still be finishing; every message must end up applied exactly once
+    wait_for(lambda: all(m.status == "applied" for m in _messages(ws)) and len(_messages(ws)) == 400,
+             timeout=30, what="all 400 messages applied")
+    _check_all_applied_once(ws, expected)
+    # a further scan changes nothing
+    before = {s: (ws.tasks / f"{s}.md").read_bytes() for s in expected}
+    ws.orch("scan")
+    assert {s: (ws.tasks / f"{s}.md").read_bytes() for s in expected} == before
+
+
+def test_concurrent_writers_with_no_apply_wait_for_scan(ws: Workspace) -> None:
+    path = _park(ws, "solo")
+    original = path.read_bytes()
+    expected = _storm(ws, ["solo"], writers=16, per_writer=25, extra_env={"ORCH_NO_APPLY": "1"})
+    # nothing was applied: all 400 messages wait in the spool
+    assert len(_spooled(ws)) == 400
+    assert path.read_bytes() == original
+    assert _messages(ws) == []
+    assert ws.task_status("solo")["pending_messages"] == 0  # not imported yet
+    out = ws.orch("scan").out
+    assert "applied 400 message(s)" in out
+    assert _spooled(ws) == []
+    _check_all_applied_once(ws, expected)
+    # the status lines keep the order the messages were sent in, per writer
+    said = _said(path)
+    for n in range(16):
+        mine = [t for t in said if t.startswith(f"w{n:02d}-")]
+        assert mine == sorted(mine)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# who may speak for which task
+
+
+def _worker_env(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        out[key] = value
+    return out
+
+
+def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None:
+    env_file = tmp_path / "worker-env.txt"
+    other = _park(ws, "other")
+    ws.task(
+        "tok",
+        scripted_task(
+            f'run sh -c "env | grep ^ORCH_ > {env_file}.tmp && mv {env_file}.tmp {env_file}"',
+            'report "task-other: hi from tok"',
+            'report "progress from tok"',
+            "wait",
+        ),
+    )
+    assert "started: tok" in ws.orch("scan").out
+    tok = ws.tasks / "tok.md"
+    wait_for(lambda: "progress from tok" in _said(tok, "coder"), timeout=30, what="the worker's own report")
+    env = _worker_env(env_file)
+    assert env["ORCH_TASK"] == "tok" and env["ORCH_ROLE"] == "coder" and len(env["ORCH_WORKER_TOKEN"]) >= 20
+    # the worker was told it may not speak for another task
+    wait_for(lambda: "refused" in ws.screen("tok"), what="the refusal on the worker's screen")
+    ws.orch("scan")
+    assert "hi from tok" not in other.read_text()
+    refused = [m for m in _messages(ws, "other") if m.text == "hi from tok"]
+    assert [m.status for m in refused] == ["refused"]
+    assert any(e.task == "other" and "may not speak for task other" in e.text for e in _events(ws, "refused"))
+    log = ws.orch("log").out
+    assert re.search(r" refused +other .*worker of task tok may not speak for task other", log), log
+
+    token = env["ORCH_WORKER_TOKEN"]
+    # with the worker's token, a message for its own task is the coder speaking
+    ws.orch("-", "note sent with the coder's token", env={"ORCH_TASK": "tok", "ORCH_WORKER_TOKEN": token})
+    wait_for(lambda: "note sent with the coder's token" in _said(tok, "coder"), what="the coder's note")
+    # the token of tok with ORCH_TASK lying about the task: the hot path cannot tell, the applier refuses
+    before = other.read_bytes()
+    ws.orch("-", "sneaky", env={"ORCH_TASK": "other", "ORCH_WORKER_TOKEN": token})
+    sneaky = wait_for(
+        lambda: [m for m in _messages(ws, "other") if m.text == "sneaky" and m.status != "pending"],
+        what="the sneaky message to be judged",
+    )
+    assert [m.status for m in sneaky] == ["refused"]
+    assert "may not speak for task other" in sneaky[0].note
+    assert other.read_bytes() == before
+    assert "sneaky" not in tok.read_text()
+
+
+def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
+    a, b = _park(ws, "a"), _park(ws, "b")
+    before = (a.read_bytes(), b.read_bytes())
+    env = {"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": secrets.token_urlsafe(24)}
+    r = ws.orch("-", "task-b: x", env=env, check=False)
+    _one_line_error(r, 1)
+    assert "refused" in r.err and "'a'" in r.err and "'b'" in r.err
+    ws.orch("scan")
+    assert (a.read_bytes(), b.read_bytes()) == before
+    (msg,) = _messages(ws)
+    assert msg.task == "b" and msg.status == "refused"
+    assert any(e.task == "b" for e in _events(ws, "refused"))
+
+
+def test_unknown_token_is_not_applied(ws: Workspace) -> None:
+    a = _park(ws, "a")
+    before = a.read_bytes()
+    r = ws.orch("-", "hi", env={"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": "bogus"})
+    assert r.code == 0
+    (msg,) = wait_for(
+        lambda: [m for m in _messages(ws, "a") if m.status != "pending"], what="the message to be judged"
+    )
+    assert msg.status == "refused" and msg.note == "unknown worker token"
+    assert msg.token_hash and "bogus" not in msg.token_hash
+    ws.orch("scan")
+    assert a.read_bytes() == before
+    assert any("unknown worker token" in e.text and e.task == "a" for e in _events(ws, "refused"))
+
+
+def test_users_without_a_token_may_name_any_task(ws: Workspace) -> None:
+    b = _park(ws, "b")
+    _park(ws, "a")
+    ws.orch("-", "task-b: from a user whose shell says task a", env={"ORCH_TASK": "a"})
+    wait_for(lambda: "from a user whose shell says task a" in _said(b), what="the user's line in b")
+    assert "from a user" not in (ws.tasks / "a.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# idempotency and damaged spool files
+
+
+def _ctx(ws: Workspace) -> Ctx:
+    return Ctx(OrchWorkspace(str(ws.root)))
+
+
+def test_the_same_message_twice_is_applied_once(ws: Workspace) -> None:
+    path = _park(ws, "idem")
+    record = {"kind": "message", "task": "idem", "text": "only once please", "token": "", "worker": "", "role": "",
+              "uid": "00000000000000000001-1-feedbeef", "at": time.time()}
+    ows = OrchWorkspace(str(ws.root))
+    spool.write(ows, dict(record))
+    spool.write(ows, dict(record))  # the same uid twice in the spool is one file
+    assert _spooled(ws) == ["00000000000000000001-1-feedbeef.msg"]
+    ctx = _ctx(ws)
+    try:
+        assert drain(ctx) == 1
+        assert _said(path) == ["only once please"]
+        # the very same spool file arrives again (a writer retried after a crash)
+        spool.write(ows, dict(record))
+        assert _spooled(ws) == ["00000000000000000001-1-feedbeef.msg"]
+        assert drain(ctx) == 0
+        assert _spooled(ws) == []
+        assert _said(path) == ["only once please"]
+        # a crash between writing the task file and marking the message applied: it is applied again, harmlessly
+        with ctx.store.tx() as db:
+            db.execute("UPDATE messages SET status = 'pending' WHERE uid = ?", (record["uid"],))
+        after_first = path.read_bytes()
+        assert drain(ctx) == 1
+        assert _said(path) == ["only once please"]
+        assert path.read_bytes() == after_first
+    finally:
+        ctx.close()
+    assert [m.status for m in _messages(ws)] == ["applied"]
+
+
+def test_corrupt_spool_files_are_set_aside(ws: Workspace) -> None:
+    path = _park(ws, "sturdy")
+    new = ws.root / ".orch" / "inbox" / "new"
+    bad = {
+        "00000000000000000000-1-00000001.msg": b"\xff\xfe not json at all",
+        "00000000000000000000-1-00000002.msg": b'{"uid": "truncat',
+        "00000000000000000000-1-00000003.msg": b"[1, 2, 3]",
+        "00000000000000000000-1-00000004.msg": b'{"task": "sturdy", "text": "no uid"}',
+        "00000000000000000000-1-00000005.msg": b"",
+    }
+    for name, data in bad.items():
+        (new / name).write_bytes(data)
+    ws.orch("-", "task-sturdy: a good message", env={"ORCH_NO_APPLY": "1"})
+    ws.orch("-", "task-sturdy: another good one", env={"ORCH_NO_APPLY": "1"})
+    assert len(_spooled(ws)) == 7
+    r = ws.orch("scan")
+    assert "Traceback" not in r.err
+    assert _said(path) == ["a good message", "another good one"]
+    assert _spooled(ws) == []
+    aside = ws.root / ".orch" / "inbox" / "bad"
+    assert sorted(os.listdir(aside)) == sorted(bad)
+    for name, data in bad.items():
+        assert (aside / name).read_bytes() == data
+    assert len([e for e in _events(ws, "inbox") if "set aside" in e.text]) == len(bad)
+    # the next message goes straight through
+    ws.orch("-", "task-sturdy: after the bad ones")
+    wait_for(lambda: "after the bad ones" in _said(path), what="a later message to be applied")
+
+
+def test_spool_record_with_a_bad_field_does_not_block_the_inbox(ws: Workspace) -> None:
+    """A record that parses as JSON but holds a wrong type (``at`` not a number) must not wedge every scan."""
+    path = _park(ws, "wedge")
+    new = ws.root / ".orch" / "inbox" / "new"
+    record = {"uid": "00000000000000000000-1-0000000a", "kind": "message", "task": "wedge", "text": "odd", "at": "soon"}
+    (new / (record["uid"] + ".msg")).write_text(json.dumps(record))
+    ws.orch("-", "task-wedge: a good message", env={"ORCH_NO_APPLY": "1"})
+    r = ws.orch("scan", check=False)
+    assert "Traceback" not in r.err, r.err
+    assert r.code == 0, r.err
+    assert "a good message" in _said(path)
+    assert _spooled(ws) == []
