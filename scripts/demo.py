@@ -17,31 +17,57 @@ import time
 TASKS = {
     "greeting": """Add a greeting file to the project.
 
+## Requirements
+- hello.txt greets the reader
+
+## Validation
+- `test -s hello.txt`
+
 ```scripted
-say writing the greeting
-write hello.txt "hello from orch\\n"
-commit "Add hello.txt"
-report "done: added hello.txt with a greeting"
+coder:
+  say writing the greeting
+  write hello.txt "hello from orch\\n"
+  commit "Add hello.txt"
+  report "done: added hello.txt with a greeting"
+reviewer:
+  verdict approve "note: hello.txt is friendly"
 ```
 """,
     "docs": """Document how to run the project.
 
-The worker asks which tone to use, and waits for the answer.
+The coder asks which tone to use and waits for the answer.
 
 ```scripted
-ask "Formal or casual tone for the docs?"
-write docs/usage.md "# Usage\\n\\nRun it.\\n"
-commit "Add usage docs"
-report "done: wrote docs/usage.md"
+coder:
+  ask "Formal or casual tone for the docs?"
+  write docs/usage.md "# Usage\\n\\nRun it.\\n"
+  commit "Add usage docs"
+  report "done: wrote docs/usage.md"
+reviewer:
+  verdict approve
 ```
 """,
-    "tests": """Add a smoke test.
+    "smoke-test": """Add a smoke test.
+
+## Requirements
+- a test that runs in CI
+
+## Validation
+- `python3 tests/test_smoke.py`
 
 ```scripted
-write tests/test_smoke.py "def test_smoke():\\n    assert 1 + 1 == 2\\n"
-commit "Add a smoke test"
-report "PR created https://example.invalid/pr/1"
-report "done: added tests/test_smoke.py"
+coder:
+  write tests/test_smoke.py "assert 1 + 1 == 2\\n"
+  commit "Add a smoke test"
+  report "done: added tests/test_smoke.py"
+reviewer:
+  verdict request-changes "blocker: [tests/test_smoke.py:1] the test has no message on failure" "minor: name it"
+coder round 2:
+  write tests/test_smoke.py "assert 1 + 1 == 2, 'arithmetic is broken'\\n"
+  commit "Smoke test: say what failed"
+  report "done: the assertion now explains itself"
+reviewer round 2:
+  verdict approve "minor: [tests/test_smoke.py] could use a test framework later"
 ```
 """,
 }
@@ -88,7 +114,8 @@ def main() -> int:
             sh([*orch, "add", "--slug", slug, body.split("\n", 1)[0]], repo, env)
             with open(os.path.join(repo, ".orch", "tasks", f"{slug}.md"), "w", encoding="utf-8") as fh:
                 fh.write(body)
-        print("(each task file now holds a ```scripted block: the steps the test agent will follow)")
+        print("(each task file now holds a ```scripted block: the steps the test agent follows, as coder and as")
+        print(" reviewer; smoke-test's reviewer asks for a fix in round 1)")
         sh([*orch, "scan"], repo, env)
 
         answered = False
@@ -101,7 +128,7 @@ def main() -> int:
                 sh([*orch, "status"], repo, env)
                 sh([*orch, "send", "docs", "Casual, please."], repo, env)
                 answered = True
-            if all(s == "coded" for s in states.values()):
+            if all(s in ("ready", "blocked") for s in states.values()):
                 break
             time.sleep(0.3)
         else:
@@ -109,12 +136,17 @@ def main() -> int:
             raise SystemExit("demo: the tasks did not finish within 45 s")
 
         sh([*orch, "status"], repo, env)
-        sh([*orch, "capture", "docs", "-n", "8"], repo, env)
-        sh([*orch, "exec", "greeting", "--", "git", "log", "--oneline", "-3"], repo, env)
-        print("\n$ cat .orch/tasks/tests.md   (orch keeps ## Summary and ## Status below the person's text)")
-        with open(os.path.join(repo, ".orch", "tasks", "tests.md"), encoding="utf-8") as fh:
-            print(fh.read().rstrip())
-        print(f"\ndemo finished in {time.monotonic() - start:.1f}s; the repository stays in {repo}")
+        sh([*orch, "capture", "smoke-test:reviewer", "-n", "6"], repo, env)
+        sh([*orch, "exec", "smoke-test", "--", "git", "log", "--oneline", "-3"], repo, env)
+        print("\n$ sed -n '/orch:/,$p' .orch/tasks/smoke-test.md   (orch's block below the person's text)")
+        with open(os.path.join(repo, ".orch", "tasks", "smoke-test.md"), encoding="utf-8") as fh:
+            print("<!-- orch:" + fh.read().split("<!-- orch:", 1)[1].rstrip())
+        sh([*orch, "dossier", "smoke-test"], repo, env)
+        dossiers = os.path.join(repo, ".orch", "dossiers")
+        print(f"\ndemo finished in {time.monotonic() - start:.1f}s. Nothing was merged: the decision is yours.")
+        print(f"merge-ready dossiers: {dossiers}")
+        for name in sorted(os.listdir(dossiers)):
+            print(f"  {os.path.join(dossiers, name)}")
         if args.keep:
             print(f"workers still run: cd {repo} && ORCH_TMUX_SOCKET={socket} orch attach greeting")
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import calendar
 import os
 import re
 import secrets
@@ -22,6 +22,8 @@ from orch.workspace import Workspace as OrchWorkspace
 
 pytestmark = pytest.mark.tmux
 
+# the state a `done:` report moves a task to: the review loop starts with validation
+AFTER_DONE = ("validating",)
 STATUS_LINE = re.compile(r"^- (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+): (.*)$")
 # a dependency that never closes keeps `orch scan` from starting a worker for the task
 PARKED = "---\ndepends_on: [never-closes]\n---\n"
@@ -99,7 +101,7 @@ def test_user_message_appends_a_status_line(ws: Workspace) -> None:
     wait_for(lambda: _said(path), what="the applier to write the status line")
     ((stamp, who, text),) = _status_lines(path)
     assert who == "user" and text == "looked at it, the form is fine"
-    at = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime(0))
+    at = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
     assert before - 2 <= at <= time.time() + 2, stamp
     assert "last user message: looked at it, the form is fine" in _summary(path)
     assert _summary(path)[0] == "state: queued"
@@ -125,27 +127,35 @@ def test_orch_message_and_stdin(ws: Workspace) -> None:
     assert all(m.status == "applied" for m in _messages(ws, "api"))
 
 
-@pytest.mark.parametrize(
-    ("text", "summary", "state", "said"),
-    [
-        ("needs input: which database?", ["question: which database?"], "needs-input", "needs input: which database?"),
-        ("blocked: no credentials for the API", ["blocked: no credentials for the API"], "blocked", None),
-        ("done: added the login check", ["report: added the login check"], "coded", None),
-        ("PR created https://example.invalid/pr/7 (draft)", ["pr: https://example.invalid/pr/7"], None, None),
-    ],
-)
-def test_recognised_forms_change_the_summary(ws: Workspace, text, summary, state, said) -> None:
-    path = _park(ws, "forms")
-    ws.orch("-", f"task-forms: {text}")
-    wait_for(lambda: _said(path), what="the message to be applied")
-    assert _said(path) == [said or text]
-    lines = _summary(path)
-    for line in summary:
-        assert line in lines, lines
-    assert lines[0] == f"state: {state or 'queued'}"
-    st = ws.task_status("forms")
-    assert st["state"] == (state or "queued")
-    assert st["summary"] == lines
+FORMS = [
+    # (slug, message, summary lines expected, possible states, status line expected)
+    ("q", "needs input: which database?", ["question: which database?"], ("needs-input",), None),
+    ("b", "blocked: no credentials for the API", ["blocked: no credentials for the API"], ("blocked",), None),
+    ("d", "done: added the login check", ["report: added the login check"], AFTER_DONE, None),
+    ("p", "PR created https://example.invalid/pr/7 (draft)", ["pr: https://example.invalid/pr/7"], ("queued",), None),
+    ("n", "Needs Input: upper case works too", ["question: upper case works too"], ("needs-input",),
+     "needs input: upper case works too"),
+    ("plain", "just a note", ["last user message: just a note"], ("queued",), None),
+]
+
+
+def test_recognised_forms_change_the_summary(ws: Workspace) -> None:
+    for slug, text, _, _, _ in FORMS:
+        _park(ws, slug)
+        ws.orch("-", f"task-{slug}: {text}")
+    for slug, _, _, _, _ in FORMS:
+        wait_for(lambda s=slug: _said(ws.tasks / f"{s}.md"), what=f"the message for {slug} to be applied")
+    st = {t["slug"]: t for t in ws.status()["tasks"]}
+    for slug, text, summary, states, said in FORMS:
+        path = ws.tasks / f"{slug}.md"
+        assert _said(path) == [said or text], slug
+        lines = _summary(path)
+        for line in summary:
+            assert line in lines, (slug, lines)
+        assert lines[0] in [f"state: {s}" for s in states], (slug, lines)
+        assert st[slug]["state"] in states
+        assert st[slug]["summary"] == lines
+        assert st[slug]["last_status"].endswith(f" user: {said or text}")
 
 
 def test_needs_input_then_done_clears_the_question(ws: Workspace) -> None:
@@ -153,7 +163,7 @@ def test_needs_input_then_done_clears_the_question(ws: Workspace) -> None:
     ws.orch("-", "task-flow: needs input: tabs or spaces?")
     wait_for(lambda: "question: tabs or spaces?" in _summary(path), what="the question")
     ws.orch("-", "task-flow: done: spaces it is")
-    wait_for(lambda: "state: coded" in _summary(path), what="state coded")
+    wait_for(lambda: _summary(path)[0] in [f"state: {s}" for s in AFTER_DONE], what="the state after done")
     lines = _summary(path)
     assert "report: spaces it is" in lines
     assert not any(line.startswith("question:") for line in lines), lines
@@ -205,6 +215,45 @@ def test_message_outside_a_workspace(tmp_path: Path, base_env: dict[str, str]) -
     assert "Traceback" not in proc.stderr
 
 
+def test_multiline_message_is_one_status_line(ws: Workspace) -> None:
+    path = _park(ws, "multi")
+    text = "task-multi: first line\nsecond line\r\n## Status\n- 2020-01-01T00:00:00Z fake entry\n\n"
+    ws.orch("-", input=text)
+    wait_for(lambda: _said(path), what="the multi-line message")
+    assert _said(path) == ["first line second line ## Status - 2020-01-01T00:00:00Z fake entry"]
+    assert len(_status_lines(path)) == 1
+    assert path.read_text().count("\n## Status\n") == 1
+    assert "last user message: first line second line ## Status - 2020-01-01T00:00:00Z fake entry" in _summary(path)
+
+
+def test_message_for_a_task_file_orch_cannot_read_fails_cleanly(ws: Workspace) -> None:
+    bad = ws.tasks / "latin.md"
+    bad.write_bytes(b"caf\xe9 au lait\n")
+    r = ws.orch("-", "task-latin: hello")
+    assert r.code == 0
+    (msg,) = wait_for(lambda: [m for m in _messages(ws, "latin") if m.status != "pending"], what="the message judged")
+    assert msg.status == "failed" and "UTF-8" in msg.note
+    assert bad.read_bytes() == b"caf\xe9 au lait\n"
+    r = ws.orch("scan")
+    assert "invalid task file latin.md" in r.out
+    assert bad.read_bytes() == b"caf\xe9 au lait\n"
+
+
+def test_non_utf8_message_does_not_wedge_the_inbox(ws: Workspace) -> None:
+    """Bytes that are not UTF-8 on stdin are accepted by `orch -`; they must not break every later scan."""
+    path = _park(ws, "bytes")
+    r = ws.orch("-", input=b"task-bytes: caf\xe9 from a latin-1 file", env={"ORCH_NO_APPLY": "1"})
+    assert r.code == 0
+    ws.orch("-", "task-bytes: a plain message", env={"ORCH_NO_APPLY": "1"})
+    r = ws.orch("scan", check=False)
+    assert "Traceback" not in r.err, r.err[-800:]
+    assert r.code == 0, r.err
+    assert "a plain message" in _said(path)
+    assert _spooled(ws) == []
+    ws.orch("-", "task-bytes: a later message")
+    wait_for(lambda: "a later message" in _said(path), what="a later message to be applied")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # many writers at once
 
@@ -216,7 +265,14 @@ for i in range(count):
 """
 
 
+def _fresh_tasks_dir_cache(ws: Workspace) -> None:
+    """Make the hot path's tasks_dir cache current (see test_hot_path_skips_the_config_after_an_edit)."""
+    (ws.root / ".orch" / "tasks_dir").unlink(missing_ok=True)
+    ws.orch("status")
+
+
 def _storm(ws: Workspace, slugs: list[str], writers: int, per_writer: int, extra_env: dict[str, str]) -> dict:
+    _fresh_tasks_dir_cache(ws)
     env = {**ws.env, **extra_env}
     procs = []
     expected: dict[str, list[str]] = {s: [] for s in slugs}
@@ -266,11 +322,11 @@ def _scan_until_spool_empty(ws: Workspace) -> None:
 def test_concurrent_writers_lose_and_duplicate_nothing(ws: Workspace) -> None:
     _park(ws, "one")
     _park(ws, "two")
-    expected = _storm(ws, ["one", "two"], writers=16, per_writer=25, extra_env={})
+    expected = _storm(ws, ["one", "two"], writers=16, per_writer=20, extra_env={})
     _scan_until_spool_empty(ws)
     # detached appliers may still be finishing; every message must end up applied exactly once
-    wait_for(lambda: all(m.status == "applied" for m in _messages(ws)) and len(_messages(ws)) == 400,
-             timeout=30, what="all 400 messages applied")
+    wait_for(lambda: all(m.status == "applied" for m in _messages(ws)) and len(_messages(ws)) == 320,
+             timeout=30, what="all 320 messages applied")
     _check_all_applied_once(ws, expected)
     # a further scan changes nothing
     before = {s: (ws.tasks / f"{s}.md").read_bytes() for s in expected}
@@ -281,19 +337,19 @@ def test_concurrent_writers_lose_and_duplicate_nothing(ws: Workspace) -> None:
 def test_concurrent_writers_with_no_apply_wait_for_scan(ws: Workspace) -> None:
     path = _park(ws, "solo")
     original = path.read_bytes()
-    expected = _storm(ws, ["solo"], writers=16, per_writer=25, extra_env={"ORCH_NO_APPLY": "1"})
-    # nothing was applied: all 400 messages wait in the spool
-    assert len(_spooled(ws)) == 400
+    expected = _storm(ws, ["solo"], writers=8, per_writer=16, extra_env={"ORCH_NO_APPLY": "1"})
+    # nothing was applied: all 128 messages wait in the spool
+    assert len(_spooled(ws)) == 128
     assert path.read_bytes() == original
     assert _messages(ws) == []
     assert ws.task_status("solo")["pending_messages"] == 0  # not imported yet
     out = ws.orch("scan").out
-    assert "applied 400 message(s)" in out
+    assert "applied 128 message(s)" in out
     assert _spooled(ws) == []
     _check_all_applied_once(ws, expected)
     # the status lines keep the order the messages were sent in, per writer
     said = _said(path)
-    for n in range(16):
+    for n in range(8):
         mine = [t for t in said if t.startswith(f"w{n:02d}-")]
         assert mine == sorted(mine)
 
@@ -356,6 +412,7 @@ def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None
 
 def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
     a, b = _park(ws, "a"), _park(ws, "b")
+    ws.orch("scan")  # records that both wait for their dependency; nothing else will change them
     before = (a.read_bytes(), b.read_bytes())
     env = {"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": secrets.token_urlsafe(24)}
     r = ws.orch("-", "task-b: x", env=env, check=False)
@@ -366,10 +423,15 @@ def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
     (msg,) = _messages(ws)
     assert msg.task == "b" and msg.status == "refused"
     assert any(e.task == "b" for e in _events(ws, "refused"))
+    # a user (no token) may name any task, whatever $ORCH_TASK says
+    ws.orch("-", "task-b: from a user whose shell says task a", env={"ORCH_TASK": "a"})
+    wait_for(lambda: "from a user whose shell says task a" in _said(b), what="the user's line in b")
+    assert a.read_bytes() == before[0]
 
 
 def test_unknown_token_is_not_applied(ws: Workspace) -> None:
     a = _park(ws, "a")
+    ws.orch("scan")  # records that the task waits for its dependency; nothing else will change it
     before = a.read_bytes()
     r = ws.orch("-", "hi", env={"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": "bogus"})
     assert r.code == 0
@@ -381,14 +443,6 @@ def test_unknown_token_is_not_applied(ws: Workspace) -> None:
     ws.orch("scan")
     assert a.read_bytes() == before
     assert any("unknown worker token" in e.text and e.task == "a" for e in _events(ws, "refused"))
-
-
-def test_users_without_a_token_may_name_any_task(ws: Workspace) -> None:
-    b = _park(ws, "b")
-    _park(ws, "a")
-    ws.orch("-", "task-b: from a user whose shell says task a", env={"ORCH_TASK": "a"})
-    wait_for(lambda: "from a user whose shell says task a" in _said(b), what="the user's line in b")
-    assert "from a user" not in (ws.tasks / "a.md").read_text()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -429,21 +483,30 @@ def test_the_same_message_twice_is_applied_once(ws: Workspace) -> None:
     assert [m.status for m in _messages(ws)] == ["applied"]
 
 
+def _spool_file(uid: str, **fields: str) -> bytes:
+    """A spool file as orch writes it (``orch-message 1`` then ``key=value`` lines)."""
+    return spool.encode({"uid": uid, **fields})
+
+
 def test_corrupt_spool_files_are_set_aside(ws: Workspace) -> None:
     path = _park(ws, "sturdy")
     new = ws.root / ".orch" / "inbox" / "new"
+    good = _spool_file("x", kind="message", task="sturdy", text="t", at="1")
+    assert spool.decode(good) is not None  # the helper writes what orch reads
     bad = {
-        "00000000000000000000-1-00000001.msg": b"\xff\xfe not json at all",
-        "00000000000000000000-1-00000002.msg": b'{"uid": "truncat',
-        "00000000000000000000-1-00000003.msg": b"[1, 2, 3]",
-        "00000000000000000000-1-00000004.msg": b'{"task": "sturdy", "text": "no uid"}',
-        "00000000000000000000-1-00000005.msg": b"",
+        "00000000000000000000-1-00000001.msg": b"\xff\xfe not a record at all",
+        "00000000000000000000-1-00000002.msg": b'{"uid": "u2", "task": "sturdy", "text": "json", "at": 1}',
+        "00000000000000000000-1-00000003.msg": good.replace(b"\ntext=t\n", b"\ntext t\n"),
+        "00000000000000000000-1-00000004.msg": _spool_file("u4", kind="message", task="sturdy", text="t", at="soon"),
+        "00000000000000000000-1-00000005.msg": good.replace(b"uid=x\n", b""),
+        "00000000000000000000-1-00000006.msg": b"",
+        "00000000000000000000-1-00000007.msg": good[:9],
     }
     for name, data in bad.items():
         (new / name).write_bytes(data)
     ws.orch("-", "task-sturdy: a good message", env={"ORCH_NO_APPLY": "1"})
     ws.orch("-", "task-sturdy: another good one", env={"ORCH_NO_APPLY": "1"})
-    assert len(_spooled(ws)) == 7
+    assert len(_spooled(ws)) == len(bad) + 2
     r = ws.orch("scan")
     assert "Traceback" not in r.err
     assert _said(path) == ["a good message", "another good one"]
@@ -453,20 +516,50 @@ def test_corrupt_spool_files_are_set_aside(ws: Workspace) -> None:
     for name, data in bad.items():
         assert (aside / name).read_bytes() == data
     assert len([e for e in _events(ws, "inbox") if "set aside" in e.text]) == len(bad)
+    assert [m.text for m in _messages(ws)] == ["a good message", "another good one"]
     # the next message goes straight through
     ws.orch("-", "task-sturdy: after the bad ones")
     wait_for(lambda: "after the bad ones" in _said(path), what="a later message to be applied")
 
 
-def test_spool_record_with_a_bad_field_does_not_block_the_inbox(ws: Workspace) -> None:
-    """A record that parses as JSON but holds a wrong type (``at`` not a number) must not wedge every scan."""
+@pytest.mark.parametrize("at", ["inf", "nan"])
+def test_spool_record_with_an_impossible_time_is_neither_fatal_nor_lost(ws: Workspace, at: str) -> None:
+    """A well-formed record whose ``at`` is a float but no time must be set aside (or judged), not crash every
+    scan and not vanish without a trace."""
     path = _park(ws, "wedge")
     new = ws.root / ".orch" / "inbox" / "new"
-    record = {"uid": "00000000000000000000-1-0000000a", "kind": "message", "task": "wedge", "text": "odd", "at": "soon"}
-    (new / (record["uid"] + ".msg")).write_text(json.dumps(record))
+    uid = "00000000000000000000-1-0000000a"
+    (new / f"{uid}.msg").write_bytes(_spool_file(uid, kind="message", task="wedge", text="odd time", at=at))
     ws.orch("-", "task-wedge: a good message", env={"ORCH_NO_APPLY": "1"})
     r = ws.orch("scan", check=False)
-    assert "Traceback" not in r.err, r.err
+    assert "Traceback" not in r.err, r.err[-600:]
     assert r.code == 0, r.err
     assert "a good message" in _said(path)
     assert _spooled(ws) == []
+    # the odd record is accounted for: in the database, or set aside in inbox/bad
+    in_store = [m for m in _messages(ws) if m.uid == uid]
+    set_aside = (ws.root / ".orch" / "inbox" / "bad" / f"{uid}.msg").exists()
+    assert in_store or set_aside, "the message was deleted from the spool without being stored or set aside"
+    # and the scans after it are fine too
+    r = ws.orch("scan", check=False)
+    assert r.code == 0 and "Traceback" not in r.err, r.err[-600:]
+
+
+def test_hot_path_skips_the_config_after_an_edit(ws: Workspace) -> None:
+    """`orch -` must not parse config.toml (TOML + pydantic) once a command has read the edited config."""
+    _park(ws, "hot")
+    cfg = ws.root / ".orch" / "config.toml"
+    cfg.write_text(cfg.read_text() + "\n# a comment added by the person\n")
+    ws.orch("status")  # reads the edited config: the hot path's tasks_dir cache is now current
+    probe = (
+        "import sys\n"
+        "from orch.entry import main\n"
+        "rc = main(['-', 'task-hot: light please'])\n"
+        "heavy = sorted(m for m in ('pydantic', 'tomllib', 'sqlite3', 'typer', 'rich') if m in sys.modules)\n"
+        "print(rc, ' '.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ws.root, env={**ws.env, "ORCH_NO_APPLY": "1"},
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0"], f"the hot path imported: {proc.stdout.strip()}"
+    assert len(_spooled(ws)) == 1

@@ -44,9 +44,9 @@ def test_blocked(text):
 
 
 @pytest.mark.parametrize("text", ["done: added x", "DONE: added x", "Done added x"])
-def test_done_moves_to_coded_and_clears_question_and_blocked(text):
+def test_done_moves_to_validating_and_clears_question_and_blocked(text):
     effect = interpret(text, T.NEEDS_INPUT, from_worker=True)
-    assert effect.state == T.CODED
+    assert effect.state == T.VALIDATING
     assert effect.fields == {"report": "added x", "question": None, "blocked": None}
     assert effect.status == "done: added x"
 
@@ -85,7 +85,7 @@ def test_multi_line_worktree_message_cannot_forge_task_file_lines():
 
 @pytest.mark.parametrize("text", ["PR created https://example/1", "pr created: https://example/1 (draft)"])
 def test_pr_created(text):
-    effect = interpret(text, T.CODED, from_worker=True)
+    effect = interpret(text, T.VALIDATING, from_worker=True)
     assert effect.fields == {"pr": "https://example/1"}
     assert effect.state is None
 
@@ -104,7 +104,7 @@ def test_other_text_is_a_status_only():
 @given(text=st.text())
 def test_interpret_never_fails_and_only_known_states(text):
     effect = interpret(text, T.CODING, from_worker=True)
-    assert effect.state in (None, T.NEEDS_INPUT, T.BLOCKED, T.CODED)
+    assert effect.state in (None, T.NEEDS_INPUT, T.BLOCKED, T.VALIDATING)
     assert set(effect.meta) <= {"worktree"}
     if effect.state is None and not effect.meta and "pr" not in effect.fields:
         assert effect.status == text.strip()
@@ -139,8 +139,8 @@ def test_split_prefix(text, expected):
 
 def test_set_fields_keeps_state_first():
     doc = TaskDoc(person="", summary=["question: which db?", "state: needs-input"])
-    T.set_fields(doc, report="added x", state=T.CODED)
-    assert doc.summary == ["state: coded", "question: which db?", "report: added x"]
+    T.set_fields(doc, report="added x", state=T.VALIDATING)
+    assert doc.summary == ["state: validating", "question: which db?", "report: added x"]
 
 
 def test_set_fields_defaults_state_to_queued():
@@ -178,4 +178,4 @@ def test_done_effect_applied_with_set_fields():
     doc = TaskDoc(person="", summary=["state: needs-input", "question: which db?"])
     effect = interpret("done: used sqlite", doc.state, from_worker=True)
     T.set_fields(doc, **effect.fields, state=effect.state)
-    assert doc.summary == ["state: coded", "report: used sqlite"]
+    assert doc.summary == ["state: validating", "report: used sqlite"]

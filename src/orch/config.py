@@ -33,6 +33,20 @@ DEFAULT_CONFIG = """\
 # Agent profile used when a task does not name one (front matter `agent:` or `orch add --agent`).
 # default_agent = "claude"
 
+# Agent profile of the reviewers. Empty: the same agent as the task's coder.
+# reviewer_agent = ""
+
+# Review rounds (coder sent back by a failing validation, uncommitted work or the reviewer) before a task is
+# marked blocked.
+# max_review_rounds = 3
+
+[validate]
+# Commands orch runs in the worktree when a coder reports done, for tasks without a `Validation` section.
+# Each is run with `sh -c`, exactly as written here.
+# commands = ["make test"]
+# Seconds before a validation command is stopped (and counted as failed).
+# timeout = 600
+
 [tmux]
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
 # socket = "orch"
@@ -116,15 +130,24 @@ class TmuxConfig(BaseModel):
         return value
 
 
-class Config(BaseModel):
+class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    commands: list[str] = Field(default_factory=list)
+    timeout: float = Field(default=600.0, gt=0)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     tasks_dir: str = ".orch/tasks"
     worktree_root: str = ".worktree"
     branch_prefix: str = "orch/"
     base: str = ""
     default_agent: str = "claude"
+    reviewer_agent: str = ""
+    max_review_rounds: int = Field(default=3, ge=1)
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     agents: dict[str, AgentProfile] = Field(default_factory=dict)
 
     # resolved at load time (not read from the file)
@@ -187,12 +210,17 @@ def load(ws: Workspace) -> Config:
 
 
 def _cache_tasks_dir(ws: Workspace, cfg: Config) -> None:
-    """Keep ``.orch/tasks_dir`` (read by the hot path instead of parsing TOML) in step with the config."""
+    """Keep ``.orch/tasks_dir`` (read by the hot path instead of parsing TOML) in step with the config: same
+    content, and newer than config.toml (the hot path trusts it only then)."""
     cache = ws.path(TASKS_DIR_CACHE)
     try:
         with open(cache, encoding="utf-8") as fh:
-            if fh.read() == cfg.tasks_path:
-                return
+            same = fh.read() == cfg.tasks_path
+        if same and os.stat(cache).st_mtime_ns >= os.stat(ws.config_file).st_mtime_ns:
+            return
+        if same:
+            os.utime(cache)
+            return
     except OSError:
         pass
     try:

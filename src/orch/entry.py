@@ -2,7 +2,7 @@
 
 import sys
 
-HOT = ("-", "message")
+HOT = ("-", "message", "verdict")
 
 
 def _split_global(args: list[str]) -> tuple[str | None, list[str]]:
@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     explicit, rest = _split_global(args)
     if rest and rest[0] in HOT:
-        from orch.hot import message
+        from orch import hot
 
-        return message(rest[1:], explicit)
+        return (hot.verdict if rest[0] == "verdict" else hot.message)(rest[1:], explicit)
     if "site" not in sys.modules:  # started by the lean launcher (python -S): the CLI needs site-packages
         import site
 

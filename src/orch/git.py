@@ -14,8 +14,10 @@ class GitError(OrchError):
     pass
 
 
-def run(cwd: str, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+def run(
+    cwd: str, *args: str, check: bool = True, input: bytes | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env_extra or {})}
     try:
         proc = subprocess.run(["git", "-C", cwd, *args], capture_output=True, input=input, env=env, check=False)
     except FileNotFoundError:
@@ -111,7 +113,7 @@ def add_worktree(repo: str, path: str, branch: str, base: str) -> str:
             raise GitError(f"{path} is already a worktree on {here.branch or 'a detached HEAD'}, not {branch}")
         return "reused worktree"
     if here is not None and here.prunable:
-        run(repo, "worktree", "prune")
+        prune_worktrees(repo)
     for w in existing.values():
         if w.branch == branch and os.path.realpath(w.path) != os.path.realpath(path) and not w.prunable:
             raise GitError(f"branch {branch} is already checked out at {w.path}")
@@ -132,6 +134,10 @@ def remove_worktree(repo: str, path: str, force: bool = False) -> None:
     if force:
         args.insert(2, "--force")
     run(repo, *args)
+
+
+def prune_worktrees(repo: str) -> None:
+    run(repo, "worktree", "prune")
 
 
 def delete_branch(repo: str, branch: str) -> None:
@@ -183,3 +189,48 @@ def add_exclude(repo: str, patterns: Sequence[str]) -> list[str]:
             for p in added:
                 fh.write(p + "\n")
     return added
+
+
+def head(path: str) -> str | None:
+    return rev(path, "HEAD")
+
+
+def merge_base(repo: str, a: str, b: str) -> str | None:
+    proc = run(repo, "merge-base", a, b, check=False)
+    return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+
+def tree_hash(path: str) -> str:
+    """A hash of the whole working tree (tracked and untracked files, .gitignore respected), computed in a
+    temporary index so that the worktree's own index is left alone."""
+    import shutil
+    import tempfile
+
+    real_index = out(path, "rev-parse", "--path-format=absolute", "--git-path", "index")
+    with tempfile.TemporaryDirectory(prefix="orch-index-") as tmp:
+        index = os.path.join(tmp, "index")
+        if os.path.exists(real_index):
+            shutil.copyfile(real_index, index)
+        run(path, "add", "-A", ".", env_extra={"GIT_INDEX_FILE": index})
+        return run(path, "write-tree", env_extra={"GIT_INDEX_FILE": index}).stdout.decode().strip()
+
+
+def diffstat(repo: str, a: str, b: str) -> str:
+    return out(repo, "diff", "--stat", f"{a}..{b}")
+
+
+def changed_files(repo: str, a: str, b: str) -> list[str]:
+    return [line for line in out(repo, "diff", "--name-only", f"{a}..{b}").splitlines() if line]
+
+
+def conflicts(repo: str, base: str, branch: str) -> tuple[bool, list[str]]:
+    """Would merging ``branch`` into ``base`` conflict? (``git merge-tree --write-tree``; nothing is written to
+    any branch.) Returns (clean, conflicting paths)."""
+    proc = run(repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch, check=False)
+    if proc.returncode == 0:
+        return True, []
+    if proc.returncode == 1:
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()[1:]
+        return False, [line for line in lines if line.strip()]
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    raise GitError(f"git merge-tree: {err or f'exit {proc.returncode}'}")

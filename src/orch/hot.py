@@ -13,6 +13,10 @@ from orch.slug import is_valid
 from orch.workspace import Workspace, cached_tasks_dir, daemon_running, find
 
 USAGE = "usage: orch - [task-<slug>:] <text...>   (text from stdin when no arguments are given)"
+VERDICT_USAGE = (
+    "usage: orch verdict approve|request-changes [--task SLUG]   "
+    "(findings on stdin, one per line: <blocker|major|minor|note>: [path[:line]] <text>)"
+)
 
 
 def split_prefix(text: str) -> tuple[str | None, str]:
@@ -71,6 +75,63 @@ def message(args: list[str], explicit: str | None = None) -> int:
             return _fail(problem)
     record["task"] = task
     inbox.write(ws, record)
+    kick(ws)
+    return 0
+
+
+def verdict(args: list[str], explicit: str | None = None) -> int:
+    """`orch verdict approve|request-changes`: the reviewer's answer, findings on stdin."""
+    from orch.verdicts import FindingError, format_finding, parse_decision, parse_findings
+
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write(VERDICT_USAGE + "\n")
+        return 0 if args else 2
+    task = None
+    rest = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--task" and i + 1 < len(args):
+            task, i = args[i + 1], i + 2
+        elif args[i].startswith("--task="):
+            task, i = args[i].split("=", 1)[1], i + 1
+        else:
+            rest.append(args[i])
+            i += 1
+    if len(rest) != 1:
+        return _fail(VERDICT_USAGE, 2)
+    try:
+        decision = parse_decision(rest[0])
+        text = "" if sys.stdin.isatty() else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        findings = parse_findings(text)
+    except FindingError as exc:
+        return _fail(f"{exc}; nothing was recorded", 2)
+    try:
+        ws = find(explicit=explicit)
+    except OrchError as exc:
+        return _fail(str(exc))
+    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
+    env_task = os.environ.get("ORCH_TASK") or None
+    if token:
+        if os.environ.get("ORCH_ROLE") != "reviewer":
+            return _fail("only a task's reviewer gives verdicts (this is its " + os.environ.get("ORCH_ROLE", "?") + ")")
+        if task and env_task and task != env_task:
+            return _fail(f"refused: this reviewer belongs to task {env_task!r}, not {task!r}")
+    task = task or env_task
+    if not task:
+        return _fail("which task? give --task SLUG (inside a reviewer, $ORCH_TASK says it)", 2)
+    if not token:
+        problem = _missing_task(ws, task)
+        if problem:
+            return _fail(problem)
+    body = "\n".join(format_finding(f, brackets=True) for f in findings)
+    inbox.write(ws, {
+        "kind": "verdict",
+        "task": task,
+        "text": decision + "\n" + body,
+        "token": token,
+        "worker": os.environ.get("ORCH_WORKER", ""),
+        "role": os.environ.get("ORCH_ROLE", ""),
+    })
     kick(ws)
     return 0
 

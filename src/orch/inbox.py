@@ -49,9 +49,12 @@ def decode(data: bytes) -> dict | None:
             return None
         record[key] = _unescape(value)
     try:
-        record["at"] = float(record.get("at", ""))
+        at = float(record.get("at", ""))
     except ValueError:
         return None
+    if not 0 < at < 1e11:  # also refuses nan and inf
+        return None
+    record["at"] = at
     return record if record.get("uid") else None
 
 

@@ -71,6 +71,44 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_task ON events(task, id);
     """,
+    # 2: validation runs and reviews (the evidence of the review loop)
+    """
+    CREATE TABLE validations (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        task      TEXT NOT NULL,
+        round     INTEGER NOT NULL,
+        sha       TEXT NOT NULL,
+        command   TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        exit_code INTEGER NOT NULL,
+        duration  REAL NOT NULL,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        tail      TEXT NOT NULL DEFAULT '',
+        log_path  TEXT NOT NULL DEFAULT '',
+        at        REAL NOT NULL
+    );
+    CREATE INDEX validations_task ON validations(task, sha, id);
+
+    CREATE TABLE reviews (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        task        TEXT NOT NULL,
+        round       INTEGER NOT NULL,
+        sha         TEXT NOT NULL,
+        base        TEXT NOT NULL,
+        base_sha    TEXT NOT NULL,
+        reviewer    TEXT NOT NULL DEFAULT '',
+        tree_before TEXT NOT NULL,
+        tree_after  TEXT NOT NULL DEFAULT '',
+        decision    TEXT NOT NULL DEFAULT '',
+        findings    TEXT NOT NULL DEFAULT '[]',
+        status      TEXT NOT NULL DEFAULT 'pending',
+        note        TEXT NOT NULL DEFAULT '',
+        requested_at REAL NOT NULL,
+        answered_at REAL,
+        acted_at    REAL
+    );
+    CREATE INDEX reviews_task ON reviews(task, id);
+    """,
 ]
 
 
@@ -117,6 +155,46 @@ class Message:
     status: str
     note: str
     applied_at: float | None
+
+
+@dataclass
+class Validation:
+    id: int
+    task: str
+    round: int
+    sha: str
+    command: str
+    source: str
+    exit_code: int
+    duration: float
+    timed_out: int
+    tail: str
+    log_path: str
+    at: float
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass
+class Review:
+    id: int
+    task: str
+    round: int
+    sha: str
+    base: str
+    base_sha: str
+    reviewer: str
+    tree_before: str
+    tree_after: str
+    decision: str
+    findings: list
+    status: str
+    note: str
+    requested_at: float
+    answered_at: float | None
+    acted_at: float | None
 
 
 @dataclass
@@ -211,29 +289,35 @@ class Store:
 
     # -- messages ---------------------------------------------------------------------------------------------
 
-    def import_messages(self, records: list[dict]) -> int:
-        """Insert spooled records (ignoring uids already known). Returns how many were new."""
-        added = 0
+    def import_messages(self, records: list[dict]) -> tuple[int, list[dict]]:
+        """Insert spooled records (ignoring uids already known). Returns (how many were new, records refused)."""
+        added, refused = 0, []
         with self.tx() as db:
             for r in records:
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO messages (uid, at, kind, task, worker, role, token_hash, text, status, note)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        r["uid"],
+                try:
+                    row = (
+                        _text(r["uid"]),
                         float(r.get("at") or time.time()),
-                        str(r.get("kind") or "message"),
-                        str(r.get("task") or ""),
-                        str(r.get("worker") or ""),
-                        str(r.get("role") or ""),
-                        str(r.get("token_hash") or ""),
-                        str(r.get("text") or ""),
-                        str(r.get("status") or "pending"),
-                        str(r.get("note") or ""),
-                    ),
-                )
+                        _text(r.get("kind") or "message"),
+                        _text(r.get("task") or ""),
+                        _text(r.get("worker") or ""),
+                        _text(r.get("role") or ""),
+                        _text(r.get("token_hash") or ""),
+                        _text(r.get("text") or ""),
+                        _text(r.get("status") or "pending"),
+                        _text(r.get("note") or ""),
+                    )
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO messages"
+                        " (uid, at, kind, task, worker, role, token_hash, text, status, note)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        row,
+                    )
+                except (sqlite3.Error, ValueError, TypeError, KeyError):
+                    refused.append(r)
+                    continue
                 added += cur.rowcount
-        return added
+        return added, refused
 
     def pending_messages(self, task: str | None = None) -> list[Message]:
         sql = "SELECT * FROM messages WHERE status = 'pending'"
@@ -272,6 +356,58 @@ class Store:
             sql, args = sql + " WHERE task = ?", (task,)
         rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [Event(*row[:6], json.loads(row[6] or "{}")) for row in reversed(rows)]
+
+
+    # -- validations and reviews -------------------------------------------------------------------------------
+
+    def add_validation(self, v: Validation) -> None:
+        cols = [f.name for f in fields(Validation)][1:]
+        with self.tx() as db:
+            db.execute(
+                f"INSERT INTO validations ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                [getattr(v, c) for c in cols],
+            )
+
+    def validations(self, task: str, sha: str | None = None) -> list[Validation]:
+        sql, args = "SELECT * FROM validations WHERE task = ?", [task]
+        if sha is not None:
+            sql, args = sql + " AND sha = ?", [task, sha]
+        return [Validation(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
+
+    def add_review(self, task: str, round_no: int, sha: str, base: str, base_sha: str, reviewer: str, tree: str) -> int:
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT INTO reviews (task, round, sha, base, base_sha, reviewer, tree_before, requested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task, round_no, sha, base, base_sha, reviewer, tree, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def update_review(self, review_id: int, **changes: object) -> None:
+        if "findings" in changes:
+            changes["findings"] = json.dumps(changes["findings"])
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self.tx() as db:
+            db.execute(f"UPDATE reviews SET {sets} WHERE id = ?", [*changes.values(), review_id])
+
+    def reviews(self, task: str) -> list[Review]:
+        rows = self.db.execute("SELECT * FROM reviews WHERE task = ? ORDER BY id", (task,)).fetchall()
+        out = []
+        for row in rows:
+            values = list(row)
+            values[10] = json.loads(values[10] or "[]")
+            out.append(Review(*values))
+        return out
+
+
+def _text(value: object) -> str:
+    """Text safe to store: undecodable bytes (kept as surrogates on the way in) become U+FFFD."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 def open_store(path: str) -> Store:

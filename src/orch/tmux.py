@@ -25,6 +25,7 @@ _PANE_FIELDS = (
     "pane_pid",
     "pane_dead",
     "pane_dead_status",
+    "pane_dead_signal",
     "pane_current_command",
     "pane_current_path",
     "pane_active",
@@ -44,6 +45,7 @@ class Pane:
     pane_pid: int
     dead: bool
     dead_status: int | None
+    dead_signal: int | None
     current_command: str
     current_path: str
     active: bool
@@ -59,7 +61,7 @@ class Pane:
         parts = line.split(SEP)
         if len(parts) != len(_PANE_FIELDS):
             return None
-        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, cmd, path, active, *tags) = parts
+        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, *tags) = parts
         return cls(
             session_id=sid,
             session_name=sname,
@@ -70,6 +72,7 @@ class Pane:
             pane_pid=_int(ppid),
             dead=dead == "1",
             dead_status=_int(dstat) if dstat != "" else None,
+            dead_signal=_int(dsig) if dsig != "" else None,
             current_command=cmd,
             current_path=path,
             active=active == "1",
@@ -80,6 +83,21 @@ class Pane:
             token_hash=tags[4],
             pane_role=tags[5],
         )
+
+
+def exit_code(pane: Pane) -> int | None:
+    """A dead pane's exit status, shell style (128 + signal when killed); None while tmux does not know it yet."""
+    if pane.dead_status is not None:
+        return pane.dead_status
+    if pane.dead_signal is not None:
+        return 128 + pane.dead_signal
+    return None
+
+
+def describe_exit(pane: Pane) -> str:
+    if pane.dead_signal is not None and pane.dead_status is None:
+        return f"killed by signal {pane.dead_signal}"
+    return f"status {pane.dead_status}" if pane.dead_status is not None else "an unknown status"
 
 
 def _int(text: str) -> int:

@@ -2,9 +2,12 @@
 
 It shows a prompt marker (``scripted> ``), enables bracketed paste, reads typed or pasted input byte for byte
 (Enter outside a paste submits), echoes what it received, and records every message it received, exactly, in
-``$ORCH_WORKSPACE/.orch/logs/scripted-<worker>.jsonl``. Its first message is its prompt: it runs the steps of the
-first fenced block with the info string ``scripted`` found in it. Steps, one per line (quoted shell-style, never
-run by a shell; ``\\n`` in a text is a newline; ``#`` starts a comment):
+``$ORCH_WORKSPACE/.orch/logs/scripted-<worker>.jsonl``. The script is the first fenced block with the info string
+``scripted`` in the first message that has one (the prompt). The block is divided into sections by header lines
+``coder:``, ``reviewer:``, ``coder round N:`` or ``reviewer round N:`` (``coder:`` means round 1; lines before any
+header belong to the coder's round 1). On each message, the agent runs the section for its role ($ORCH_ROLE) and
+the round named in the message's first line (orch's prompts start with ``... round N``). Steps, one per line
+(quoted shell-style, never run by a shell; ``\\n`` in a text is a newline; ``#`` starts a comment):
 
     say TEXT            print TEXT
     write PATH TEXT     write TEXT to PATH (relative to the worktree)
@@ -15,6 +18,9 @@ run by a shell; ``\\n`` in a text is a newline; ``#`` starts a comment):
     wait                wait for the next message
     sleep SECONDS       pause
     run PROGRAM ARGS... run a program (no shell) and show its output
+    verdict DECISION [FINDING...]
+                        orch verdict DECISION (approve or request-changes), findings on stdin, one per
+                        argument, e.g. verdict request-changes "blocker: app.py:3 crashes on empty input"
     exit [CODE]         end the agent with CODE (default 0)
 """
 
@@ -23,12 +29,35 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import time
 
 PROMPT = "scripted> "
+SECTION = re.compile(r"^\s*(coder|reviewer)(?:\s+round\s+(\d+))?\s*:\s*$", re.I)
+ROUND = re.compile(r"\bround (\d+)\b")
+
+
+def sections(block: str) -> dict[tuple[str, int], list[str]]:
+    """Script lines by (role, round)."""
+    out: dict[tuple[str, int], list[str]] = {}
+    current = ("coder", 1)
+    for line in block.splitlines():
+        head = SECTION.match(line)
+        if head:
+            current = (head.group(1).lower(), int(head.group(2) or 1))
+            out.setdefault(current, [])
+            continue
+        out.setdefault(current, []).append(line)
+    return out
+
+
+def round_of(message: str) -> int:
+    first = message.strip().split("\n", 1)[0] if message.strip() else ""
+    found = ROUND.search(first)
+    return int(found.group(1)) if found else 1
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
 
@@ -205,6 +234,16 @@ class Agent:
         elif verb == "run":
             proc = subprocess.run(args, capture_output=True, text=True, check=False)
             self.say((proc.stdout + proc.stderr).rstrip() + f"\n(exit {proc.returncode})")
+        elif verb == "verdict":
+            proc = subprocess.run(
+                [sys.executable, "-m", "orch", "verdict", args[0]],
+                input="\n".join(args[1:]) + "\n",
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0:
+                self.say(f"orch verdict failed ({proc.returncode}): {proc.stderr.strip()}")
         elif verb == "exit":
             return int(args[0]) if args else 0
         else:
@@ -212,24 +251,32 @@ class Agent:
         return None
 
     def main(self) -> int:
-        self.say(f"scripted agent ready (pid {os.getpid()}, worker {self.worker})")
-        first = self.next_message()
-        if first is None:
-            return 0
         from orch.taskfile import fenced_blocks
 
-        blocks = fenced_blocks(first, "scripted")
-        if blocks:
-            code = self.run_steps(blocks[0].splitlines())
+        role = os.environ.get("ORCH_ROLE", "coder")
+        self.say(f"scripted agent ready (pid {os.getpid()}, worker {self.worker}, role {role})")
+        script: dict[tuple[str, int], list[str]] | None = None
+        done_rounds: set[int] = set()
+        while True:
+            message = self.next_message()
+            if message is None:
+                return 0
+            if script is None:
+                blocks = fenced_blocks(message, "scripted")
+                if blocks:
+                    script = sections(blocks[0])
+            if script is None:
+                self.say("no scripted block yet; echoing messages")
+                continue
+            round_no = round_of(message)
+            steps = script.get((role, round_no))
+            if steps is None or round_no in done_rounds:
+                continue
+            done_rounds.add(round_no)
+            code = self.run_steps(steps)
             if code is not None:
                 return code
-            self.say("script finished")
-        else:
-            self.say("no scripted block in the prompt; echoing messages")
-        while self.next_message() is not None:
-            pass
-        return 0
-
+            self.say(f"{role} round {round_no} finished")
 
 def main() -> int:
     agent = Agent()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -12,6 +13,10 @@ except ImportError:  # pragma: no cover - older typer depends on click
     from click import exceptions as cx
 
 from orch.errors import OrchError
+
+# typer >= 0.2x has its own Exit/Abort; older ones re-export click's
+EXITS = tuple({getattr(cx, "Exit", typer.Exit), typer.Exit})
+ABORTS = tuple({getattr(cx, "Abort", typer.Abort), typer.Abort, KeyboardInterrupt})
 
 app = typer.Typer(
     name="orch",
@@ -66,11 +71,16 @@ def run(args: list[str]) -> int:
         where = f"orch {exc.ctx.command_path.split(' ', 1)[1]}" if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else "orch"
         sys.stderr.write(f"orch: {exc.format_message()} (see `{where} --help`)\n")
         return exc.exit_code
-    except (cx.Exit, typer.Exit) as exc:
+    except EXITS as exc:
         return exc.exit_code
-    except (cx.Abort, typer.Abort, KeyboardInterrupt):
+    except ABORTS:
         sys.stderr.write("orch: interrupted\n")
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one line, and the traceback on request
+        if os.environ.get("ORCH_DEBUG"):
+            raise
+        sys.stderr.write(f"orch: unexpected error ({type(exc).__name__}: {exc}); run with ORCH_DEBUG=1 for details\n")
+        return 70
     return result if isinstance(result, int) else 0

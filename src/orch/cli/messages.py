@@ -25,3 +25,15 @@ def dash(text: list[str] = typer.Argument(None)) -> None:
     from orch.hot import message as hot_message
 
     raise typer.Exit(hot_message(list(text or [])))
+
+
+@app.command(
+    "verdict",
+    help="The reviewer's answer: `orch verdict approve|request-changes [--task SLUG]`, findings on stdin, one per "
+    "line: <blocker|major|minor|note>: [path[:line]] <text>. Bound to the sha under review.",
+    context_settings={"ignore_unknown_options": True},
+)
+def verdict(args: list[str] = typer.Argument(None)) -> None:
+    from orch.hot import verdict as hot_verdict
+
+    raise typer.Exit(hot_verdict(list(args or [])))

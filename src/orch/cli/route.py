@@ -35,6 +35,19 @@ def send(
     do_send(context(), worker, body, pane=pane)
 
 
+@app.command()
+def reply(
+    task: str = typer.Argument(..., help="The task whose coder asked a question."),
+    text: list[str] | None = typer.Argument(None, help="Your answer (default: read from stdin)."),
+) -> None:
+    """Answer a coder's `needs input` question: typed into the coder, and the task resumes."""
+    from orch.workflow.route import reply as do_reply
+
+    words = list(text or [])
+    body = " ".join(words) if words else ("" if sys.stdin.isatty() else sys.stdin.read())
+    do_reply(context(), task, body)
+
+
 @app.command("exec")
 def exec_(
     worker: str | None = typer.Argument(None, help=WORKER_HELP),

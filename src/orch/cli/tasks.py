@@ -62,6 +62,8 @@ def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as
         lines.append("exited: " + ", ".join(report.exited))
     if report.adopted:
         lines.append("re-registered from tmux: " + ", ".join(report.adopted))
+    for did in report.pipeline:
+        lines.append(f"review loop: {did}")
     for slug, missing in report.waiting:
         lines.append(f"waiting: {slug} (for {', '.join(missing)})")
     for o in report.orphans:
@@ -157,6 +159,21 @@ def close(
         console.print(f"removed worktree {result.worktree_removed}")
     console.print(f"branch {result.branch} {'deleted' if result.branch_deleted else 'kept'}")
     console.print(f"closed {task}: {result.moved_to}")
+
+
+@app.command()
+def dossier(task: str = typer.Argument(..., help="The task."), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print a task's merge-ready dossier (written when its branch is approved and validated)."""
+    from orch import slug as slugs
+    from orch.workflow.dossier import paths
+
+    ctx = context()
+    md, js = paths(ctx, slugs.check(task))
+    path = js if as_json else md
+    if not os.path.exists(path):
+        raise OrchError(f"task {task!r} has no dossier yet (written when its branch is approved): `orch status` shows where it is")
+    with open(path, encoding="utf-8") as fh:
+        sys.stdout.write(fh.read())
 
 
 @app.command()

@@ -35,7 +35,8 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
         is_worktree = any(os.path.realpath(w.path) == os.path.realpath(worktree) for w in git.worktrees(ctx.ws.root))
-        if is_worktree and not force:
+        folder_gone = is_worktree and not os.path.isdir(worktree)
+        if is_worktree and not force and not folder_gone:
             dirty = git.status_porcelain(worktree)
             if dirty:
                 raise OrchError(
@@ -60,7 +61,10 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         now = time.time()
         for w in ctx.store.task_workers(slug):
             ctx.store.update_worker(w.id, state="closed", ended_at=now)
-        if is_worktree:
+        if folder_gone:  # deleted by hand: nothing to lose, git only needs to forget it
+            git.prune_worktrees(ctx.ws.root)
+            result.worktree_removed = worktree
+        elif is_worktree:
             git.remove_worktree(ctx.ws.root, worktree, force=force)
             result.worktree_removed = worktree
         if delete_branch and git.branch_exists(ctx.ws.root, branch):

@@ -36,10 +36,15 @@ def import_spool(ctx: Ctx) -> int:
         record["token_hash"] = token_hash(str(record.pop("token", "") or ""))
         records.append(record)
         done.append(path)
-    added = ctx.store.import_messages(records) if records else 0
+    added, refused = ctx.store.import_messages(records) if records else (0, [])
+    refused_uids = {r["uid"] for r in refused}
     for record in records:
+        if record["uid"] in refused_uids:
+            continue
         if record.get("status") == "refused":
             ctx.event("refused", record.get("note", ""), task=str(record.get("task") or ""), worker=str(record.get("worker") or ""))
+    bad += [p for p, r in zip(done, records, strict=True) if r["uid"] in refused_uids]
+    done = [p for p, r in zip(done, records, strict=True) if r["uid"] not in refused_uids]
     for path in done:
         _unlink(path)
     for path in bad:
@@ -80,6 +85,11 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             store.finish_message(msg.id, "refused", note)
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
+    if msg.kind == "verdict" and sender is not None and sender.role != "reviewer":
+        note = f"a {sender.role} may not give verdicts"
+        store.finish_message(msg.id, "refused", note)
+        ctx.event("refused", note, task=msg.task, worker=sender.id)
+        return False
     path = T.task_path(ctx, msg.task)
     if not os.path.exists(path):
         closed = os.path.exists(os.path.join(ctx.cfg.done_path, msg.task + ".md"))
@@ -89,6 +99,10 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
         return False
     try:
         task = T.read_task(path)
+        if msg.kind == "verdict":
+            apply_verdict(ctx, task, msg, sender.id if sender is not None else "user")
+            store.finish_message(msg.id, "applied")
+            return True
         effect = interpret(msg.text, task.state, from_worker=sender is not None)
         who = sender.role if sender is not None else "user"
         fields = dict(effect.fields)
@@ -101,6 +115,37 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
         return False
     store.finish_message(msg.id, "applied")
     return True
+
+
+def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:
+    """Bind a verdict to the review in progress: counted only if the branch is still at the sha reviewed and the
+    worktree is unchanged since the review started; otherwise kept in the history as stale or invalidated."""
+    from orch import git
+    from orch.verdicts import parse_findings, summary
+
+    decision, _, body = msg.text.partition("\n")
+    findings = parse_findings(body)
+    pending = [r for r in ctx.store.reviews(task.slug) if r.status == "pending"]
+    line = summary(decision, findings)
+    if not pending:
+        T.record(ctx, task.slug, status=f"branch review: {line} — ignored, no review was in progress", at=msg.at)
+        return
+    review = pending[-1]
+    worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
+    tree_after = git.tree_hash(worktree) if os.path.isdir(worktree) else ""
+    head = git.head(worktree) if os.path.isdir(worktree) else None
+    if tree_after != review.tree_before:
+        status, note = "invalidated", "the worktree changed during the review"
+    elif head != review.sha:
+        status, note = "stale", f"the branch moved to {str(head)[:12]} during the review"
+    else:
+        status, note = "counted", ""
+    ctx.store.update_review(
+        review.id, decision=decision, findings=findings, tree_after=tree_after, status=status, note=note,
+        answered_at=msg.at, reviewer=review.reviewer or reviewer,
+    )
+    text = f"branch review: {line} on {review.sha[:12]}" + (f" — not counted: {note}" if note else "")
+    T.record(ctx, task.slug, status=f"reviewer: {text}", at=msg.at, branch_review=f"{line} on {review.sha[:12]}")
 
 
 def drain_locked(ctx: Ctx) -> int:

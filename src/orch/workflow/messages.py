@@ -45,7 +45,7 @@ def interpret(text: str, current_state: str, from_worker: bool) -> Effect:
     if summary is not None:
         return Effect(
             status=f"done: {summary}",
-            state=T.CODED,
+            state=T.VALIDATING,
             fields={"report": summary or "(no summary given)", "question": None, "blocked": None},
         )
     path = _after(text, "worktree")

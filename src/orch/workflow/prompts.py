@@ -1,27 +1,136 @@
-"""Prompts orch gives to workers."""
+"""Prompts orch gives to workers: the coder's intent packet, fix rounds, and the reviewer's brief.
+
+Every prompt starts with a header line naming the role, the task and the round, e.g.
+``# orch: coder prompt for task login-fix, round 1`` (the scripted test agent reads the round from it).
+"""
 
 from __future__ import annotations
 
 import os
 
+from orch.store import Validation
+from orch.verdicts import format_finding
 from orch.workflow.context import Ctx
+from orch.workflow.intent import Intent
 
 REPORTING = """\
 Report to orch with the `orch` command (it is on your PATH; your task is known from the environment):
-- orch - "done: <one-line summary>"       when your work is committed on the branch and ready for review
-- orch - "needs input: <question>"        when you need an answer from the person (then wait for it)
-- orch - "blocked: <why>"                 when you cannot go on
-- orch - "<text>"                         for any other progress note"""
+- orch - "done: <one-line summary of what you did>"   when your work is committed on the branch
+- orch - "needs input: <question>"                     when you need an answer from the person (then wait)
+- orch - "blocked: <why>"                              when you cannot go on
+- orch - "<text>"                                      for any other progress note
+Commit everything before reporting done: uncommitted work is sent back to you."""
+
+ABSENT = "(the task has no {} section)"
 
 
-def coder_prompt(slug: str, body: str, worktree: str, branch: str, base: str) -> str:
+def header(role: str, slug: str, round_no: int) -> str:
+    return f"# orch: {role} prompt for task {slug}, round {round_no}"
+
+
+def _list(items: list[str], present: bool, name: str) -> str:
+    if items:
+        return "\n".join(f"- {item}" for item in items)
+    return ABSENT.format(name) if not present else f"(the {name} section is empty)"
+
+
+def _validation_text(commands: list[str], source: str) -> str:
+    if not commands:
+        return "No validation commands are configured: orch will not report this work as validated."
+    where = "the task's Validation section" if source == "task" else "the workspace config ([validate] commands)"
+    lines = "\n".join(f"- `{c}`" for c in commands)
+    return f"When you report done, orch runs these commands in your worktree (from {where}); all must pass:\n{lines}"
+
+
+def coder_prompt(
+    slug: str,
+    intent: Intent,
+    worktree: str,
+    branch: str,
+    base: str,
+    commands: list[str],
+    source: str,
+    round_no: int = 1,
+) -> str:
+    has = intent.present
     return (
-        f"# Task {slug}\n\n"
-        f"You are the coder for task `{slug}`.\n"
-        f"- worktree: {worktree} (work only inside this folder)\n"
-        f"- branch: {branch} (based on {base}); commit your work on it, do not merge or push elsewhere\n\n"
-        f"## The task, as the person wrote it\n\n{body.strip()}\n\n"
-        f"## Reporting\n\n{REPORTING}\n"
+        f"{header('coder', slug, round_no)}\n\n"
+        f"You are the coder for task `{slug}`. Work only inside your worktree; commit on your branch; "
+        "do not merge, push elsewhere or edit orch's files.\n\n"
+        f"## Where\n- worktree: {worktree}\n- branch: {branch}\n- base: {base}\n\n"
+        f"## Intent (the task, as the person wrote it)\n\n{intent.text.strip()}\n\n"
+        f"## Requirements\n{_list(intent.requirements, 'requirements' in has, 'Requirements')}\n\n"
+        f"## Invariants (must stay true)\n{_list(intent.invariants, 'invariants' in has, 'Invariants')}\n\n"
+        f"## Non-goals (do not do these)\n{_list(intent.non_goals, 'non_goals' in has, 'Non-goals')}\n\n"
+        f"## Escalate if (stop and ask with `needs input:`)\n"
+        f"{_list(intent.escalate_if, 'escalate_if' in has, 'Escalate if')}\n\n"
+        f"## Validation\n{_validation_text(commands, source)}\n\n"
+        f"## Reporting\n{REPORTING}\n"
+    )
+
+
+def fix_prompt(
+    slug: str, round_no: int, reasons: list[str], suggestions: list[str], max_rounds: int
+) -> str:
+    must = "\n".join(f"- {r}" for r in reasons) or "- (no blocking findings; see the suggestions)"
+    text = (
+        f"{header('coder', slug, round_no)}\n\n"
+        f"Your work on task `{slug}` goes back to you for round {round_no} of at most {max_rounds}.\n\n"
+        f"## Must fix\n{must}\n"
+    )
+    if suggestions:
+        text += "\n## Suggestions (not blocking; use your judgement)\n" + "\n".join(f"- {s}" for s in suggestions) + "\n"
+    text += '\nCommit your fixes, then report again: orch - "done: <what you changed>"\n'
+    return text
+
+
+def validation_lines(results: list[Validation], commands_source: str) -> str:
+    if not results:
+        return "No validation commands are configured: this branch is NOT validated."
+    out = [f"Commands from {commands_source}; orch ran them itself in the worktree:"]
+    for v in results:
+        verdict = "timed out" if v.timed_out else ("passed" if v.exit_code == 0 else f"FAILED (exit {v.exit_code})")
+        out.append(f"- `{v.command}`: {verdict} in {v.duration:.1f}s")
+    return "\n".join(out)
+
+
+def reviewer_prompt(
+    slug: str,
+    intent: Intent,
+    worktree: str,
+    branch: str,
+    base: str,
+    base_sha: str,
+    sha: str,
+    round_no: int,
+    validation: str,
+    previous: list[dict],
+) -> str:
+    has = intent.present
+    prev = ""
+    if previous:
+        prev = "\n## Findings of the previous round (check they are fixed)\n" + "\n".join(
+            f"- {format_finding(f)}" for f in previous
+        ) + "\n"
+    return (
+        f"{header('reviewer', slug, round_no)}\n\n"
+        f"You are the independent reviewer of task `{slug}`. You are read-only: do not modify, create or delete any "
+        "file, and do not commit; orch checks the worktree after your review and discards a review that changed it.\n\n"
+        f"## What to review\n- worktree: {worktree}\n- branch: {branch} at {sha}\n"
+        f"- commits under review: {base_sha}..{sha} (base {base}); see `git log {base_sha}..{sha}` and "
+        f"`git diff {base_sha}..{sha}`\n\n"
+        f"## Intent (the task, as the person wrote it)\n\n{intent.text.strip()}\n\n"
+        f"## Requirements\n{_list(intent.requirements, 'requirements' in has, 'Requirements')}\n\n"
+        f"## Invariants (must stay true)\n{_list(intent.invariants, 'invariants' in has, 'Invariants')}\n\n"
+        f"## Validation results\n{validation}\n{prev}\n"
+        "## Your verdict\n"
+        "Check the diff against the intent, the requirements and the invariants, and whether the validation is\n"
+        "adequate. Classify every finding as `blocker` (must be fixed before merging), `major`, `minor` or `note`.\n"
+        "Answer with exactly one command, findings on stdin, one per line as `<severity>: [path[:line]] <text>`:\n\n"
+        "    orch verdict approve <<'EOF'\n    note: src/app.py:12 consider a clearer name\n    EOF\n\n"
+        "    orch verdict request-changes <<'EOF'\n    blocker: src/app.py:40 the empty input case crashes\n"
+        "    minor: README.md the new flag is not documented\n    EOF\n\n"
+        "Request changes when any blocker remains; approve otherwise.\n"
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from orch import slug as slugs
 from orch.errors import OrchError
-from orch.tmux import Pane
+from orch.tmux import Pane, describe_exit
 from orch.workflow import spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -101,8 +101,7 @@ def _explain_missing(ctx: Ctx, addr: Address) -> None:
 
 def _check_alive(target: Target, allow_dead: bool) -> Target:
     if target.pane.dead and not allow_dead:
-        status = target.pane.dead_status
-        shown = f"status {status}" if status is not None else "an unknown status"
+        shown = describe_exit(target.pane)
         who = str(target.address)
         raise OrchError(
             f"worker {who} has exited ({shown}): `orch capture {who}` shows its last screen, "
@@ -131,8 +130,17 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
     if target.address.role == "coder" and target.pane.task and os.path.exists(T.task_path(ctx, task)):
         current = T.get(ctx, task)
         if current.state == T.NEEDS_INPUT:
-            T.record(ctx, task, status=f"user answered: {text}", state=T.CODING, question=None)
+            resumed = T.FIXING if (current.doc.summary_field("round") or "1") != "1" else T.CODING
+            T.record(ctx, task, status=f"user answered: {text}", state=resumed, question=None)
     return target
+
+
+def reply(ctx: Ctx, task: str, text: str) -> Target:
+    """Answer the coder's question (the task must be waiting for input)."""
+    current = T.get(ctx, task)
+    if current.state != T.NEEDS_INPUT:
+        raise OrchError(f"task {task!r} is not waiting for input (state {current.state}); use `orch send {task} ...`")
+    return send(ctx, task, text)
 
 
 def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None) -> str:

@@ -12,8 +12,8 @@ from orch import git
 from orch.errors import OrchError
 from orch.locks import hold
 from orch.store import Worker
-from orch.tmux import Pane
-from orch.workflow import inbox, spawn
+from orch.tmux import Pane, exit_code
+from orch.workflow import inbox, review, spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -69,8 +69,9 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
             out.lost.append((w, f"its pane now runs another process (pid {pane.pane_pid}, was {w.pane_pid})"))
             continue
         if pane.dead:
-            if w.state != "exited":
-                out.exited.append((w, pane.dead_status))
+            code = exit_code(pane)
+            if w.state != "exited" and code is not None:  # no status yet: tmux is still reaping it, look next pass
+                out.exited.append((w, code))
             continue
         alive_roles.add((w.task, w.role))
     for worker_id, pane in by_worker.items():
@@ -115,6 +116,7 @@ class ScanReport:
     adopted: list[str] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
     waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+    pipeline: list[str] = field(default_factory=list)
     invalid: list[T.Invalid] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     applied: int = 0
@@ -198,7 +200,27 @@ def scan(ctx: Ctx) -> ScanReport:
                 deliveries.append(d)
         spawn.deliver(ctx, deliveries)
         report.applied += inbox.drain(ctx)
+        advance_pipeline(ctx, report)
     return report
+
+
+def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:
+    """Move every task in the review loop on by one step (validation, review, fix round, dossier)."""
+    tasks, _ = T.load(ctx)
+    busy = [t for t in tasks.values() if t.state in (T.VALIDATING, T.REVIEWING)]
+    if not busy:
+        return
+    panes = ctx.tmux.list_panes()
+    for task in busy:
+        try:
+            did = review.advance(ctx, task, panes)
+        except OrchError as exc:
+            report.errors.append(f"{task.slug}: {exc}")
+            ctx.event("pipeline-error", str(exc), task=task.slug)
+            continue
+        if did:
+            report.pipeline.append(did)
+    report.applied += inbox.drain(ctx)
 
 
 def new_task(ctx: Ctx, slug: str) -> Worker:

@@ -15,9 +15,10 @@ from orch.config import AgentProfile
 from orch.errors import OrchError
 from orch.store import Worker
 from orch.tmux import Pane, TmuxError
-from orch.workflow import prompts
+from orch.workflow import prompts, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
+from orch.workflow.intent import parse as parse_intent
 
 MAX_ARG_PROMPT = 120_000  # Linux refuses a single argument over 128 KiB
 
@@ -70,10 +71,26 @@ def _task_session(panes: list[Pane], slug: str) -> Pane | None:
     return None
 
 
-def start_worker(ctx: Ctx, task: T.Task, role: str = "coder", panes: list[Pane] | None = None) -> Delivery | None:
-    """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None."""
+def agent_for(ctx: Ctx, task: T.Task, role: str) -> str:
+    if role == "reviewer" and ctx.cfg.reviewer_agent:
+        return ctx.cfg.reviewer_agent
+    return task.agent or ctx.cfg.default_agent
+
+
+def start_worker(
+    ctx: Ctx,
+    task: T.Task,
+    role: str = "coder",
+    panes: list[Pane] | None = None,
+    text: str | None = None,
+    round_no: int = 1,
+) -> Delivery | None:
+    """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None.
+
+    The coder's prompt (the intent packet) is built here; other roles are given theirs in ``text``.
+    """
     cfg = ctx.cfg
-    agent = task.agent or cfg.default_agent
+    agent = agent_for(ctx, task, role)
     profile = cfg.profile(agent)
     base = resolve_base(ctx, task)
     branch = cfg.branch_prefix + task.slug
@@ -82,8 +99,11 @@ def start_worker(ctx: Ctx, task: T.Task, role: str = "coder", panes: list[Pane] 
     worktree = os.path.join(cfg.worktree_path, task.slug)
     how = git.add_worktree(ctx.ws.root, worktree, branch, base)
 
-    text = prompts.coder_prompt(task.slug, task.body, worktree, branch, base)
-    prompt_file = prompts.save(ctx, task.slug, role, text)
+    if text is None:
+        intent = parse_intent(task.body)
+        commands, source = validate.commands_for(ctx, intent)
+        text = prompts.coder_prompt(task.slug, intent, worktree, branch, base, commands, source, round_no)
+    prompt_file = prompts.save(ctx, task.slug, role, text, round_no)
     token = secrets.token_urlsafe(24)
     now = time.time()
     worker = Worker(
@@ -153,16 +173,17 @@ def start_worker(ctx: Ctx, task: T.Task, role: str = "coder", panes: list[Pane] 
         state=worker.state,
     )
     ctx.event("spawn", f"{role} started ({agent}) in window {created.window_id}; {how}", task=task.slug, worker=worker.id)
-    fields: dict[str, str | None] = {"waiting_for": None, "problem": None}
-    if role == "coder":
-        fields.update(state=T.CODING, agent=f"{agent} (window {created.window_id}, pane {created.pane_id})")
-    T.record(
-        ctx,
-        task.slug,
-        status=f"{role} started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}",
-        meta={"session": sname, "worktree": worktree, "branch": branch},
-        **fields,
-    )
+    if role == "coder":  # the review loop records its reviewers itself
+        T.record(
+            ctx,
+            task.slug,
+            status=f"coder started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}",
+            meta={"session": sname, "worktree": worktree, "branch": branch},
+            state=T.CODING if round_no == 1 else T.FIXING,
+            agent=f"{agent} (window {created.window_id}, pane {created.pane_id})",
+            waiting_for=None,
+            problem=None,
+        )
     if profile.prompt == "paste":
         return Delivery(worker, profile, text, time.monotonic())
     return None

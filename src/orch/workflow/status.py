@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from orch.store import Worker
-from orch.tmux import Pane
+from orch.tmux import Pane, exit_code
 from orch.workflow import scan as S
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -19,7 +19,7 @@ def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
     if pane is None or pane.pane_pid != w.pane_pid:
         state = "lost"
     elif pane.dead:
-        state, exit_status = "exited", pane.dead_status
+        state, exit_status = "exited", exit_code(pane)
     return {
         "id": w.id,
         "address": w.address,

@@ -16,12 +16,16 @@ from orch.workflow.context import Ctx
 # Task states (the state line of the summary).
 QUEUED = "queued"
 CODING = "coding"
-CODED = "coded"
+VALIDATING = "validating"
+REVIEWING = "reviewing"
+FIXING = "fixing"
+READY = "ready"
 NEEDS_INPUT = "needs-input"
 BLOCKED = "blocked"
 LOST = "lost"
 DONE = "done"
-ACTIVE_STATES = frozenset({CODING, NEEDS_INPUT})
+# states in which the task's coder is expected to be alive and working
+ACTIVE_STATES = frozenset({CODING, FIXING, NEEDS_INPUT})
 
 
 def now_iso(at: float | None = None) -> str:

@@ -1,0 +1,53 @@
+"""The only module that runs programs other than tmux and git: the person's validation commands.
+
+A validation command is run exactly as the person wrote it in the task (or in config.toml), with ``sh -c`` as a
+single argument (never assembled from other text), in its own process group so a timeout stops all of it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Ran:
+    command: str
+    exit_code: int
+    duration: float
+    timed_out: bool
+    output: bytes
+
+
+def run_shell(command: str, cwd: str, timeout: float, env: dict[str, str] | None = None) -> Ran:
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        ["sh", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=timeout if timeout > 0 else None)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(3)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        out, _ = proc.communicate()
+    code = 124 if timed_out else proc.returncode
+    return Ran(command, code, time.monotonic() - start, timed_out, out or b"")

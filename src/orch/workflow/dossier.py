@@ -1,0 +1,231 @@
+"""The merge-ready dossier: ``.orch/dossiers/<slug>.md`` and ``.json``, the same content in two forms.
+
+It gathers the evidence a person needs to authorise a merge: commits, diffstat, a conflict check against the
+current base, the intent and how its requirements were addressed, validation runs, the review history bound to
+shas, open findings, residual risks and the dirty state. It never merges.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from orch import git
+from orch.store import Review
+from orch.taskfile import atomic_write
+from orch.verdicts import SEVERITIES, count, format_finding
+from orch.workflow import spawn
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+from orch.workflow.intent import parse as parse_intent
+
+
+def paths(ctx: Ctx, slug: str) -> tuple[str, str]:
+    folder = ctx.ws.path("dossiers")
+    return os.path.join(folder, f"{slug}.md"), os.path.join(folder, f"{slug}.json")
+
+
+def _coder_reports(task: T.Task) -> list[str]:
+    marker = "coder: done: "
+    return [line.split(marker, 1)[1] for line in task.doc.status if marker in line]
+
+
+def build(ctx: Ctx, task: T.Task, approval: Review) -> dict:
+    slug = task.slug
+    root = ctx.ws.root
+    worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
+    branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+    base = spawn.resolve_base(ctx, task)
+    base_head = git.rev(root, base) or ""
+    sha = approval.sha
+    commits = git.commits_ahead(root, approval.base_sha, sha)
+    clean, conflict_paths = git.conflicts(root, base, sha)
+    dirty = git.status_porcelain(worktree) if os.path.isdir(worktree) else []
+    branch_head = git.rev(root, branch) or ""
+    intent = parse_intent(task.body)
+    validations = ctx.store.validations(slug, sha=sha)
+    reviews = ctx.store.reviews(slug)
+    reports = _coder_reports(task)
+    approving = list(approval.findings)
+
+    history = [
+        {
+            "round": r.round,
+            "sha": r.sha,
+            "decision": r.decision or "(none)",
+            "status": r.status,
+            "counted": r.status == "counted",
+            "findings": count(r.findings),
+            "note": r.note,
+        }
+        for r in reviews
+        if r.decision or r.status not in ("pending",)
+    ]
+    fixed = []
+    for r in reviews:
+        if r.id != approval.id and r.status == "counted" and r.decision == "request-changes":
+            fixed += [format_finding(f) for f in r.findings if f["severity"] == "blocker"]
+
+    summary_of_work = reports[-1] if reports else "(the coder gave no done report)"
+    reviewer_view = "approved with no findings" if not approving else (
+        "approved; findings: " + "; ".join(format_finding(f) for f in approving)
+    )
+
+    def addressed(items: list[str]) -> list[dict]:
+        return [{"item": item, "coder_report": summary_of_work, "reviewer": reviewer_view} for item in items]
+
+    risks = []
+    if not validations:
+        risks.append("no validation configured: this branch was NOT validated by any command")
+    if not clean:
+        risks.append(f"merging into {base} conflicts in: {', '.join(conflict_paths)}")
+    if base_head and approval.base_sha and base_head != approval.base_sha:
+        ahead = len(git.commits_ahead(root, approval.base_sha, base_head))
+        risks.append(f"{base} has moved on by {ahead} commit(s) since the branch started; validation ran on the old base")
+    left = [f for f in approving if f["severity"] in ("major", "minor")]
+    if left:
+        risks.append(f"{len(left)} major/minor finding(s) left open by the approving review")
+    if dirty:
+        risks.append(f"the worktree has {len(dirty)} uncommitted change(s) not in the branch")
+    if branch_head and branch_head != sha:
+        risks.append(f"the branch moved after the approval ({branch_head[:12]} != approved {sha[:12]})")
+    if any(r.status == "invalidated" for r in reviews):
+        risks.append("an earlier review was discarded because the worktree changed during it")
+
+    return {
+        "version": 1,
+        "task": slug,
+        "task_file": task.path,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "state": "ready",
+        "branch": branch,
+        "sha": sha,
+        "base": base,
+        "base_sha": approval.base_sha,
+        "base_head": base_head,
+        "worktree": worktree,
+        "commits": [{"sha": c[0], "subject": c[1]} for c in commits],
+        "diffstat": git.diffstat(root, approval.base_sha, sha),
+        "conflicts": {"clean": clean, "paths": conflict_paths, "against": f"{base} ({base_head[:12]})"},
+        "intent": intent.text.strip(),
+        "requirements": addressed(intent.requirements),
+        "invariants": addressed(intent.invariants),
+        "non_goals": intent.non_goals,
+        "coder_reports": reports,
+        "validation": {
+            "configured": bool(validations),
+            "passed": bool(validations) and all(v.passed for v in validations),
+            "runs": [
+                {
+                    "command": v.command,
+                    "source": v.source,
+                    "exit_code": v.exit_code,
+                    "duration_s": v.duration,
+                    "timed_out": bool(v.timed_out),
+                    "log": v.log_path,
+                }
+                for v in validations
+            ],
+        },
+        "reviews": history,
+        "approval": {"round": approval.round, "sha": sha, "reviewer": approval.reviewer},
+        "blockers_fixed": fixed,
+        "findings_open": [format_finding(f) for f in approving],
+        "residual_risks": risks,
+        "dirty": dirty,
+        "decision_needed": (
+            f"merge authorisation: merge {branch} ({sha[:12]}) into {base}? orch has not merged anything. "
+            f"To merge: git switch {base} && git merge --no-ff {branch}; then `orch close {slug}`."
+        ),
+    }
+
+
+def render(d: dict) -> str:
+    def bullets(items: list[str], empty: str) -> str:
+        return "\n".join(f"- {i}" for i in items) if items else f"- {empty}"
+
+    lines = [
+        f"# Merge-ready dossier: {d['task']}",
+        "",
+        f"**Decision needed: {d['decision_needed']}**",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| task | `{d['task']}` ({d['task_file']}) |",
+        f"| branch | `{d['branch']}` at `{d['sha']}` |",
+        f"| base | `{d['base']}` (branch started at `{d['base_sha']}`, now at `{d['base_head']}`) |",
+        f"| worktree | {d['worktree']} |",
+        f"| approved | round {d['approval']['round']}, sha `{d['sha']}` |",
+        f"| generated | {d['generated_at']} |",
+        "",
+        f"## Commits ({len(d['commits'])})",
+        bullets([f"`{c['sha'][:12]}` {c['subject']}" for c in d["commits"]], "(none)"),
+        "",
+        "## Diffstat",
+        "```",
+        d["diffstat"] or "(empty)",
+        "```",
+        "",
+        "## Conflict check against the current base",
+        (f"Merges cleanly into {d['conflicts']['against']}." if d["conflicts"]["clean"]
+         else f"CONFLICTS with {d['conflicts']['against']} in: " + ", ".join(f"`{p}`" for p in d["conflicts"]["paths"])),
+        "",
+        "## Intent (the task as the person wrote it)",
+        "",
+        "\n".join(("> " + line).rstrip() for line in d["intent"].splitlines()),
+        "",
+        "## How the requirements and invariants were addressed",
+    ]
+    for title, key in (("Requirements", "requirements"), ("Invariants", "invariants")):
+        lines.append(f"### {title}")
+        if not d[key]:
+            lines.append(f"- (the task lists no {title.lower()})")
+        for item in d[key]:
+            lines.append(f"- {item['item']}")
+            lines.append(f"  - coder's report: {item['coder_report']}")
+            lines.append(f"  - reviewer: {item['reviewer']}")
+    lines += ["", "## Validation evidence"]
+    if not d["validation"]["configured"]:
+        lines.append("No validation configured: this branch was **not validated**.")
+    else:
+        lines += ["| command | exit | duration | result | log |", "| --- | --- | --- | --- | --- |"]
+        for v in d["validation"]["runs"]:
+            result = "timed out" if v["timed_out"] else ("passed" if v["exit_code"] == 0 else "FAILED")
+            lines.append(f"| `{v['command']}` | {v['exit_code']} | {v['duration_s']:.2f}s | {result} | {v['log']} |")
+    lines += ["", "## Review history (branch-local verdicts, bound to the sha reviewed)",
+              "| round | sha | verdict | " + " | ".join(SEVERITIES) + " | counted |",
+              "| --- | --- | --- | " + " | ".join("---" for _ in SEVERITIES) + " | --- |"]
+    for r in d["reviews"]:
+        counts = " | ".join(str(r["findings"][s]) for s in SEVERITIES)
+        counted = "yes" if r["counted"] else f"no ({r['status']}{': ' + r['note'] if r['note'] else ''})"
+        lines.append(f"| {r['round']} | `{r['sha'][:12]}` | {r['decision']} | {counts} | {counted} |")
+    lines += [
+        "",
+        "## Blockers fixed",
+        bullets(d["blockers_fixed"], "(no blockers were raised)"),
+        "",
+        "## Findings left open",
+        bullets(d["findings_open"], "(none)"),
+        "",
+        "## Coder's reports",
+        bullets(d["coder_reports"], "(none)"),
+        "",
+        "## Residual risks",
+        bullets(d["residual_risks"], "none identified"),
+        "",
+        "## Dirty state",
+        bullets(d["dirty"], "the worktree is clean"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(ctx: Ctx, task: T.Task, approval: Review) -> str:
+    data = build(ctx, task, approval)
+    md_path, json_path = paths(ctx, task.slug)
+    os.makedirs(os.path.dirname(md_path), exist_ok=True)
+    atomic_write(json_path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode=0o644)
+    atomic_write(md_path, render(data).encode("utf-8"), mode=0o644)
+    ctx.event("dossier", f"written: {md_path}", task=task.slug)
+    return md_path

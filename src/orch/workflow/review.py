@@ -1,0 +1,287 @@
+"""The review loop: coder finished -> validation -> independent reviewer -> fix rounds -> merge-ready dossier.
+
+States: queued -> coding -> validating -> reviewing -> (fixing -> validating -> reviewing)* -> ready, plus
+needs-input, blocked, lost and done. ``advance()`` moves one task one step, from facts: the task file, git, and the
+reviews and validations recorded in the store. Verdicts arrive through the inbox (workflow/inbox.py) and are bound
+there to the sha under review; this module acts on them. orch never merges.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from orch import git
+from orch.errors import OrchError
+from orch.store import Review, Validation
+from orch.tmux import Pane
+from orch.verdicts import format_finding
+from orch.workflow import dossier, prompts, spawn, validate
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+from orch.workflow.intent import parse as parse_intent
+
+
+def round_of(task: T.Task) -> int:
+    value = task.doc.summary_field("round") or "1"
+    return int(value) if value.isdigit() else 1
+
+
+def worktree_of(ctx: Ctx, task: T.Task) -> str:
+    return task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
+
+
+def branch_of(ctx: Ctx, task: T.Task) -> str:
+    return task.doc.meta.get("branch") or ctx.cfg.branch_prefix + task.slug
+
+
+def live_pane(panes: list[Pane], slug: str, role: str) -> Pane | None:
+    for pane in panes:
+        if pane.task == slug and pane.role == role and pane.pane_role != "shell" and not pane.dead:
+            return pane
+    return None
+
+
+def advance(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
+    """Move a task in the review loop one step; returns what was done (for the scan report) or None."""
+    if task.state == T.VALIDATING:
+        return coder_finished(ctx, task, panes)
+    if task.state == T.REVIEWING:
+        return check_review(ctx, task, panes)
+    return None
+
+
+# -- coder finished ----------------------------------------------------------------------------------------------
+
+
+def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str:
+    slug, r = task.slug, round_of(task)
+    worktree = worktree_of(ctx, task)
+    if not os.path.isdir(worktree):
+        T.record(ctx, slug, status=f"cannot validate: the worktree {worktree} is gone", state=T.BLOCKED,
+                 blocked=f"worktree {worktree} is missing")
+        return f"{slug}: blocked (worktree missing)"
+    base = spawn.resolve_base(ctx, task)
+    sha = git.head(worktree) or ""
+    base_sha = git.merge_base(ctx.ws.root, base, sha) or git.rev(ctx.ws.root, base) or base
+    commits = git.commits_ahead(worktree, base_sha, sha)
+    dirty = git.status_porcelain(worktree)
+    T.record(
+        ctx,
+        slug,
+        status=f"coder finished round {r}: {len(commits)} commit(s) ahead of {base}, "
+        f"{len(dirty)} uncommitted change(s), head {sha[:12]}",
+        head=sha[:12],
+        uncommitted=f"{len(dirty)} path(s)" if dirty else None,
+    )
+    reasons = []
+    if dirty:
+        paths = ", ".join(line[3:] for line in dirty[:10]) + (" ..." if len(dirty) > 10 else "")
+        reasons.append(f"uncommitted changes in the worktree ({paths}): commit them, or remove what should not be there")
+    if not commits:
+        reasons.append(f"no commits on {branch_of(ctx, task)} ahead of {base}: commit your work")
+    if reasons:
+        return send_back(ctx, task, r, reasons, [], panes, why="work not committed")
+
+    intent = parse_intent(task.body)
+    results = validate.run(ctx, task, intent, r, sha, worktree)
+    failed = [v for v in results if not v.passed]
+    line = validation_summary(results, sha)
+    T.record(ctx, slug, status=f"validation: {line}", validation=line)
+    if failed:
+        reasons = [_failure(v) for v in failed]
+        return send_back(ctx, task, r, reasons, [], panes, why="validation failed")
+    return start_review(ctx, T.get(ctx, slug), r, sha, base, base_sha, results, panes)
+
+
+def validation_summary(results: list[Validation], sha: str) -> str:
+    if not results:
+        return f"none configured on {sha[:12]} (not validated)"
+    passed = sum(1 for v in results if v.passed)
+    if passed == len(results):
+        return f"{passed}/{len(results)} command(s) passed on {sha[:12]}"
+    return f"{len(results) - passed} of {len(results)} command(s) failed on {sha[:12]}"
+
+
+def _failure(v: Validation) -> str:
+    how = f"timed out after {v.duration:.0f}s" if v.timed_out else f"failed with exit {v.exit_code}"
+    return f"validation command `{v.command}` {how}; last lines of its output:\n```\n{v.tail}\n```"
+
+
+# -- sending work back -------------------------------------------------------------------------------------------
+
+
+def send_back(
+    ctx: Ctx, task: T.Task, round_no: int, reasons: list[str], suggestions: list[str], panes: list[Pane], why: str
+) -> str:
+    slug = task.slug
+    new_round = round_no + 1
+    limit = ctx.cfg.max_review_rounds
+    if new_round > limit:
+        open_items = "; ".join(r.split("\n")[0] for r in reasons)
+        T.record(
+            ctx,
+            slug,
+            status=f"blocked: {limit} round(s) without approval ({why}); open: {open_items}",
+            state=T.BLOCKED,
+            blocked=f"{limit} round(s) without approval",
+            open_blockers=open_items,
+        )
+        return f"{slug}: blocked after {limit} rounds"
+    text = prompts.fix_prompt(slug, new_round, reasons, suggestions, limit)
+    deliver_to_coder(ctx, task, text, new_round, panes)
+    T.record(
+        ctx,
+        slug,
+        status=f"sent back to the coder for round {new_round} ({why}): " + "; ".join(r.split("\n")[0] for r in reasons),
+        state=T.FIXING,
+        round=str(new_round),
+    )
+    return f"{slug}: round {new_round} ({why})"
+
+
+def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: list[Pane]) -> None:
+    """Type a fix request into the live coder, or start a new coder with the intent packet plus the request."""
+    prompts.save(ctx, task.slug, "coder", text, round_no)
+    pane = live_pane(panes, task.slug, "coder")
+    if pane is not None:
+        profile = ctx.cfg.profile(pane.agent) if pane.agent else None
+        spawn.type_text(ctx, pane.pane_id, text, profile.enter_delay if profile else 0.05)
+        ctx.event("fix", f"round {round_no} request typed into {pane.pane_id}", task=task.slug, worker=pane.worker)
+        return
+    intent = parse_intent(task.body)
+    commands, source = validate.commands_for(ctx, intent)
+    worktree, branch = worktree_of(ctx, task), branch_of(ctx, task)
+    packet = prompts.coder_prompt(task.slug, intent, worktree, branch, spawn.resolve_base(ctx, task), commands,
+                                  source, round_no)
+    full = packet + "\n" + text.split("\n", 1)[1]
+    d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no)
+    if d is not None:
+        spawn.deliver(ctx, [d])
+
+
+# -- the reviewer ------------------------------------------------------------------------------------------------
+
+
+def start_review(
+    ctx: Ctx,
+    task: T.Task,
+    round_no: int,
+    sha: str,
+    base: str,
+    base_sha: str,
+    results: list[Validation],
+    panes: list[Pane],
+) -> str:
+    slug = task.slug
+    worktree = worktree_of(ctx, task)
+    intent = parse_intent(task.body)
+    _, source = validate.commands_for(ctx, intent)
+    source_text = {"task": "the task's Validation section", "config": "config.toml [validate] commands"}.get(source, "")
+    previous = []
+    for review in reversed(ctx.store.reviews(slug)):
+        if review.status == "counted" and review.decision == "request-changes":
+            previous = review.findings
+            break
+    for review in ctx.store.reviews(slug):
+        if review.status == "pending":
+            ctx.store.update_review(review.id, status="superseded", note=f"a new review started on {sha[:12]}")
+    text = prompts.reviewer_prompt(
+        slug, intent, worktree, branch_of(ctx, task), base, base_sha, sha, round_no,
+        prompts.validation_lines(results, source_text), previous,
+    )
+    review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
+    pane = live_pane(panes, slug, "reviewer")
+    if pane is not None:
+        prompts.save(ctx, slug, "reviewer", text, round_no)
+        profile = ctx.cfg.profile(pane.agent) if pane.agent else None
+        spawn.type_text(ctx, pane.pane_id, text, profile.enter_delay if profile else 0.05)
+        reviewer, how = pane.worker, f"re-prompted in window {pane.window_id}"
+    else:
+        try:
+            d = spawn.start_worker(ctx, task, "reviewer", panes, text=text, round_no=round_no)
+        except OrchError as exc:
+            ctx.store.update_review(review_id, status="failed", note=str(exc))
+            T.record(ctx, slug, status=f"could not start the reviewer: {exc}", state=T.BLOCKED, blocked=str(exc))
+            return f"{slug}: reviewer failed to start"
+        if d is not None:
+            spawn.deliver(ctx, [d])
+        worker = ctx.store.task_workers(slug)[-1]
+        reviewer, how = worker.id, f"started in window {worker.window_id}"
+    ctx.store.update_review(review_id, reviewer=reviewer)
+    T.record(
+        ctx,
+        slug,
+        status=f"reviewer {how} for round {round_no}: {base_sha[:12]}..{sha[:12]}",
+        state=T.REVIEWING,
+        round=str(round_no),
+    )
+    return f"{slug}: review round {round_no}"
+
+
+def check_review(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
+    reviews = ctx.store.reviews(task.slug)
+    latest = reviews[-1] if reviews else None
+    if latest is None:
+        return None
+    if latest.status == "pending":
+        return _reviewer_health(ctx, task, panes, latest)
+    if latest.acted_at:
+        return None
+    ctx.store.update_review(latest.id, acted_at=time.time())
+    if latest.status == "counted":
+        return act_on_verdict(ctx, task, latest, panes)
+    if latest.status == "invalidated":
+        T.record(
+            ctx,
+            task.slug,
+            status="review discarded: the worktree changed during the review (the reviewer must not modify it); "
+            "inspect the worktree, then `orch new-task` or fix by hand",
+            state=T.BLOCKED,
+            blocked="the worktree changed during the review; review discarded",
+        )
+        return f"{task.slug}: review invalidated"
+    if latest.status == "stale":
+        T.record(ctx, task.slug, status="the branch moved during the review: validating the new head", state=T.VALIDATING)
+        return f"{task.slug}: review stale"
+    return None
+
+
+def _reviewer_health(ctx: Ctx, task: T.Task, panes: list[Pane], review: Review) -> str | None:
+    if live_pane(panes, task.slug, "reviewer") is not None:
+        return None
+    if any(p.task == task.slug and p.role == "reviewer" for p in panes) or review.reviewer:
+        ctx.store.update_review(review.id, status="failed", note="the reviewer ended without a verdict", acted_at=time.time())
+        T.record(
+            ctx,
+            task.slug,
+            status="the reviewer ended without a verdict",
+            state=T.BLOCKED,
+            blocked="the reviewer ended without a verdict; `orch capture <task>:reviewer` shows its screen",
+        )
+        return f"{task.slug}: reviewer ended without verdict"
+    return None
+
+
+def act_on_verdict(ctx: Ctx, task: T.Task, review: Review, panes: list[Pane]) -> str:
+    slug = task.slug
+    if review.decision == "approve":
+        results = ctx.store.validations(slug, sha=review.sha)
+        failed = [v for v in results if not v.passed]
+        if failed:
+            return send_back(ctx, task, review.round, [_failure(v) for v in failed], [], panes, why="validation failed")
+        path = dossier.write(ctx, T.get(ctx, slug), review)
+        T.record(
+            ctx,
+            slug,
+            status=f"merge-ready: dossier {path} (branch review approved {review.sha[:12]}; nothing merged)",
+            state=T.READY,
+            dossier=path,
+            open_blockers=None,
+            blocked=None,
+        )
+        return f"{slug}: ready"
+    blockers = [format_finding(f) for f in review.findings if f["severity"] == "blocker"]
+    others = [format_finding(f) for f in review.findings if f["severity"] != "blocker"]
+    reasons = blockers or ["the reviewer requested changes (no blocker named): address the findings below"]
+    return send_back(ctx, task, review.round, reasons, others, panes, why="review requested changes")
