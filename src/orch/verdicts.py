@@ -68,8 +68,10 @@ def parse_findings(text: str) -> list[dict]:
 def format_finding(f: dict, brackets: bool = False) -> str:
     """One finding as a line; with ``brackets`` the path is written ``[path:line]`` (parses back unambiguously)."""
     where = f["path"] + (f":{f['line']}" if f.get("line") else "") if f.get("path") else ""
-    if where and brackets:
-        where = f"[{where}]"
+    if brackets:
+        first = f["text"].split(" ", 1)[0]
+        if where or f["text"].startswith("[") or _looks_like_path(first):
+            where = f"[{where}]"  # "[]" when there is no path but the text could be read as one
     return f"{f['severity']}: {where + ' ' if where else ''}{f['text']}"
 
 
