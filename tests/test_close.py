@@ -136,7 +136,7 @@ def test_close_refuses_uncommitted_changes_until_forced(ws: Workspace) -> None:
     _one_line_error(r, "uncommitted", "--force", "dirty.txt")
     # nothing was killed, removed or moved
     assert "task-dirty" in _sessions(ws)
-    assert ws.task_status("dirty")["workers"][0]["state"] in ("working", "starting")
+    assert ws.task_status("dirty")["workers"][0]["state"] in ("working", "starting", "idle")
     assert (worktree / "dirty.txt").read_text() == "x"
     assert os.path.realpath(worktree) in _worktrees(ws)
     assert (ws.tasks / "dirty.md").read_bytes() == before

@@ -32,7 +32,7 @@ def test_three_tasks_three_sessions_and_routing(ws: Workspace) -> None:
     assert len(sessions) == 3 and len(windows) == 3
     for slug, ws_workers in workers.items():
         (w,) = ws_workers
-        assert w["session"] == f"task-{slug}" and w["role"] == "coder" and w["state"] in ("working", "starting")
+        assert w["session"] == f"task-{slug}" and w["role"] == "coder" and w["state"] in ("working", "starting", "idle")
         tags = ws.tmux("show-options", "-w", "-t", w["window_id"]).splitlines()
         assert f"@orch_task {slug}" in tags and "@orch_role coder" in tags
         assert any(t.startswith(f"@orch_worker {slug}:coder:") for t in tags)
@@ -143,7 +143,7 @@ def test_scan_after_window_killed_by_hand(ws: Workspace) -> None:
     # explicit restart
     out = ws.orch("new-task", "victim").out
     assert "started victim" in out
-    assert ws.task_status("victim")["workers"][0]["state"] in ("working", "starting")
+    assert ws.task_status("victim")["workers"][0]["state"] in ("working", "starting", "idle")
     r = ws.orch("new-task", "victim", check=False)
     assert r.code == 1 and "already has a coder" in r.err
 

@@ -336,9 +336,9 @@ def test_invalid_task_files_are_listed_and_never_rewritten(ws: Workspace) -> Non
 
 TOP_KEYS = {"version", "workspace", "tmux_socket", "tasks", "orphans", "invalid_tasks"}
 TASK_KEYS = {"slug", "file", "state", "summary", "session", "worktree", "branch", "agent", "depends_on", "last_status",
-             "pending_messages", "workers"}
+             "pending_messages", "queued_for_workers", "workers"}
 WORKER_KEYS = {"id", "address", "role", "agent", "state", "state_for_s", "exit_status", "session", "session_id",
-               "window_id", "pane_id", "pane_pid", "worktree", "branch"}
+               "window_id", "pane_id", "pane_pid", "worktree", "branch", "agent_session", "note"}
 
 
 def test_status_json_shape(ws: Workspace) -> None:
@@ -375,7 +375,7 @@ def test_status_json_shape(ws: Workspace) -> None:
     (w,) = shape["workers"]
     assert set(w) == WORKER_KEYS, set(w) ^ WORKER_KEYS
     assert w["id"].startswith("shape:coder:") and w["address"] == "shape" and w["role"] == "coder"
-    assert w["agent"] == "scripted" and w["state"] in ("starting", "working") and w["exit_status"] is None
+    assert w["agent"] == "scripted" and w["state"] in ("starting", "working", "idle") and w["exit_status"] is None
     assert isinstance(w["state_for_s"], (int, float)) and w["state_for_s"] >= 0
     assert w["session"] == "task-shape"
     assert w["session_id"].startswith("$") and w["window_id"].startswith("@") and w["pane_id"].startswith("%")

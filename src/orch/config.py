@@ -40,6 +40,11 @@ DEFAULT_CONFIG = """\
 # marked blocked.
 # max_review_rounds = 3
 
+# A coder whose turn ended without `done`, `needs input` or `blocked` gets one reminder of how to report, after
+# it has been idle this many seconds; if it goes idle again the task shows "idle, no report".
+# idle_reminder = true
+# idle_reminder_after = 10
+
 [validate]
 # Commands orch runs in the worktree when a coder reports done, for tasks without a `Validation` section.
 # Each is run with `sh -c`, exactly as written here.
@@ -74,6 +79,14 @@ class AgentProfile(BaseModel):
     ready_timeout: float = 30.0
     enter_delay: float = 0.05
     env: dict[str, str] = Field(default_factory=dict)
+    # worker state: the agent reports its turns through `orch hook` (set up by orch for the built-in agents)
+    hooks: bool = False
+    # screen patterns (regex, multi-line, on the pane's last lines): the fallback source of worker state
+    screen_idle: str = ""
+    screen_working: str = ""
+    screen_waiting: str = ""
+    # seconds to wait for a typed prompt to be taken (a hook, or the screen showing work) before pressing Enter again
+    confirm_timeout: float = 5.0
 
     @field_validator("command", mode="before")
     @classmethod
@@ -89,7 +102,7 @@ class AgentProfile(BaseModel):
             raise ValueError("command must name a program")
         return value
 
-    @field_validator("ready_pattern")
+    @field_validator("ready_pattern", "screen_idle", "screen_working", "screen_waiting")
     @classmethod
     def _regex(cls, value: str) -> str:
         import re
@@ -112,6 +125,11 @@ def builtin_profiles() -> dict[str, AgentProfile]:
             ready_pattern=r"^scripted> *$",
             ready_timeout=20.0,
             enter_delay=0.0,
+            hooks=True,
+            env={"ORCH_SCRIPTED_HOOKS": "1"},
+            screen_idle=r"^scripted> *\Z",
+            screen_working=r"^(step \d+|received message \d+)[^\n]*\Z",
+            screen_waiting=r"^\(waiting for permission\)[^\n]*\Z",
         ),
         "claude": AgentProfile(name="claude", command=["claude"], prompt="arg", readonly_args=["--permission-mode", "plan"]),
         "codex": AgentProfile(name="codex", command=["codex"], prompt="arg", readonly_args=["--sandbox", "read-only"]),
@@ -146,6 +164,8 @@ class Config(BaseModel):
     default_agent: str = "claude"
     reviewer_agent: str = ""
     max_review_rounds: int = Field(default=3, ge=1)
+    idle_reminder: bool = True
+    idle_reminder_after: float = Field(default=10.0, ge=0)
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     agents: dict[str, AgentProfile] = Field(default_factory=dict)

@@ -2,7 +2,7 @@
 
 import sys
 
-HOT = ("-", "message", "verdict")
+HOT = ("-", "message", "verdict", "hook")
 
 
 def _split_global(args: list[str]) -> tuple[str | None, list[str]]:
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if rest and rest[0] in HOT:
         from orch import hot
 
-        return (hot.verdict if rest[0] == "verdict" else hot.message)(rest[1:], explicit)
+        handler = {"verdict": hot.verdict, "hook": hot.hook}.get(rest[0], hot.message)
+        return handler(rest[1:], explicit)
     if "site" not in sys.modules:  # started by the lean launcher (python -S): the CLI needs site-packages
         import site
 

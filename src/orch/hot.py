@@ -6,6 +6,7 @@ detached applier is started so the caller never waits for task files to be updat
 
 import os
 import sys
+import time
 
 from orch import inbox
 from orch.errors import OrchError
@@ -185,3 +186,69 @@ def kick(ws: Workspace) -> None:
             pass
     finally:
         os._exit(0)
+
+
+HOOK_STDIN_LIMIT = 1 << 20
+HOOK_STDIN_WAIT = 0.5
+
+
+def _read_hook_stdin() -> str:
+    """The hook's payload from stdin, without ever blocking the agent: give up after a short wait or 1 MiB."""
+    import select
+
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    fd = sys.stdin.fileno()
+    chunks: list[bytes] = []
+    size = 0
+    while size < HOOK_STDIN_LIMIT:
+        ready, _, _ = select.select([fd], [], [], HOOK_STDIN_WAIT)
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def hook(args: list[str], explicit: str | None = None) -> int:
+    """`orch hook <event> [payload]`: an agent's hook fired. Always exits 0: a hook must never fail or block the
+    agent's action; problems go to .orch/logs/hooks.log."""
+    ws = None
+    try:
+        if not args or args[0] in ("-h", "--help"):
+            sys.stdout.write("usage: orch hook <event> [payload]   (payload JSON on stdin or as an argument)\n")
+            return 0
+        event = args[0]
+        payload = args[-1] if len(args) > 1 else _read_hook_stdin()
+        ws = find(explicit=explicit)
+        token = os.environ.get("ORCH_WORKER_TOKEN") or ""
+        task = os.environ.get("ORCH_TASK") or ""
+        if not token or not task:
+            raise OrchError(f"hook {event!r} outside an orch worker (no ORCH_WORKER_TOKEN/ORCH_TASK)")
+        inbox.write(ws, {
+            "kind": "hook",
+            "task": task,
+            "text": event + "\n" + payload[:HOOK_STDIN_LIMIT],
+            "token": token,
+            "worker": os.environ.get("ORCH_WORKER", ""),
+            "role": os.environ.get("ORCH_ROLE", ""),
+        })
+        kick(ws)
+    except BaseException as exc:  # noqa: BLE001 - never fail the agent's action
+        _hook_problem(ws, f"{type(exc).__name__}: {exc}")
+    return 0
+
+
+def _hook_problem(ws: Workspace | None, text: str) -> None:
+    try:
+        folder = ws.logs if ws is not None else None
+        if folder is None:
+            return
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "hooks.log"), "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text}\n")
+    except OSError:
+        pass

@@ -109,6 +109,28 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX reviews_task ON reviews(task, id);
     """,
+    # 3: live worker state (hooks, screen readings with hysteresis), agent session ids, and the outbox of texts
+    # held back while a person is attached to a worker's window
+    """
+    ALTER TABLE workers ADD COLUMN agent_session TEXT NOT NULL DEFAULT '';
+    ALTER TABLE workers ADD COLUMN hook_at REAL;
+    ALTER TABLE workers ADD COLUMN screen_state TEXT NOT NULL DEFAULT '';
+    ALTER TABLE workers ADD COLUMN screen_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE workers ADD COLUMN prompted_at REAL;
+    ALTER TABLE workers ADD COLUMN reminded_at REAL;
+    ALTER TABLE workers ADD COLUMN note TEXT NOT NULL DEFAULT '';
+
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker       TEXT NOT NULL,
+        task         TEXT NOT NULL,
+        text         TEXT NOT NULL,
+        why          TEXT NOT NULL DEFAULT '',
+        created_at   REAL NOT NULL,
+        delivered_at REAL
+    );
+    CREATE INDEX outbox_pending ON outbox(delivered_at, worker, id);
+    """,
 ]
 
 
@@ -132,6 +154,13 @@ class Worker:
     exit_status: int | None = None
     prompt_file: str = ""
     ended_at: float | None = None
+    agent_session: str = ""
+    hook_at: float | None = None
+    screen_state: str = ""
+    screen_count: int = 0
+    prompted_at: float | None = None
+    reminded_at: float | None = None
+    note: str = ""
 
     @property
     def address(self) -> str:
@@ -155,6 +184,17 @@ class Message:
     status: str
     note: str
     applied_at: float | None
+
+
+@dataclass
+class Outgoing:
+    id: int
+    worker: str
+    task: str
+    text: str
+    why: str
+    created_at: float
+    delivered_at: float | None
 
 
 @dataclass
@@ -357,6 +397,26 @@ class Store:
         rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [Event(*row[:6], json.loads(row[6] or "{}")) for row in reversed(rows)]
 
+
+    # -- outbox ------------------------------------------------------------------------------------------------
+
+    def queue_text(self, worker: str, task: str, text: str, why: str) -> int:
+        with self.tx() as db:
+            cur = db.execute(
+                "INSERT INTO outbox (worker, task, text, why, created_at) VALUES (?, ?, ?, ?, ?)",
+                (worker, task, text, why, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def queued(self, task: str | None = None) -> list[Outgoing]:
+        sql, args = "SELECT * FROM outbox WHERE delivered_at IS NULL", ()
+        if task is not None:
+            sql, args = sql + " AND task = ?", (task,)
+        return [Outgoing(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
+
+    def delivered(self, outgoing_id: int) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE outbox SET delivered_at = ? WHERE id = ?", (time.time(), outgoing_id))
 
     # -- validations and reviews -------------------------------------------------------------------------------
 

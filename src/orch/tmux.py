@@ -176,6 +176,31 @@ class Tmux:
             rows.pop()
         return "\n".join(rows[-lines:])
 
+    def capture_many(self, pane_ids: Sequence[str], lines: int = 15) -> dict[str, str]:
+        """The last lines of several panes in one tmux process (a missing pane is captured alone later)."""
+        marker = f"@@orch-{os.urandom(6).hex()}@@"
+        args: list[str] = []
+        for pane_id in pane_ids:
+            if args:
+                args.append(";")
+            args += ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}", ";", "display-message", "-p", marker]
+        if not args:
+            return {}
+        proc = self.run(*args, check=False)
+        parts = proc.stdout.decode("utf-8", "replace").split(marker + "\n")
+        found: dict[str, str] = {}
+        for pane_id, text in zip(pane_ids, parts[:-1], strict=False):
+            rows = text.split("\n")
+            while rows and not rows[-1].strip():
+                rows.pop()
+            found[pane_id] = "\n".join(rows[-lines:])
+        for pane_id in pane_ids[len(found) :]:
+            try:
+                found[pane_id] = self.capture(pane_id, lines)
+            except TmuxError:
+                continue
+        return found
+
     def clients(self) -> list[tuple[str, str]]:
         """(client tty, window id) of every attached client."""
         proc = self.run("list-clients", "-F", "#{client_tty}" + SEP + "#{window_id}", check=False)

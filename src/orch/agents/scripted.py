@@ -6,7 +6,9 @@ It shows a prompt marker (``scripted> ``), enables bracketed paste, reads typed 
 ``scripted`` in the first message that has one (the prompt). The block is divided into sections by header lines
 ``coder:``, ``reviewer:``, ``coder round N:`` or ``reviewer round N:`` (``coder:`` means round 1; lines before any
 header belong to the coder's round 1). On each message, the agent runs the section for its role ($ORCH_ROLE) and
-the round named in the message's first line (orch's prompts start with ``... round N``). Steps, one per line
+the round named in the message's first line (orch's prompts start with ``... round N``). With ``ORCH_SCRIPTED_HOOKS=1`` it reports its turns like
+an agent with hooks: ``orch hook start`` when ready, ``orch hook prompt`` on each message, ``orch hook stop`` when
+its turn ends, ``orch hook wait`` at a permission prompt. Steps, one per line
 (quoted shell-style, never run by a shell; ``\\n`` in a text is a newline; ``#`` starts a comment):
 
     say TEXT            print TEXT
@@ -18,6 +20,7 @@ the round named in the message's first line (orch's prompts start with ``... rou
     wait                wait for the next message
     sleep SECONDS       pause
     run PROGRAM ARGS... run a program (no shell) and show its output
+    permission TEXT     show a permission prompt "(waiting for permission) TEXT" and wait for the next message
     verdict DECISION [FINDING...]
                         orch verdict DECISION (approve or request-changes), findings on stdin, one per
                         argument, e.g. verdict request-changes "blocker: app.py:3 crashes on empty input"
@@ -143,6 +146,7 @@ class Agent:
     def __init__(self) -> None:
         self.term = Terminal()
         self.received = 0
+        self.turn_open = False
         self.worker = os.environ.get("ORCH_WORKER", "agent").replace(":", "-")
         ws = os.environ.get("ORCH_WORKSPACE")
         self.record_file = os.environ.get("ORCH_SCRIPTED_LOG") or (
@@ -155,12 +159,19 @@ class Agent:
     def prompt(self) -> None:
         self.term.write(PROMPT)
 
-    def next_message(self) -> str | None:
+    def next_message(self, permission: bool = False) -> str | None:
+        """Wait for the next message. Waiting ends the agent's turn (hook stop), except at a permission prompt."""
+        if permission:
+            self.hook("wait")
+        elif self.turn_open:
+            self.hook("stop")
         self.prompt()
         data = self.term.read_message()
         self.term.write("\r\n")
         if data is None:
             return None
+        self.hook("prompt")
+        self.turn_open = True
         text = data.decode("utf-8", "surrogateescape")
         self.received += 1
         digest = hashlib.sha256(data).hexdigest()[:12]
@@ -173,6 +184,17 @@ class Agent:
             except OSError as exc:
                 self.say(f"(could not record the message: {exc})")
         return text
+
+    def hook(self, event: str) -> None:
+        """Like a real agent's hook: run `orch hook EVENT` (the worker's orch, first on PATH) and go on."""
+        if os.environ.get("ORCH_SCRIPTED_HOOKS") != "1":
+            return
+        import shutil
+
+        orch = shutil.which("orch")
+        argv = [orch] if orch else [sys.executable, "-m", "orch"]
+        payload = json.dumps({"session_id": f"scripted-{os.getpid()}", "event": event}).encode()
+        subprocess.run([*argv, "hook", event], input=payload, capture_output=True, check=False)
 
     def orch(self, text: str) -> int:
         proc = subprocess.run([sys.executable, "-m", "orch", "-", text], capture_output=True, text=True, check=False)
@@ -229,6 +251,10 @@ class Agent:
             self.say(f"answer: {answer!r}")
         elif verb == "wait":
             self.next_message()
+        elif verb == "permission":
+            self.say(f"(waiting for permission) {' '.join(args)}")
+            answer = self.next_message(permission=True)
+            self.say(f"permission answer: {answer!r}")
         elif verb == "sleep":
             time.sleep(float(args[0]) if args else 1.0)
         elif verb == "run":
@@ -255,6 +281,7 @@ class Agent:
 
         role = os.environ.get("ORCH_ROLE", "coder")
         self.say(f"scripted agent ready (pid {os.getpid()}, worker {self.worker}, role {role})")
+        self.hook("start")
         script: dict[tuple[str, int], list[str]] | None = None
         done_rounds: set[int] = set()
         while True:

@@ -37,3 +37,15 @@ def verdict(args: list[str] = typer.Argument(None)) -> None:
     from orch.hot import verdict as hot_verdict
 
     raise typer.Exit(hot_verdict(list(args or [])))
+
+
+@app.command(
+    "hook",
+    help="Called by an agent's hooks: `orch hook <event> [payload]` (payload JSON on stdin or as the last argument). "
+    "Updates the worker's state; always exits 0 and never blocks the agent.",
+    context_settings={"ignore_unknown_options": True},
+)
+def hook(args: list[str] = typer.Argument(None)) -> None:
+    from orch.hot import hook as hot_hook
+
+    raise typer.Exit(hot_hook(list(args or [])))

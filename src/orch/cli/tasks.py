@@ -133,6 +133,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
             )
     if data["tasks"]:
         console.print(t)
+    for task in data["tasks"]:
+        for q in task["queued_for_workers"]:
+            console.print(f"queued for {q['worker']} ({q['why']}): waits until nobody is attached to its window")
     if data["orphans"]:
         console.print("\norphan windows (not killed; `orch close` or tmux kill-window to remove):")
         for o in data["orphans"]:

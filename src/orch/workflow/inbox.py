@@ -12,7 +12,7 @@ import os
 from orch import inbox as spool
 from orch.errors import OrchError
 from orch.locks import hold
-from orch.store import Message
+from orch.store import Message, Worker
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.messages import interpret
@@ -85,6 +85,13 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             store.finish_message(msg.id, "refused", note)
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
+    if msg.kind == "hook":
+        if sender is None:
+            store.finish_message(msg.id, "refused", "a hook without a worker token")
+            return False
+        apply_hook(ctx, msg, sender)
+        store.finish_message(msg.id, "applied")
+        return True
     if msg.kind == "verdict" and sender is not None and sender.role != "reviewer":
         note = f"a {sender.role} may not give verdicts"
         store.finish_message(msg.id, "refused", note)
@@ -115,6 +122,26 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
         return False
     store.finish_message(msg.id, "applied")
     return True
+
+
+FINAL_WORKER_STATES = frozenset({"exited", "lost", "closed"})
+
+
+def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
+    """An agent's hook: the worker's state (hooks are the first source of truth), and its agent session id."""
+    from orch.agents.hooks import parse_payload, session_of, state_for
+
+    event, _, raw = msg.text.partition("\n")
+    payload = parse_payload(raw)
+    changes: dict[str, object] = {"hook_at": msg.at}
+    session = session_of(payload)
+    if session and session != worker.agent_session:
+        changes["agent_session"] = session
+    new = state_for(event, payload)
+    if new and new != worker.state and worker.state not in FINAL_WORKER_STATES:
+        changes.update(state=new, state_since=msg.at, screen_state="", screen_count=0)
+        ctx.event("state", f"{worker.address}: {worker.state} -> {new} (hook {event})", task=worker.task, worker=worker.id)
+    ctx.store.update_worker(worker.id, **changes)
 
 
 def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:

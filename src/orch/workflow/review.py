@@ -16,7 +16,7 @@ from orch.errors import OrchError
 from orch.store import Review, Validation
 from orch.tmux import Pane
 from orch.verdicts import format_finding
-from orch.workflow import dossier, prompts, spawn, validate
+from orch.workflow import deliver, dossier, prompts, spawn, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
@@ -129,7 +129,7 @@ def send_back(
         )
         return f"{slug}: blocked after {limit} rounds"
     text = prompts.fix_prompt(slug, new_round, reasons, suggestions, limit)
-    deliver_to_coder(ctx, task, text, new_round, panes)
+    # the state is written before anything is typed: the coder may answer before the typing returns
     T.record(
         ctx,
         slug,
@@ -137,6 +137,7 @@ def send_back(
         state=T.FIXING,
         round=str(new_round),
     )
+    deliver_to_coder(ctx, task, text, new_round, panes)
     return f"{slug}: round {new_round} ({why})"
 
 
@@ -145,9 +146,7 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     prompts.save(ctx, task.slug, "coder", text, round_no)
     pane = live_pane(panes, task.slug, "coder")
     if pane is not None:
-        profile = ctx.cfg.profile(pane.agent) if pane.agent else None
-        spawn.type_text(ctx, pane.pane_id, text, profile.enter_delay if profile else 0.05)
-        ctx.event("fix", f"round {round_no} request typed into {pane.pane_id}", task=task.slug, worker=pane.worker)
+        deliver.send_or_queue(ctx, pane, text, f"round {round_no} fix request")
         return
     intent = parse_intent(task.body)
     commands, source = validate.commands_for(ctx, intent)
@@ -157,7 +156,7 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     full = packet + "\n" + text.split("\n", 1)[1]
     d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no)
     if d is not None:
-        spawn.deliver(ctx, [d])
+        deliver.deliver(ctx, [d])
 
 
 # -- the reviewer ------------------------------------------------------------------------------------------------
@@ -192,30 +191,31 @@ def start_review(
     )
     review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
     pane = live_pane(panes, slug, "reviewer")
-    if pane is not None:
-        prompts.save(ctx, slug, "reviewer", text, round_no)
-        profile = ctx.cfg.profile(pane.agent) if pane.agent else None
-        spawn.type_text(ctx, pane.pane_id, text, profile.enter_delay if profile else 0.05)
-        reviewer, how = pane.worker, f"re-prompted in window {pane.window_id}"
-    else:
-        try:
-            d = spawn.start_worker(ctx, task, "reviewer", panes, text=text, round_no=round_no)
-        except OrchError as exc:
-            ctx.store.update_review(review_id, status="failed", note=str(exc))
-            T.record(ctx, slug, status=f"could not start the reviewer: {exc}", state=T.BLOCKED, blocked=str(exc))
-            return f"{slug}: reviewer failed to start"
-        if d is not None:
-            spawn.deliver(ctx, [d])
-        worker = ctx.store.task_workers(slug)[-1]
-        reviewer, how = worker.id, f"started in window {worker.window_id}"
-    ctx.store.update_review(review_id, reviewer=reviewer)
+    # the state is written before the reviewer gets its prompt: its verdict may arrive before the typing returns
     T.record(
         ctx,
         slug,
-        status=f"reviewer {how} for round {round_no}: {base_sha[:12]}..{sha[:12]}",
+        status=f"review round {round_no} of {base_sha[:12]}..{sha[:12]}: "
+        + (f"prompting the reviewer in window {pane.window_id}" if pane else "starting a reviewer"),
         state=T.REVIEWING,
         round=str(round_no),
     )
+    if pane is not None:
+        prompts.save(ctx, slug, "reviewer", text, round_no)
+        deliver.send_or_queue(ctx, pane, text, f"round {round_no} review prompt")
+        ctx.store.update_review(review_id, reviewer=pane.worker)
+        return f"{slug}: review round {round_no}"
+    try:
+        d = spawn.start_worker(ctx, task, "reviewer", panes, text=text, round_no=round_no)
+    except OrchError as exc:
+        ctx.store.update_review(review_id, status="failed", note=str(exc))
+        T.record(ctx, slug, status=f"could not start the reviewer: {exc}", state=T.BLOCKED, blocked=str(exc))
+        return f"{slug}: reviewer failed to start"
+    worker = ctx.store.task_workers(slug)[-1]
+    ctx.store.update_review(review_id, reviewer=worker.id)
+    T.record(ctx, slug, status=f"reviewer started in window {worker.window_id}")
+    if d is not None:
+        deliver.deliver(ctx, [d])
     return f"{slug}: review round {round_no}"
 
 

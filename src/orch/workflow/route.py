@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from orch import slug as slugs
 from orch.errors import OrchError
 from orch.tmux import Pane, describe_exit
-from orch.workflow import spawn
+from orch.workflow import deliver
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -118,20 +118,18 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
     if not text.strip():
         raise OrchError("nothing to send: give the text as an argument or on stdin")
     target = resolve(ctx, address, pane)
-    enter_delay = 0.05
-    if target.pane.agent:
-        try:
-            enter_delay = ctx.cfg.profile(target.pane.agent).enter_delay
-        except OrchError:
-            pass
-    spawn.type_text(ctx, target.pane.pane_id, text, enter_delay)
     task = target.address.task
-    ctx.event("send", f"{len(text)} chars typed into {target.pane.pane_id}", task=task, worker=target.worker_id)
     if target.address.role == "coder" and target.pane.task and os.path.exists(T.task_path(ctx, task)):
         current = T.get(ctx, task)
-        if current.state == T.NEEDS_INPUT:
+        if current.state == T.NEEDS_INPUT:  # recorded first: the coder may be done before the typing returns
             resumed = T.FIXING if (current.doc.summary_field("round") or "1") != "1" else T.CODING
-            T.record(ctx, task, status=f"user answered: {text}", state=resumed, question=None)
+            T.record(ctx, task, status=f"user answered: {text}", state=resumed, question=None, waiting_on=None)
+    profile = deliver.profile_of(ctx, target.pane.agent)
+    failed = deliver.type_confirmed(ctx, target.worker_id, target.pane.pane_id, text, profile)
+    if failed is not None:
+        excerpt = " | ".join(line.strip() for line in failed.splitlines()[-3:] if line.strip())
+        raise OrchError(f"{target.address} did not take the text (Enter pressed twice); its screen: {excerpt}")
+    ctx.event("send", f"{len(text)} chars typed into {target.pane.pane_id}", task=task, worker=target.worker_id)
     return target
 
 

@@ -13,7 +13,7 @@ from orch.errors import OrchError
 from orch.locks import hold
 from orch.store import Worker
 from orch.tmux import Pane, exit_code
-from orch.workflow import inbox, review, spawn
+from orch.workflow import deliver, inbox, review, spawn, watch
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -198,8 +198,9 @@ def scan(ctx: Ctx) -> ScanReport:
             report.spawned.append(slug)
             if d is not None:
                 deliveries.append(d)
-        spawn.deliver(ctx, deliveries)
+        deliver.deliver(ctx, deliveries)
         report.applied += inbox.drain(ctx)
+        report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
         advance_pipeline(ctx, report)
     return report
 
@@ -248,7 +249,7 @@ def new_task(ctx: Ctx, slug: str) -> Worker:
                 raise OrchError(f"task {slug!r} already has a coder in window {pane.window_id} (run `orch scan` to adopt it)")
         d = spawn.start_worker(ctx, task, "coder", panes)
         if d is not None:
-            spawn.deliver(ctx, [d])
+            deliver.deliver(ctx, [d])
         worker = ctx.store.task_workers(slug)[-1]
         inbox.drain(ctx)
         return worker

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 import sys
 import time
-from dataclasses import dataclass
 
 from orch import git, launcher
-from orch.config import AgentProfile
 from orch.errors import OrchError
 from orch.store import Worker
 from orch.tmux import Pane, TmuxError
 from orch.workflow import prompts, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
+from orch.workflow.deliver import Delivery
 from orch.workflow.intent import parse as parse_intent
 
 MAX_ARG_PROMPT = 120_000  # Linux refuses a single argument over 128 KiB
-
-
-@dataclass
-class Delivery:
-    """A prompt waiting to be typed into a freshly started agent."""
-
-    worker: Worker
-    profile: AgentProfile
-    text: str
-    started: float
 
 
 def session_name(slug: str) -> str:
@@ -187,59 +175,3 @@ def start_worker(
     if profile.prompt == "paste":
         return Delivery(worker, profile, text, time.monotonic())
     return None
-
-
-def _ready(screen: str, pattern: str) -> bool:
-    if not pattern:
-        return bool(screen.strip())
-    tail = "\n".join(screen.splitlines()[-5:])
-    return re.search(pattern, tail, re.M) is not None
-
-
-def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
-    """Type each waiting prompt once its agent shows it is ready; all agents are waited for together."""
-    tmux = ctx.tmux
-    waiting = list(pending)
-    delay = 0.02
-    while waiting:
-        still = []
-        for d in waiting:
-            try:
-                screen = tmux.capture(d.worker.pane_id, lines=10)
-            except TmuxError:
-                _undelivered(ctx, d, "its window disappeared")
-                continue
-            if _ready(screen, d.profile.ready_pattern):
-                _type(ctx, d)
-            elif time.monotonic() - d.started > d.profile.ready_timeout:
-                _undelivered(ctx, d, f"the agent did not show it was ready within {d.profile.ready_timeout:g}s")
-            else:
-                still.append(d)
-        waiting = still
-        if waiting:
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
-
-
-def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> None:
-    """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key."""
-    ctx.tmux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
-    if enter_delay:
-        time.sleep(enter_delay)
-    ctx.tmux.send_keys(pane_id, "Enter")
-
-
-def _type(ctx: Ctx, d: Delivery) -> None:
-    try:
-        type_text(ctx, d.worker.pane_id, d.text, d.profile.enter_delay)
-    except TmuxError as exc:
-        _undelivered(ctx, d, str(exc))
-        return
-    ctx.store.update_worker(d.worker.id, state="working")
-    ctx.event("prompt", f"prompt typed into {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
-
-
-def _undelivered(ctx: Ctx, d: Delivery, why: str) -> None:
-    ctx.store.update_worker(d.worker.id, state="waiting")
-    ctx.event("prompt", f"prompt not delivered: {why}", task=d.worker.task, worker=d.worker.id)
-    T.record(ctx, d.worker.task, status=f"prompt not delivered: {why}", problem=f"prompt not delivered: {why}")

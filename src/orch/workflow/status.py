@@ -35,6 +35,8 @@ def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
         "pane_pid": w.pane_pid,
         "worktree": w.worktree,
         "branch": w.branch,
+        "agent_session": w.agent_session,
+        "note": w.note,
     }
 
 
@@ -46,6 +48,7 @@ def collect(ctx: Ctx) -> dict:
     workers = ctx.store.live_workers()
     p = S.plan(tasks, T.done_slugs(ctx), workers, panes)
     pending = ctx.store.pending_messages()
+    queued = ctx.store.queued()
     out_tasks = []
     for slug, task in tasks.items():
         views = [_worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
@@ -65,6 +68,11 @@ def collect(ctx: Ctx) -> dict:
                 "depends_on": task.depends_on,
                 "last_status": task.doc.status[-1] if task.doc.status else None,
                 "pending_messages": sum(1 for m in pending if m.task == slug),
+                "queued_for_workers": [
+                    {"worker": q.worker, "why": q.why, "since": q.created_at, "text": q.text[:200]}
+                    for q in queued
+                    if q.task == slug
+                ],
                 "workers": views,
             }
         )
@@ -94,4 +102,6 @@ def _unregistered_view(pane: Pane) -> dict:
         "pane_pid": pane.pane_pid,
         "worktree": pane.current_path,
         "branch": None,
+        "agent_session": "",
+        "note": "",
     }

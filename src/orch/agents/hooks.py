@@ -1,0 +1,66 @@
+"""What an agent's hook event says about its worker's state. Pure.
+
+Hooks call ``orch hook <event> [payload]``; the event is the agent's own name for it (Claude Code: SessionStart,
+UserPromptSubmit, Stop, SubagentStop, Notification; Codex: its notify program gets a JSON argument; Aider: its
+notifications command; the scripted agent: start, prompt, stop, wait). A sub-agent's stop never marks its parent
+idle.
+"""
+
+from __future__ import annotations
+
+import json
+
+_SIMPLE = {
+    "sessionstart": "idle",
+    "start": "idle",
+    "ready": "idle",
+    "userpromptsubmit": "working",
+    "prompt": "working",
+    "pretooluse": "working",
+    "posttooluse": "working",
+    "working": "working",
+    "stop": "idle",
+    "idle": "idle",
+    "agent-turn-complete": "idle",
+    "aider-notify": "idle",
+    "wait": "waiting",
+    "waiting": "waiting",
+    "permission": "waiting",
+    "subagentstop": None,
+    "sessionend": None,  # the process itself tells whether it ended
+}
+
+SESSION_KEYS = ("session_id", "sessionId", "thread_id", "thread-id", "conversation_id", "conversation-id")
+
+
+def parse_payload(text: str) -> dict:
+    text = text.strip()
+    if not text.startswith("{"):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def state_for(event: str, payload: dict) -> str | None:
+    """The worker state an event means, or None when it says nothing about the worker itself."""
+    key = event.strip().lower().replace("_", "")
+    if key == "notification":
+        message = str(payload.get("message", "")).lower()
+        if "waiting for your input" in message or "is idle" in message:
+            return "idle"
+        return "waiting"
+    if key in ("codex-notify", "notify"):
+        kind = str(payload.get("type", "")).lower()
+        return "idle" if kind in ("agent-turn-complete", "turn-complete") else None
+    return _SIMPLE.get(key, _SIMPLE.get(event.strip().lower()))
+
+
+def session_of(payload: dict) -> str | None:
+    for key in SESSION_KEYS:
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -1,0 +1,227 @@
+"""Getting text into an agent: when it is ready, by bracketed paste, confirmed, and never under a person's hands.
+
+- ``deliver()`` types the first prompt of freshly started agents once each shows it is ready (its start hook or
+  its ready pattern), all waited for together.
+- ``type_confirmed()`` pastes, presses Enter after the profile's delay, and waits for the agent to take the text
+  (a hook after the Enter, or the screen showing it working); unconfirmed, it presses Enter once more, then reports
+  ``delivery failed`` with the screen excerpt instead of assuming success.
+- ``send_or_queue()`` is for text orch types on its own initiative (fix rounds, reviewer prompts, reminders): when
+  a person is attached to that window (`tmux list-clients`), the text waits in the outbox and ``flush_outbox()``
+  delivers it after they leave. `orch send` typed by the user is explicit and does not wait.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from orch.config import AgentProfile
+from orch.errors import OrchError
+from orch.store import Worker
+from orch.tmux import Pane, TmuxError
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+
+@dataclass
+class Delivery:
+    """A prompt waiting to be typed into a freshly started agent."""
+
+    worker: Worker
+    profile: AgentProfile
+    text: str
+    started: float
+
+
+def profile_of(ctx: Ctx, agent: str) -> AgentProfile | None:
+    try:
+        return ctx.cfg.profile(agent) if agent else None
+    except OrchError:
+        return None
+
+
+def _tail_matches(screen: str, pattern: str, lines: int = 5) -> bool:
+    if not pattern:
+        return False
+    tail = "\n".join(screen.rstrip("\n").splitlines()[-lines:])
+    return re.search(pattern, tail, re.M) is not None
+
+
+def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> None:
+    """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key."""
+    ctx.tmux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
+    if enter_delay:
+        time.sleep(enter_delay)
+    ctx.tmux.send_keys(pane_id, "Enter")
+
+
+def _taken(ctx: Ctx, worker_id: str, pane_id: str, profile: AgentProfile, since: float) -> bool:
+    """Did the agent take the text typed at ``since``? A hook after it, or the screen showing work."""
+    if profile.hooks:
+        from orch.workflow import inbox
+
+        inbox.drain(ctx, wait=1)
+        row = ctx.store.worker(worker_id) if worker_id else None
+        if row is not None and row.hook_at is not None and row.hook_at >= since:
+            return True
+    if profile.screen_working:
+        try:
+            return _tail_matches(ctx.tmux.capture(pane_id, lines=10), profile.screen_working)
+        except TmuxError:
+            return False
+    return False
+
+
+def can_confirm(profile: AgentProfile) -> bool:
+    return profile.hooks or bool(profile.screen_working)
+
+
+def type_confirmed(ctx: Ctx, worker_id: str, pane_id: str, text: str, profile: AgentProfile | None) -> str | None:
+    """Type ``text`` and confirm the agent took it. Returns None when confirmed (or the profile gives no way to
+    tell), else the screen excerpt of a failed delivery."""
+    since = time.time()
+    type_text(ctx, pane_id, text, profile.enter_delay if profile else 0.05)
+    if profile is None or not can_confirm(profile):
+        return None
+    for attempt in range(2):
+        deadline = time.monotonic() + profile.confirm_timeout
+        delay = 0.02
+        while time.monotonic() < deadline:
+            if _taken(ctx, worker_id, pane_id, profile, since):
+                return None
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+        if attempt == 0:
+            ctx.tmux.send_keys(pane_id, "Enter")  # the Enter may have been read as part of the paste
+    try:
+        return ctx.tmux.capture(pane_id, lines=12)
+    except TmuxError:
+        return "(the pane is gone)"
+
+
+# -- first prompts -------------------------------------------------------------------------------------------------
+
+
+def _ready(ctx: Ctx, d: Delivery, screen: str) -> bool:
+    if d.profile.hooks:
+        row = ctx.store.worker(d.worker.id)
+        if row is not None and row.hook_at is not None:
+            return True
+    if d.profile.ready_pattern:
+        return _tail_matches(screen, d.profile.ready_pattern)
+    return bool(screen.strip()) and not d.profile.hooks
+
+
+def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
+    """Type each waiting prompt once its agent shows it is ready; all agents are waited for together."""
+    from orch.workflow import inbox
+
+    waiting = list(pending)
+    delay = 0.02
+    while waiting:
+        if any(d.profile.hooks for d in waiting):
+            inbox.drain(ctx, wait=1)
+        still = []
+        for d in waiting:
+            try:
+                screen = ctx.tmux.capture(d.worker.pane_id, lines=10)
+            except TmuxError:
+                _undelivered(ctx, d.worker, "its window disappeared", "")
+                continue
+            if _ready(ctx, d, screen):
+                _type_first(ctx, d)
+            elif time.monotonic() - d.started > d.profile.ready_timeout:
+                _undelivered(ctx, d.worker, f"the agent did not show it was ready within {d.profile.ready_timeout:g}s", screen)
+            else:
+                still.append(d)
+        waiting = still
+        if waiting:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+
+def _type_first(ctx: Ctx, d: Delivery) -> None:
+    started = time.time()
+    try:
+        failed = type_confirmed(ctx, d.worker.id, d.worker.pane_id, d.text, d.profile)
+    except TmuxError as exc:
+        _undelivered(ctx, d.worker, str(exc), "")
+        return
+    if failed is not None:
+        _undelivered(ctx, d.worker, "the agent did not take the prompt (Enter pressed twice)", failed)
+        return
+    row = ctx.store.worker(d.worker.id)
+    changes: dict[str, object] = {"prompted_at": started}
+    if row is not None and row.state == "starting" and not d.profile.hooks:  # with hooks, the hooks tell
+        changes["state"] = "working"
+    ctx.store.update_worker(d.worker.id, **changes)
+    ctx.event("prompt", f"prompt delivered to {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
+
+
+def _undelivered(ctx: Ctx, worker: Worker, why: str, screen: str) -> None:
+    excerpt = " | ".join(line.strip() for line in screen.strip().splitlines()[-4:] if line.strip())
+    ctx.store.update_worker(worker.id, state="waiting", note=f"delivery failed: {why}")
+    ctx.event("prompt", f"delivery failed: {why}; screen: {excerpt}", task=worker.task, worker=worker.id)
+    T.record(
+        ctx,
+        worker.task,
+        status=f"delivery failed to the {worker.role}: {why}" + (f"; screen: {excerpt}" if excerpt else ""),
+        problem=f"delivery failed to the {worker.role}: {why}",
+    )
+
+
+# -- text typed on orch's own initiative ---------------------------------------------------------------------------
+
+
+def person_attached(ctx: Ctx, window_id: str) -> bool:
+    return any(window == window_id for _, window in ctx.tmux.clients())
+
+
+NOT_A_PROMPT = ("reminder to report",)
+
+
+def send_or_queue(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
+    """Type ``text`` into a worker unless a person is attached to its window; then queue it. Returns
+    "typed", "queued" or "failed"."""
+    if person_attached(ctx, pane.window_id):
+        ctx.store.queue_text(pane.worker, pane.task, text, why)
+        ctx.event("queued", f"{why}: held back, a person is attached to {pane.window_id}", task=pane.task, worker=pane.worker)
+        T.record(ctx, pane.task, status=f"{why} for the {pane.role} queued: a person is attached to its window")
+        return "queued"
+    return _type_own(ctx, pane, text, why)
+
+
+def _type_own(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
+    """Type and confirm; new work (not a reminder) marks the worker as prompted now."""
+    started = time.time()
+    profile = profile_of(ctx, pane.agent)
+    failed = type_confirmed(ctx, pane.worker, pane.pane_id, text, profile)
+    if failed is not None:
+        row = ctx.store.worker(pane.worker)
+        if row is not None:
+            _undelivered(ctx, row, f"{why} was not taken (Enter pressed twice)", failed)
+        return "failed"
+    if pane.worker and why not in NOT_A_PROMPT:
+        ctx.store.update_worker(pane.worker, prompted_at=started)
+    ctx.event("typed", f"{why} typed into {pane.pane_id} ({len(text)} chars)", task=pane.task, worker=pane.worker)
+    return "typed"
+
+
+def flush_outbox(ctx: Ctx, panes: list[Pane]) -> int:
+    """Deliver queued texts whose worker's window nobody is attached to any more. Returns how many."""
+    queued = ctx.store.queued()
+    if not queued:
+        return 0
+    by_worker = {p.worker: p for p in panes if p.worker and p.pane_role != "shell" and not p.dead}
+    watched = {window for _, window in ctx.tmux.clients()}
+    sent = 0
+    for item in queued:
+        pane = by_worker.get(item.worker)
+        if pane is None or pane.window_id in watched:
+            continue
+        if _type_own(ctx, pane, item.text, item.why) == "typed":
+            ctx.store.delivered(item.id)
+            T.record(ctx, item.task, status=f"queued {item.why} delivered to the {pane.role}")
+            sent += 1
+    return sent

@@ -1,0 +1,134 @@
+"""Watching live workers: their state, and what a state means for their task.
+
+Worker states: starting, working, waiting (permission prompt or question), idle (turn ended, waiting for input),
+exited (with its status), lost. Sources, in this order: hook events (applied by the inbox), the process (a dead
+pane and its exit status; scan.plan() finds those), the screen (per-profile patterns on the pane's last lines,
+read for all workers in one tmux call). A screen reading changes the state only after two equal readings in a row
+(hysteresis: no flicker, no sticky state). A worker whose agent reports through hooks is read from the screen
+only for `waiting` (some agents have no hook for a permission prompt) and before its first hook.
+
+For the task: a coder whose turn ended without `done`, `needs input` or `blocked` gets one short reminder of how
+to report; if it goes idle again the task shows "idle, no report". A coder waiting on a permission prompt makes
+the task `needs-input`, with the screen excerpt.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+from orch.config import AgentProfile
+from orch.store import Worker
+from orch.tmux import Pane
+from orch.workflow import deliver
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+SCREEN_LINES = 15
+REMINDER = (
+    "orch here: your turn ended without a report. When your work is committed, run "
+    'orch - "done: <summary>"; if you need an answer, orch - "needs input: <question>"; '
+    'if you cannot go on, orch - "blocked: <why>".'
+)
+
+
+def classify(screen: str, profile: AgentProfile) -> str:
+    """The state a screen shows ("" when no pattern matches). Waiting wins over working wins over idle."""
+    tail = "\n".join(screen.rstrip("\n").splitlines()[-5:])
+    for state, pattern in (("waiting", profile.screen_waiting), ("working", profile.screen_working),
+                           ("idle", profile.screen_idle)):
+        if pattern and re.search(pattern, tail, re.M):
+            return state
+    return ""
+
+
+@dataclass(frozen=True)
+class Reading:
+    state: str  # the worker's state after this reading
+    screen_state: str
+    screen_count: int
+    changed: bool
+
+
+def step(worker: Worker, reading: str, uses_hooks: bool) -> Reading:
+    """Hysteresis: a screen state must be read twice in a row before it becomes the worker's state."""
+    if not reading:
+        return Reading(worker.state, "", 0, False)
+    count = worker.screen_count + 1 if reading == worker.screen_state else 1
+    trusted = not uses_hooks or worker.hook_at is None or reading == "waiting"
+    if count >= 2 and trusted and reading != worker.state:
+        return Reading(reading, reading, count, True)
+    return Reading(worker.state, reading, count, False)
+
+
+def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
+    """Read every live worker's screen (one tmux call), update states, react for their tasks."""
+    notes: list[str] = []
+    by_id = {p.pane_id: p for p in panes}
+    live = [
+        w for w in ctx.store.live_workers()
+        if w.state not in ("lost", "exited", "closed") and w.pane_id in by_id and not by_id[w.pane_id].dead
+    ]
+    profiles = {w.id: deliver.profile_of(ctx, w.agent) for w in live}
+    readable = [w for w in live if profiles[w.id] is not None and _has_patterns(profiles[w.id])]
+    screens = ctx.tmux.capture_many([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
+    for w in readable:
+        profile = profiles[w.id]
+        screen = screens.get(w.pane_id)
+        if screen is None or profile is None:
+            continue
+        r = step(w, classify(screen, profile), profile.hooks)
+        if r.changed:
+            ctx.store.update_worker(w.id, state=r.state, screen_state=r.screen_state, screen_count=r.screen_count)
+            ctx.event("state", f"{w.address}: {w.state} -> {r.state} (screen)", task=w.task, worker=w.id)
+        elif (r.screen_state, r.screen_count) != (w.screen_state, w.screen_count):
+            ctx.store.update_worker(w.id, screen_state=r.screen_state, screen_count=r.screen_count)
+    tasks, _ = T.load(ctx)
+    for w in ctx.store.live_workers():
+        if w.role != "coder" or w.task not in tasks or w.pane_id not in by_id:
+            continue
+        note = react(ctx, tasks[w.task], w, by_id[w.pane_id], screens.get(w.pane_id))
+        if note:
+            notes.append(note)
+    sent = deliver.flush_outbox(ctx, panes)
+    if sent:
+        notes.append(f"delivered {sent} queued message(s)")
+    return notes
+
+
+def _has_patterns(profile: AgentProfile) -> bool:
+    return bool(profile.screen_idle or profile.screen_working or profile.screen_waiting)
+
+
+def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None) -> str | None:
+    """What the coder's state means for its task."""
+    slug = task.slug
+    if coder.state == "waiting" and task.state in (T.CODING, T.FIXING):
+        if screen is None:
+            screen = ctx.tmux.capture(pane.pane_id, SCREEN_LINES)
+        excerpt = " | ".join(line.strip() for line in screen.strip().splitlines()[-4:] if line.strip())
+        T.record(ctx, slug, status=f"coder is waiting (permission prompt or question): {excerpt}",
+                 state=T.NEEDS_INPUT, question=f"the coder is waiting: {excerpt}", waiting_on="screen")
+        return f"{slug}: coder waiting"
+    if coder.state in ("working",) and task.state == T.NEEDS_INPUT and task.doc.summary_field("waiting on") == "screen":
+        resumed = T.FIXING if (task.doc.summary_field("round") or "1") != "1" else T.CODING
+        T.record(ctx, slug, status="coder is working again", state=resumed, question=None, waiting_on=None)
+        return f"{slug}: coder working again"
+    if coder.state != "idle" or task.state not in (T.CODING, T.FIXING):
+        return None
+    prompted = coder.prompted_at or coder.created_at
+    if coder.state_since < prompted:
+        return None  # idle from before the last prompt: the agent has not started on it yet
+    if not ctx.cfg.idle_reminder or time.time() - coder.state_since < ctx.cfg.idle_reminder_after:
+        return None
+    if coder.reminded_at is None or coder.reminded_at < prompted:
+        reminded = time.time()
+        outcome = deliver.send_or_queue(ctx, pane, REMINDER, deliver.NOT_A_PROMPT[0])
+        ctx.store.update_worker(coder.id, reminded_at=reminded)
+        T.record(ctx, slug, status=f"coder went idle without a report: reminder {outcome}")
+        return f"{slug}: reminder {outcome}"
+    if coder.state_since > coder.reminded_at and task.doc.summary_field("problem") != "idle, no report":
+        T.record(ctx, slug, status="coder is idle after the reminder, still no report", problem="idle, no report")
+        return f"{slug}: idle, no report"
+    return None
