@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench lint tools clean
+# the real agents the end-to-end tests drive, pinned, installed into .agents/ (needs npm; without it those
+# tests are reported as skipped)
+CLAUDE_CODE_VERSION := 2.1.328
+CODEX_VERSION       := 0.169.0
+AGENTS_STAMP        := .agents/.installed-$(CLAUDE_CODE_VERSION)-$(CODEX_VERSION)
+
+.PHONY: demo test bench lint tools agents clean
 
 tools:
 	@scripts/check-tools.sh
@@ -23,9 +29,21 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 demo: tools $(VENV)/.installed
 	$(PY) scripts/demo.py
 
-test: tools $(VENV)/.installed-test
+agents:
+	@if command -v npm >/dev/null 2>&1; then \
+		if [ ! -f $(AGENTS_STAMP) ]; then \
+			echo "installing Claude Code $(CLAUDE_CODE_VERSION) and Codex $(CODEX_VERSION) into .agents/"; \
+			npm install --silent --no-audit --no-fund --prefix .agents \
+				@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) @openai/codex@$(CODEX_VERSION) \
+				&& touch $(AGENTS_STAMP); \
+		fi; \
+	else \
+		echo "npm not found: the real-agent tests will be skipped (install Node.js and npm to run them)"; \
+	fi
+
+test: tools agents $(VENV)/.installed-test
 	$(PY) -m ruff check src tests bench scripts
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -rs
 
 bench: tools $(VENV)/.installed-test
 	$(PY) bench/run.py
@@ -34,4 +52,4 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests bench scripts
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .agents build dist .pytest_cache .ruff_cache .hypothesis

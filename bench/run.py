@@ -1,7 +1,8 @@
 """`make bench`: orch's own cost, each figure measured in the same run as its reference (floor).
 
 Prints a markdown table and writes it to bench/results.md. Figures:
-  1. hot path: median wall time of `orch -` (a worker's message) next to `python -c pass` (the floor), interleaved
+  1. hot path: median wall time of `orch -` (a worker's message) and of `orch hook Stop` (a realistic Claude Code
+     payload) next to `python -c pass` (the floor), interleaved
   2. reconcile: tmux and git processes started by one `orch scan` with 1 and 30 live workers (a PATH shim counts
      them), and the scan's wall time
 """
@@ -9,6 +10,7 @@ Prints a markdown table and writes it to bench/results.md. Figures:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -25,10 +27,24 @@ VENV_BIN = Path(sys.executable).parent
 ORCH = str(VENV_BIN / "orch")
 
 
-def timed(argv: list[str], env: dict[str, str], cwd: str) -> float:
+def timed(argv: list[str], env: dict[str, str], cwd: str, input: bytes | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+    if input is None:
+        subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+    else:
+        subprocess.run(argv, env=env, cwd=cwd, input=input, stdout=subprocess.DEVNULL, check=True)
     return time.perf_counter() - start
+
+
+# what Claude Code's Stop hook sends on stdin (keys as observed from Claude Code 2.1.328)
+STOP_PAYLOAD = json.dumps({
+    "session_id": "11111111-2222-4333-8444-555555555555",
+    "transcript_path": "/home/me/.claude/projects/-src-proj/11111111-2222-4333-8444-555555555555.jsonl",
+    "cwd": "/src/proj/.worktree/task", "prompt_id": "2f5ed3e1-0000-4000-8000-000000000000",
+    "permission_mode": "bypassPermissions", "effort": {"level": "medium"}, "hook_event_name": "Stop",
+    "stop_hook_active": False, "last_assistant_message": "All done. " * 40, "background_tasks": [],
+    "session_crons": [],
+}).encode()
 
 
 def spread(values: list[float]) -> str:
@@ -84,19 +100,22 @@ class Bench:
         env = {**self.env, "ORCH_WORKSPACE": str(self.repo), "ORCH_TASK": "hot", "ORCH_WORKER_TOKEN": "bench"}
         cwd = str(self.repo)
         worker_orch = str(self.repo / ".orch" / "bin" / "orch")  # what workers and hooks run (first on their PATH)
-        floor, hot, console = [], [], []
+        floor, hot, console, hook = [], [], [], []
         for i in range(runs + 3):
             f = timed([sys.executable, "-c", "pass"], env, cwd)
             h = timed([worker_orch, "-", f"progress note {i}"], env, cwd)
             c = timed([ORCH, "-", f"console note {i}"], env, cwd)
+            k = timed([worker_orch, "hook", "Stop"], env, cwd, input=STOP_PAYLOAD)
             if i >= 3:  # warm-up
                 floor.append(f)
                 hot.append(h)
                 console.append(c)
+                hook.append(k)
         base = statistics.median(floor)
         self.rows.append(("`python -c pass` (floor)", f"{base * 1000:.1f} ms", spread(floor), "1.00x"))
         for label, values in (
             ("`orch -` from a worker (.orch/bin/orch)", hot),
+            ("`orch hook Stop` (Claude Code payload)", hook),
             ("`orch -` through pip's console script", console),
         ):
             ratio = statistics.median(values) / base

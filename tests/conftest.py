@@ -149,4 +149,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     tmux = shutil.which("tmux")
     version = subprocess.run(["tmux", "-V"], capture_output=True, text=True).stdout.strip() if tmux else "missing"
     gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    return [f"tmux: {version}; {gitv}"]
+    agents = Path(__file__).resolve().parent.parent / ".agents" / "node_modules" / ".bin"
+    found = []
+    for name in ("claude", "codex"):
+        binary = agents / name
+        if binary.exists():
+            out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False)
+            found.append(f"{name} {(out.stdout or out.stderr).strip()}")
+        else:
+            found.append(f"{name} not installed (real-agent tests will be skipped)")
+    return [f"tmux: {version}; {gitv}", "real agents: " + "; ".join(found)]

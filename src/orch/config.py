@@ -10,7 +10,7 @@ import shlex
 import tomllib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orch.errors import OrchError
 from orch.workspace import Workspace
@@ -72,15 +72,20 @@ class AgentProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = ""
-    command: list[str]
+    kind: Literal["generic", "scripted", "claude", "codex"] = "generic"
+    command: list[str] = Field(default_factory=list)
     prompt: Literal["paste", "arg", "file"] = "paste"
     readonly_args: list[str] = Field(default_factory=list)
     ready_pattern: str = ""
     ready_timeout: float = 30.0
     enter_delay: float = 0.05
     env: dict[str, str] = Field(default_factory=dict)
-    # worker state: the agent reports its turns through `orch hook` (set up by orch for the built-in agents)
+    # worker state: the agent reports its turns through `orch hook` (set up by orch for the built-in agents);
+    # prompt_hook: its hooks also say when it takes a prompt (else the screen and delivery tell)
     hooks: bool = False
+    prompt_hook: bool = True
+    # pre-answer the agent's first-start dialogs (folder trust, API key) in its own settings file
+    preanswer: bool = True
     # screen patterns (regex, multi-line, on the pane's last lines): the fallback source of worker state
     screen_idle: str = ""
     screen_working: str = ""
@@ -98,7 +103,7 @@ class AgentProfile(BaseModel):
     @field_validator("command")
     @classmethod
     def _not_empty(cls, value: list[str]) -> list[str]:
-        if not value or not value[0]:
+        if value and not value[0]:
             raise ValueError("command must name a program")
         return value
 
@@ -131,8 +136,36 @@ def builtin_profiles() -> dict[str, AgentProfile]:
             screen_working=r"^(step \d+|received message \d+)[^\n]*\Z",
             screen_waiting=r"^\(waiting for permission\)[^\n]*\Z",
         ),
-        "claude": AgentProfile(name="claude", command=["claude"], prompt="arg", readonly_args=["--permission-mode", "plan"]),
-        "codex": AgentProfile(name="codex", command=["codex"], prompt="arg", readonly_args=["--sandbox", "read-only"]),
+        # Claude Code and Codex: launch arguments per role, hooks and dialogs come from agents/launch.py
+        "claude": AgentProfile(
+            name="claude",
+            kind="claude",
+            command=["claude"],
+            prompt="paste",
+            ready_pattern=r"^❯(?:[ \u00a0]|$)",
+            ready_timeout=60.0,
+            enter_delay=0.2,
+            hooks=True,
+            screen_idle=r"^❯(?:[ \u00a0]|$)",
+            screen_working=r"esc to interrupt",
+            screen_waiting=r"Do you want to|❯ 1\. Yes",
+            confirm_timeout=10.0,
+        ),
+        "codex": AgentProfile(
+            name="codex",
+            kind="codex",
+            command=["codex"],
+            prompt="paste",
+            ready_pattern=r"^› ",
+            ready_timeout=60.0,
+            enter_delay=0.5,
+            hooks=True,
+            prompt_hook=False,
+            screen_idle=r"^› ",
+            screen_working=r"esc to interrupt",
+            screen_waiting=r"Allow command\?|Approve|\[y/N\]",
+            confirm_timeout=10.0,
+        ),
     }
 
 
@@ -180,6 +213,14 @@ class Config(BaseModel):
             return {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in value.items()}
         return value
 
+    @model_validator(mode="after")
+    def _commands(self) -> Config:
+        builtin = builtin_profiles()
+        for name, profile in self.agents.items():
+            if name not in builtin and not profile.command:
+                raise ValueError(f"agents.{name}.command is required (the program to run, e.g. [\"my-agent\"])")
+        return self
+
     def resolve(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.root, os.path.expanduser(path)))
 
@@ -200,11 +241,17 @@ class Config(BaseModel):
         return os.environ.get("ORCH_TMUX_SOCKET") or self.tmux.socket
 
     def profile(self, name: str) -> AgentProfile:
-        profiles = {**builtin_profiles(), **self.agents}
-        if name not in profiles:
-            known = ", ".join(sorted(profiles))
-            raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
-        return profiles[name]
+        """A profile by name. A config table named like a built-in profile adjusts it (the keys it sets win)."""
+        builtin = builtin_profiles()
+        if name in self.agents:
+            own = self.agents[name]
+            if name in builtin:
+                return builtin[name].model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
+            return own
+        if name in builtin:
+            return builtin[name]
+        known = ", ".join(sorted({*builtin, *self.agents}))
+        raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
 
 
 TASKS_DIR_CACHE = "tasks_dir"  # read by workspace.cached_tasks_dir on the hot path
@@ -223,7 +270,8 @@ def load(ws: Workspace) -> Config:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise OrchError(f"{ws.config_file}: {where}: {err['msg']}") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise OrchError(f"{ws.config_file}: {where + ': ' if where else ''}{message}") from None
     cfg.root = ws.root
     _cache_tasks_dir(ws, cfg)
     return cfg

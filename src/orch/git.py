@@ -48,6 +48,13 @@ def git_dir(repo: str) -> str:
     return out(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")
 
 
+def git_dirs(worktree: str) -> list[str]:
+    """The repository's common git directory and the worktree's own one (the same folder for a main worktree)."""
+    common = out(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    own = out(worktree, "rev-parse", "--path-format=absolute", "--git-dir")
+    return [common] if own == common else [common, own]
+
+
 def current_branch(repo: str) -> str | None:
     proc = run(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
     name = proc.stdout.decode().strip()

@@ -15,8 +15,8 @@ from orch.workspace import Workspace, cached_tasks_dir, daemon_running, find
 
 USAGE = "usage: orch - [task-<slug>:] <text...>   (text from stdin when no arguments are given)"
 VERDICT_USAGE = (
-    "usage: orch verdict approve|request-changes [--task SLUG]   "
-    "(findings on stdin, one per line: <blocker|major|minor|note>: [path[:line]] <text>)"
+    "usage: orch verdict approve|request-changes [--task SLUG] [FINDING...]   "
+    "(findings as arguments or on stdin, one per line: <blocker|major|minor|note>: [path[:line]] <text>)"
 )
 
 
@@ -98,11 +98,12 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
         else:
             rest.append(args[i])
             i += 1
-    if len(rest) != 1:
+    if not rest:
         return _fail(VERDICT_USAGE, 2)
     try:
         decision = parse_decision(rest[0])
-        text = "" if sys.stdin.isatty() else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        # findings: arguments, else stdin (read with a deadline: an agent's tool may leave stdin open)
+        text = "\n".join(rest[1:]) if len(rest) > 1 else _read_stdin_bounded()
         findings = parse_findings(text)
     except FindingError as exc:
         return _fail(f"{exc}; nothing was recorded", 2)
@@ -192,7 +193,7 @@ HOOK_STDIN_LIMIT = 1 << 20
 HOOK_STDIN_WAIT = 0.5
 
 
-def _read_hook_stdin() -> str:
+def _read_stdin_bounded() -> str:
     """The hook's payload from stdin, without ever blocking the agent: give up after a short wait or 1 MiB."""
     import select
 
@@ -222,7 +223,7 @@ def hook(args: list[str], explicit: str | None = None) -> int:
             sys.stdout.write("usage: orch hook <event> [payload]   (payload JSON on stdin or as an argument)\n")
             return 0
         event = args[0]
-        payload = args[-1] if len(args) > 1 else _read_hook_stdin()
+        payload = args[-1] if len(args) > 1 else _read_stdin_bounded()
         ws = find(explicit=explicit)
         token = os.environ.get("ORCH_WORKER_TOKEN") or ""
         task = os.environ.get("ORCH_TASK") or ""

@@ -84,3 +84,34 @@ def summary(decision: str, findings: list[dict]) -> str:
     counts = count(findings)
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     return ", ".join([decision, *parts]) if parts else decision
+
+
+def from_final_message(text: str) -> tuple[str, list[dict]] | None:
+    """A verdict block at the end of a reviewer's final message, for reviewers that cannot run `orch verdict`:
+
+        VERDICT: request-changes
+        blocker: src/app.py:12 crashes on empty input
+        minor: [README.md] undocumented
+
+    The last ``VERDICT:`` line counts; the finding lines follow it (lines that are not findings end the block).
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    start = None
+    for i, line in enumerate(lines):
+        if line.strip().upper().startswith("VERDICT:"):
+            start = i
+    if start is None:
+        return None
+    try:
+        decision = parse_decision(lines[start].split(":", 1)[1].strip().strip("*`").strip())
+    except FindingError:
+        return None
+    findings = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        try:
+            findings.append(parse_finding(line.strip().lstrip("-* ").strip()))
+        except FindingError:
+            break
+    return decision, findings

@@ -64,3 +64,24 @@ def session_of(payload: dict) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+TITLE_PREFIX = "Generate a concise, single-line task title"
+
+
+def is_side_thread(event: str, payload: dict) -> bool:
+    """Codex also notifies for its task-title side request: not the worker's turn."""
+    if event.strip().lower() not in ("codex-notify", "notify"):
+        return False
+    messages = payload.get("input-messages") or payload.get("input_messages") or []
+    first = messages[0] if isinstance(messages, list) and messages else ""
+    return isinstance(first, str) and first.startswith(TITLE_PREFIX)
+
+
+def final_message(payload: dict) -> str:
+    """The agent's last message at the end of its turn (Claude Code's Stop hook, Codex's notify)."""
+    for key in ("last_assistant_message", "last-assistant-message"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            return value
+    return ""

@@ -141,8 +141,20 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
             delay = min(delay * 1.5, 0.2)
 
 
+def _mark_working(ctx: Ctx, worker_id: str, profile: AgentProfile | None, why: str) -> None:
+    """For an agent whose hooks do not report a prompt being taken (Codex), typing work in is when it starts
+    working; its turn-end hook (applied later) makes it idle again."""
+    if not worker_id or profile is None or not profile.hooks or profile.prompt_hook:
+        return
+    row = ctx.store.worker(worker_id)
+    if row is not None and row.state in ("starting", "idle", "waiting"):
+        ctx.store.update_worker(worker_id, state="working", screen_state="", screen_count=0)
+        ctx.event("state", f"{row.address}: {row.state} -> working ({why})", task=row.task, worker=worker_id)
+
+
 def _type_first(ctx: Ctx, d: Delivery) -> None:
     started = time.time()
+    _mark_working(ctx, d.worker.id, d.profile, "prompt typed")
     try:
         failed = type_confirmed(ctx, d.worker.id, d.worker.pane_id, d.text, d.profile)
     except TmuxError as exc:
@@ -153,8 +165,8 @@ def _type_first(ctx: Ctx, d: Delivery) -> None:
         return
     row = ctx.store.worker(d.worker.id)
     changes: dict[str, object] = {"prompted_at": started}
-    if row is not None and row.state == "starting" and not d.profile.hooks:  # with hooks, the hooks tell
-        changes["state"] = "working"
+    if row is not None and row.state == "starting" and not d.profile.hooks:
+        changes["state"] = "working"  # it took the prompt, and no hook will say so
     ctx.store.update_worker(d.worker.id, **changes)
     ctx.event("prompt", f"prompt delivered to {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
 
@@ -196,6 +208,7 @@ def _type_own(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
     """Type and confirm; new work (not a reminder) marks the worker as prompted now."""
     started = time.time()
     profile = profile_of(ctx, pane.agent)
+    _mark_working(ctx, pane.worker, profile, f"{why} typed")
     failed = type_confirmed(ctx, pane.worker, pane.pane_id, text, profile)
     if failed is not None:
         row = ctx.store.worker(pane.worker)

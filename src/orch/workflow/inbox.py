@@ -129,10 +129,12 @@ FINAL_WORKER_STATES = frozenset({"exited", "lost", "closed"})
 
 def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
     """An agent's hook: the worker's state (hooks are the first source of truth), and its agent session id."""
-    from orch.agents.hooks import parse_payload, session_of, state_for
+    from orch.agents.hooks import final_message, is_side_thread, parse_payload, session_of, state_for
 
     event, _, raw = msg.text.partition("\n")
     payload = parse_payload(raw)
+    if is_side_thread(event, payload):
+        return
     changes: dict[str, object] = {"hook_at": msg.at}
     session = session_of(payload)
     if session and session != worker.agent_session:
@@ -142,6 +144,23 @@ def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
         changes.update(state=new, state_since=msg.at, screen_state="", screen_count=0)
         ctx.event("state", f"{worker.address}: {worker.state} -> {new} (hook {event})", task=worker.task, worker=worker.id)
     ctx.store.update_worker(worker.id, **changes)
+    if worker.role == "reviewer" and new == "idle":
+        _verdict_from_final_message(ctx, msg, worker, final_message(payload))
+
+
+def _verdict_from_final_message(ctx: Ctx, msg: Message, worker: Worker, text: str) -> None:
+    """A reviewer that could not run `orch verdict` (a read-only sandbox) ends its turn with a verdict block."""
+    from orch.verdicts import format_finding, from_final_message
+
+    found = from_final_message(text) if text else None
+    if found is None or not any(r.status == "pending" for r in ctx.store.reviews(worker.task)):
+        return
+    decision, findings = found
+    body = "\n".join(format_finding(f, brackets=True) for f in findings)
+    path = T.task_path(ctx, worker.task)
+    if os.path.exists(path):
+        synthetic = Message(**{**msg.__dict__, "kind": "verdict", "text": decision + "\n" + body})
+        apply_verdict(ctx, T.read_task(path), synthetic, worker.id)
 
 
 def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:

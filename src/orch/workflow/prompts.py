@@ -13,13 +13,17 @@ from orch.verdicts import format_finding
 from orch.workflow.context import Ctx
 from orch.workflow.intent import Intent
 
-REPORTING = """\
-Report to orch with the `orch` command (it is on your PATH; your task is known from the environment):
-- orch - "done: <one-line summary of what you did>"   when your work is committed on the branch
-- orch - "needs input: <question>"                     when you need an answer from the person (then wait)
-- orch - "blocked: <why>"                              when you cannot go on
-- orch - "<text>"                                      for any other progress note
-Commit everything before reporting done: uncommitted work is sent back to you."""
+
+def reporting(orch: str = "orch") -> str:
+    """How a coder reports. ``orch`` is the command to give (an absolute path: agents' shells may reset PATH)."""
+    return (
+        f"Report to orch with the `{orch}` command (your task is known from the environment):\n"
+        f'- {orch} - "done: <one-line summary of what you did>"   when your work is committed on the branch\n'
+        f'- {orch} - "needs input: <question>"                     when you need an answer from the person (then wait)\n'
+        f'- {orch} - "blocked: <why>"                              when you cannot go on\n'
+        f'- {orch} - "<text>"                                      for any other progress note\n'
+        "Commit everything before reporting done: uncommitted work is sent back to you."
+    )
 
 ABSENT = "(the task has no {} section)"
 
@@ -51,6 +55,7 @@ def coder_prompt(
     commands: list[str],
     source: str,
     round_no: int = 1,
+    orch: str = "orch",
 ) -> str:
     has = intent.present
     return (
@@ -65,12 +70,12 @@ def coder_prompt(
         f"## Escalate if (stop and ask with `needs input:`)\n"
         f"{_list(intent.escalate_if, 'escalate_if' in has, 'Escalate if')}\n\n"
         f"## Validation\n{_validation_text(commands, source)}\n\n"
-        f"## Reporting\n{REPORTING}\n"
+        f"## Reporting\n{reporting(orch)}\n"
     )
 
 
 def fix_prompt(
-    slug: str, round_no: int, reasons: list[str], suggestions: list[str], max_rounds: int
+    slug: str, round_no: int, reasons: list[str], suggestions: list[str], max_rounds: int, orch: str = "orch"
 ) -> str:
     must = "\n".join(f"- {r}" for r in reasons) or "- (no blocking findings; see the suggestions)"
     text = (
@@ -80,7 +85,7 @@ def fix_prompt(
     )
     if suggestions:
         text += "\n## Suggestions (not blocking; use your judgement)\n" + "\n".join(f"- {s}" for s in suggestions) + "\n"
-    text += '\nCommit your fixes, then report again: orch - "done: <what you changed>"\n'
+    text += f'\nCommit your fixes, then report again: {orch} - "done: <what you changed>"\n'
     return text
 
 
@@ -105,6 +110,7 @@ def reviewer_prompt(
     round_no: int,
     validation: str,
     previous: list[dict],
+    orch: str = "orch",
 ) -> str:
     has = intent.present
     prev = ""
@@ -126,11 +132,13 @@ def reviewer_prompt(
         "## Your verdict\n"
         "Check the diff against the intent, the requirements and the invariants, and whether the validation is\n"
         "adequate. Classify every finding as `blocker` (must be fixed before merging), `major`, `minor` or `note`.\n"
-        "Answer with exactly one command, findings on stdin, one per line as `<severity>: [path[:line]] <text>`:\n\n"
-        "    orch verdict approve <<'EOF'\n    note: src/app.py:12 consider a clearer name\n    EOF\n\n"
-        "    orch verdict request-changes <<'EOF'\n    blocker: src/app.py:40 the empty input case crashes\n"
-        "    minor: README.md the new flag is not documented\n    EOF\n\n"
-        "Request changes when any blocker remains; approve otherwise.\n"
+        "Answer with exactly one command, each finding one argument `<severity>: [path[:line]] <text>`:\n\n"
+        f"    {orch} verdict approve 'note: src/app.py:12 consider a clearer name'\n\n"
+        f"    {orch} verdict request-changes 'blocker: src/app.py:40 the empty input case crashes' "
+        "'minor: [README.md] the new flag is not documented'\n\n"
+        "Request changes when any blocker remains; approve otherwise.\n\n"
+        "If you cannot run commands, end your final message with the same verdict as a block instead:\n\n"
+        "    VERDICT: request-changes\n    blocker: src/app.py:40 the empty input case crashes\n"
     )
 
 
@@ -142,3 +150,10 @@ def save(ctx: Ctx, slug: str, role: str, text: str, round_no: int = 1) -> str:
 
     atomic_write(path, text.encode("utf-8"), mode=0o600)
     return path
+
+
+def orch_command(ctx: Ctx) -> str:
+    """The absolute path of the workspace's orch (the lean launcher first on every worker's PATH)."""
+    from orch import launcher
+
+    return os.path.join(launcher.ensure(ctx.ws.state), "orch")

@@ -128,7 +128,7 @@ def send_back(
             open_blockers=open_items,
         )
         return f"{slug}: blocked after {limit} rounds"
-    text = prompts.fix_prompt(slug, new_round, reasons, suggestions, limit)
+    text = prompts.fix_prompt(slug, new_round, reasons, suggestions, limit, prompts.orch_command(ctx))
     # the state is written before anything is typed: the coder may answer before the typing returns
     T.record(
         ctx,
@@ -152,7 +152,7 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     commands, source = validate.commands_for(ctx, intent)
     worktree, branch = worktree_of(ctx, task), branch_of(ctx, task)
     packet = prompts.coder_prompt(task.slug, intent, worktree, branch, spawn.resolve_base(ctx, task), commands,
-                                  source, round_no)
+                                  source, round_no, prompts.orch_command(ctx))
     full = packet + "\n" + text.split("\n", 1)[1]
     d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no)
     if d is not None:
@@ -187,7 +187,7 @@ def start_review(
             ctx.store.update_review(review.id, status="superseded", note=f"a new review started on {sha[:12]}")
     text = prompts.reviewer_prompt(
         slug, intent, worktree, branch_of(ctx, task), base, base_sha, sha, round_no,
-        prompts.validation_lines(results, source_text), previous,
+        prompts.validation_lines(results, source_text), previous, prompts.orch_command(ctx),
     )
     review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
     pane = live_pane(panes, slug, "reviewer")

@@ -9,6 +9,7 @@ import sys
 import time
 
 from orch import git, launcher
+from orch.agents import launch as agent_launch
 from orch.errors import OrchError
 from orch.store import Worker
 from orch.tmux import Pane, TmuxError
@@ -90,7 +91,8 @@ def start_worker(
     if text is None:
         intent = parse_intent(task.body)
         commands, source = validate.commands_for(ctx, intent)
-        text = prompts.coder_prompt(task.slug, intent, worktree, branch, base, commands, source, round_no)
+        text = prompts.coder_prompt(task.slug, intent, worktree, branch, base, commands, source, round_no,
+                                    prompts.orch_command(ctx))
     prompt_file = prompts.save(ctx, task.slug, role, text, round_no)
     token = secrets.token_urlsafe(24)
     now = time.time()
@@ -107,14 +109,22 @@ def start_worker(
         token_hash=hashlib.sha256(token.encode()).hexdigest(),
         prompt_file=prompt_file,
     )
+    if not profile.command:
+        raise OrchError(f"agent {agent!r} has no command: set command = [...] under [agents.{agent}] in config.toml")
     argv = list(profile.command)
+    launch = agent_launch.prepare(
+        profile, role, ctx.ws.state, os.path.join(launcher.ensure(ctx.ws.state), "orch"), worktree,
+        git.git_dirs(worktree), {**os.environ, **profile.env},
+    )
+    worker.agent_session = launch.session
+    argv += launch.args
     if role == "reviewer":
         argv += profile.readonly_args
     if profile.prompt == "arg":
         if len(text.encode()) > MAX_ARG_PROMPT:
             raise OrchError(f"the prompt for {task.slug} is too long to pass as an argument; use prompt = \"file\" or \"paste\"")
         argv.append(text)
-    env = {**profile.env, **worker_env(ctx, worker, token, prompt_file)}
+    env = {**profile.env, **launch.env, **worker_env(ctx, worker, token, prompt_file)}
 
     # the registry row exists before the agent can speak, so its first message is recognised
     ctx.store.add_worker(worker)

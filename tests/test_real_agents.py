@@ -1,0 +1,140 @@
+"""The real agent programs under orch, against the scripted model server (tests/kit/model_server.py).
+
+`make test` installs the pinned Claude Code and Codex into .agents/ with npm; without npm these tests are skipped
+(and pytest says so), never counted as passed. Each agent runs in its own tmux window under orch with a throwaway
+HOME: it receives its prompt (confirmed), edits and commits in its worktree, reports done through `orch -`, is
+seen working then idle, and its read-only reviewer cannot modify the worktree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.conftest import Workspace, wait_for
+from tests.kit.model_server import ModelServer
+
+from orch.store import Store
+
+pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.real_agents, pytest.mark.timeout(300)]
+
+AGENTS_BIN = Path(os.environ.get("ORCH_TEST_AGENTS_BIN") or Path(__file__).resolve().parent.parent / ".agents/node_modules/.bin")
+TASK = """Add a greeting file.
+
+## Requirements
+- hello.txt says hello
+
+## Validation
+- `test -s hello.txt`
+"""
+
+
+def agent_binary(name: str) -> Path:
+    path = AGENTS_BIN / name
+    if not path.exists():
+        pytest.skip(f"{name} is not installed in {AGENTS_BIN} (run `make agents`; it needs npm)")
+    return path
+
+
+def version(name: str) -> str:
+    path = AGENTS_BIN / name
+    if not path.exists():
+        return "not installed"
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    return (out.stdout or out.stderr).strip()
+
+
+def coder_turns(orch: str) -> list[dict]:
+    """What a model following orch's prompt does: the report uses the orch command the prompt names."""
+    return [
+        {"write": {"path": "hello.txt", "content": "hello\n"}},
+        {"bash": "git add hello.txt && git commit -qm 'Add hello.txt'"},
+        {"bash": f'{orch} - "done: added hello.txt"'},
+        {"text": "All done."},
+    ]
+
+
+def setup(ws: Workspace, agent: str, srv: ModelServer, home: Path) -> None:
+    home.mkdir()
+    ws.env["HOME"] = str(home)
+    ws.env["PATH"] = f"{AGENTS_BIN}{os.pathsep}{ws.env['PATH']}"
+    cfg = ws.root / ".orch" / "config.toml"
+    text = cfg.read_text().replace('default_agent = "scripted"\n', f'default_agent = "{agent}"\nidle_reminder = false\n')
+    cfg.write_text(text)
+    if agent == "claude":
+        # a person's Claude Code has done its onboarding once; orch pre-answers only the per-folder questions
+        (home / ".claude.json").write_text(json.dumps({"hasCompletedOnboarding": True, "theme": "dark"}))
+        ws.env.update(ANTHROPIC_BASE_URL=srv.url, ANTHROPIC_API_KEY="sk-ant-test-0123456789abcdefghijklmnop",
+                      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+    else:
+        (home / ".codex").mkdir()
+        (home / ".codex" / "config.toml").write_text(
+            'model = "mock-model"\nmodel_provider = "mock"\n\n[model_providers.mock]\nname = "mock"\n'
+            f'base_url = "{srv.url}/v1"\nenv_key = "ORCH_MOCK_API_KEY"\nwire_api = "responses"\n\n'
+            "[tui]\nscreen_reader_detection_done = true\n"
+        )
+        ws.env["ORCH_MOCK_API_KEY"] = "test-key"
+
+
+def run_until(ws: Workspace, slug: str, states: tuple[str, ...], timeout: float = 120) -> dict:
+    def check() -> dict | None:
+        ws.orch("scan")
+        t = ws.task_status(slug)
+        return t if t["state"] in states else None
+
+    return wait_for(check, timeout, f"{slug} to reach {states}")  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_real_agent_codes_reports_and_is_reviewed_read_only(ws: Workspace, tmp_path: Path, agent: str) -> None:
+    agent_binary(agent)
+    # the reviewer tries to write (its read-only scope must refuse), then answers: Claude Code may run
+    # `orch verdict`; Codex's read-only sandbox cannot write anywhere, so it ends with a verdict block
+    orch = str(ws.root / ".orch" / "bin" / "orch")
+    if agent == "claude":
+        reviewer = [{"write": {"path": "reviewer-was-here.txt", "content": "x"}},
+                    {"bash": f"{orch} verdict approve 'note: hello.txt is fine'"}, {"text": "Review finished."}]
+    else:
+        reviewer = [{"bash": "touch reviewer-was-here.txt"},
+                    {"text": "Review finished.\n\nVERDICT: approve\nnote: hello.txt is fine"}]
+    with ModelServer(coder_turns(orch) + reviewer) as srv:
+        setup(ws, agent, srv, tmp_path / "home")
+        ws.task("hello", TASK)
+        try:
+            t = run_until(ws, "hello", ("ready", "blocked", "lost"))
+        except AssertionError:
+            print((ws.tasks / "hello.md").read_text())
+            print(ws.orch("log", "hello", "-n", "60").out)
+            for role in ("hello", "hello:reviewer"):
+                print(ws.orch("capture", role, "-n", "30", check=False).out)
+            print("TOOL RESULTS:", srv.tool_results())
+            raise
+        assert t["state"] == "ready", (ws.tasks / "hello.md").read_text()
+
+        text = (ws.tasks / "hello.md").read_text()
+        assert "coder: done: added hello.txt" in text  # reported through the real hook path: orch - from the agent
+        assert "validation: 1/1 command(s) passed" in text
+        coder = next(w for w in t["workers"] if w["role"] == "coder")
+        assert coder["agent"] == agent and coder["agent_session"]
+        worktree = Path(coder["worktree"])
+        log = subprocess.run(["git", "log", "--format=%s", "main..HEAD"], cwd=worktree, capture_output=True,
+                             text=True, check=True).stdout
+        assert log.strip() == "Add hello.txt"
+        # the reviewer could not modify the worktree, and its verdict counted
+        assert not (worktree / "reviewer-was-here.txt").exists()
+        (review,) = Store(str(ws.root / ".orch" / "orch.db")).reviews("hello")
+        assert review.decision == "approve" and review.status == "counted" and review.tree_before == review.tree_after
+        # the prompt was delivered and confirmed; orch saw the coder working, then idle
+        events = ws.orch("log", "hello", "-n", "500").out
+        assert "prompt delivered to" in events and "delivery failed" not in events
+        coder_states = [line for line in events.splitlines() if " state " in line and ":coder:" in line]
+        changes = [line.split("-> ")[1].split(" ")[0] for line in coder_states]
+        assert "working" in changes and "idle" in changes[changes.index("working"):], coder_states
+        # the model saw the whole prompt orch built
+        first = srv.main_requests()[0]["text"]
+        assert "orch: coder prompt for task hello, round 1" in first and "hello.txt says hello" in first
+        assert f'{orch} - "done:' in first
+    print(f"{agent}: {version(agent)}")
