@@ -1,0 +1,116 @@
+"""The database schema: numbered migrations, applied in order and counted in ``PRAGMA user_version``."""
+
+MIGRATIONS: list[str] = [
+    # 1: registry, inbox, events
+    """
+    CREATE TABLE workers (
+        id           TEXT PRIMARY KEY,
+        task         TEXT NOT NULL,
+        role         TEXT NOT NULL,
+        agent        TEXT NOT NULL,
+        session_name TEXT NOT NULL DEFAULT '',
+        session_id   TEXT NOT NULL DEFAULT '',
+        window_id    TEXT NOT NULL DEFAULT '',
+        pane_id      TEXT NOT NULL DEFAULT '',
+        pane_pid     INTEGER NOT NULL DEFAULT 0,
+        worktree     TEXT NOT NULL DEFAULT '',
+        branch       TEXT NOT NULL DEFAULT '',
+        token_hash   TEXT NOT NULL DEFAULT '',
+        state        TEXT NOT NULL,
+        state_since  REAL NOT NULL,
+        exit_status  INTEGER,
+        prompt_file  TEXT NOT NULL DEFAULT '',
+        created_at   REAL NOT NULL,
+        ended_at     REAL
+    );
+    CREATE INDEX workers_task_role ON workers(task, role, ended_at);
+    CREATE INDEX workers_token ON workers(token_hash);
+
+    CREATE TABLE messages (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid        TEXT NOT NULL UNIQUE,
+        at         REAL NOT NULL,
+        kind       TEXT NOT NULL,
+        task       TEXT NOT NULL DEFAULT '',
+        worker     TEXT NOT NULL DEFAULT '',
+        role       TEXT NOT NULL DEFAULT '',
+        token_hash TEXT NOT NULL DEFAULT '',
+        text       TEXT NOT NULL,
+        status     TEXT NOT NULL DEFAULT 'pending',
+        note       TEXT NOT NULL DEFAULT '',
+        applied_at REAL
+    );
+    CREATE INDEX messages_pending ON messages(status, task, id);
+
+    CREATE TABLE events (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     REAL NOT NULL,
+        task   TEXT NOT NULL DEFAULT '',
+        worker TEXT NOT NULL DEFAULT '',
+        kind   TEXT NOT NULL,
+        text   TEXT NOT NULL DEFAULT '',
+        data   TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_task ON events(task, id);
+    """,
+    # 2: validation runs and reviews (the evidence of the review loop)
+    """
+    CREATE TABLE validations (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        task      TEXT NOT NULL,
+        round     INTEGER NOT NULL,
+        sha       TEXT NOT NULL,
+        command   TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        exit_code INTEGER NOT NULL,
+        duration  REAL NOT NULL,
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        tail      TEXT NOT NULL DEFAULT '',
+        log_path  TEXT NOT NULL DEFAULT '',
+        at        REAL NOT NULL
+    );
+    CREATE INDEX validations_task ON validations(task, sha, id);
+
+    CREATE TABLE reviews (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        task        TEXT NOT NULL,
+        round       INTEGER NOT NULL,
+        sha         TEXT NOT NULL,
+        base        TEXT NOT NULL,
+        base_sha    TEXT NOT NULL,
+        reviewer    TEXT NOT NULL DEFAULT '',
+        tree_before TEXT NOT NULL,
+        tree_after  TEXT NOT NULL DEFAULT '',
+        decision    TEXT NOT NULL DEFAULT '',
+        findings    TEXT NOT NULL DEFAULT '[]',
+        status      TEXT NOT NULL DEFAULT 'pending',
+        note        TEXT NOT NULL DEFAULT '',
+        requested_at REAL NOT NULL,
+        answered_at REAL,
+        acted_at    REAL
+    );
+    CREATE INDEX reviews_task ON reviews(task, id);
+    """,
+    # 3: live worker state (hooks, screen readings with hysteresis), agent session ids, and the outbox of texts
+    # held back while a person is attached to a worker's window
+    """
+    ALTER TABLE workers ADD COLUMN agent_session TEXT NOT NULL DEFAULT '';
+    ALTER TABLE workers ADD COLUMN hook_at REAL;
+    ALTER TABLE workers ADD COLUMN screen_state TEXT NOT NULL DEFAULT '';
+    ALTER TABLE workers ADD COLUMN screen_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE workers ADD COLUMN prompted_at REAL;
+    ALTER TABLE workers ADD COLUMN reminded_at REAL;
+    ALTER TABLE workers ADD COLUMN note TEXT NOT NULL DEFAULT '';
+
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        worker       TEXT NOT NULL,
+        task         TEXT NOT NULL,
+        text         TEXT NOT NULL,
+        why          TEXT NOT NULL DEFAULT '',
+        created_at   REAL NOT NULL,
+        delivered_at REAL
+    );
+    CREATE INDEX outbox_pending ON outbox(delivered_at, worker, id);
+    """,
+]
