@@ -101,11 +101,24 @@ class Bench:
         cwd = str(self.repo)
         worker_orch = str(self.repo / ".orch" / "bin" / "orch")  # what workers and hooks run (first on their PATH)
         floor, hot, console, hook = [], [], [], []
+        inbox = self.repo / ".orch" / "inbox" / "new"
+
+        def settle() -> None:
+            """Let the detached applier a call started finish before the next sample (an agent reports every few
+            seconds, not back to back; throughput under load is measured separately)."""
+            deadline = time.monotonic() + 10
+            while any(inbox.iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.05)
+
         for i in range(runs + 3):
             f = timed([sys.executable, "-c", "pass"], env, cwd)
             h = timed([worker_orch, "-", f"progress note {i}"], env, cwd)
+            settle()
             c = timed([ORCH, "-", f"console note {i}"], env, cwd)
+            settle()
             k = timed([worker_orch, "hook", "Stop"], env, cwd, input=STOP_PAYLOAD)
+            settle()
             if i >= 3:  # warm-up
                 floor.append(f)
                 hot.append(h)

@@ -267,3 +267,14 @@ def test_permission_prompt_makes_the_task_need_input(ws: Workspace) -> None:
     assert "(waiting for permission) run rm -rf build?" in question
     ws.orch("reply", "perm", "yes")
     wait_for(lambda: ws.task_status("perm")["state"] in ("validating", "reviewing", "fixing"), what="the loop to go on")
+
+
+def test_a_message_through_the_workers_orch_is_applied_without_a_scan(ws: Workspace) -> None:
+    """`orch -` through .orch/bin/orch (the lean `python -S` launcher on every worker's PATH) applies its
+    message itself: its detached applier must load site-packages before the workflow."""
+    ws.task("self", "A task.\n")
+    launcher = ws.root / ".orch" / "bin" / "orch"
+    subprocess.run([str(launcher), "-", "task-self: progress: halfway there"], env=ws.env, cwd=ws.root, check=True)
+    wait_for(lambda: "user: progress: halfway there" in (ws.tasks / "self.md").read_text(),
+             what="the message in the task file without a scan")
+    assert not (ws.root / ".orch" / "logs" / "applier.log").exists()

@@ -27,10 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
         handler = {"verdict": hot.verdict, "hook": hot.hook}.get(rest[0], hot.message)
         return handler(rest[1:], explicit)
-    if "site" not in sys.modules:  # started by the lean launcher (python -S): the CLI needs site-packages
-        import site
+    from orch.hot import full_python
 
-        site.main()
+    full_python()  # started by the lean launcher (python -S): the CLI needs site-packages
     from orch.cli.app import run
 
     return run(args)

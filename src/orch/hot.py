@@ -30,6 +30,15 @@ def split_prefix(text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
+def full_python() -> None:
+    """Started by the lean launcher (python -S)? Load site-packages before importing anything beyond the
+    standard library (the config, the workflow)."""
+    if "site" not in sys.modules:
+        import site
+
+        site.main()
+
+
 def _fail(message: str, code: int = 1) -> int:
     sys.stderr.write(f"orch: {message}\n")
     return code
@@ -143,6 +152,7 @@ def _missing_task(ws: Workspace, task: str) -> str | None:
         return f"{task!r} is not a valid task name"
     folder = cached_tasks_dir(ws)
     if folder is None:
+        full_python()
         from orch.config import load
 
         folder = load(ws).tasks_path
@@ -172,6 +182,7 @@ def kick(ws: Workspace) -> None:
         with hold(os.path.join(ws.locks, "inbox.lock"), wait=0) as got:
             if not got:
                 os._exit(0)
+            full_python()
             from orch.workflow.context import Ctx
             from orch.workflow.inbox import drain, drain_locked
 

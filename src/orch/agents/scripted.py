@@ -189,15 +189,20 @@ class Agent:
         """Like a real agent's hook: run `orch hook EVENT` (the worker's orch, first on PATH) and go on."""
         if os.environ.get("ORCH_SCRIPTED_HOOKS") != "1":
             return
-        import shutil
-
-        orch = shutil.which("orch")
-        argv = [orch] if orch else [sys.executable, "-m", "orch"]
+        argv = self.orch_argv()
         payload = json.dumps({"session_id": f"scripted-{os.getpid()}", "event": event}).encode()
         subprocess.run([*argv, "hook", event], input=payload, capture_output=True, check=False)
 
+    @staticmethod
+    def orch_argv() -> list[str]:
+        """The worker's `orch` (first on its PATH, as for a real agent), else this interpreter's."""
+        import shutil
+
+        found = shutil.which("orch")
+        return [found] if found else [sys.executable, "-m", "orch"]
+
     def orch(self, text: str) -> int:
-        proc = subprocess.run([sys.executable, "-m", "orch", "-", text], capture_output=True, text=True, check=False)
+        proc = subprocess.run([*self.orch_argv(), "-", text], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             self.say(f"orch - failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc.returncode
@@ -262,7 +267,7 @@ class Agent:
             self.say((proc.stdout + proc.stderr).rstrip() + f"\n(exit {proc.returncode})")
         elif verb == "verdict":
             proc = subprocess.run(
-                [sys.executable, "-m", "orch", "verdict", args[0]],
+                [*self.orch_argv(), "verdict", args[0]],
                 input="\n".join(args[1:]) + "\n",
                 capture_output=True,
                 text=True,
