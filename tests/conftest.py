@@ -44,6 +44,16 @@ class Result:
         return json.loads(self.out)
 
 
+def one_line_error(r: Result, *needles: str) -> None:
+    """An expected failure: non-zero exit, one line on stderr starting with `orch: `, no traceback."""
+    assert r.code != 0, r
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    assert r.err.startswith("orch: "), r.err
+    assert "Traceback" not in r.err and "Traceback" not in r.out
+    for needle in needles:
+        assert needle in r.err, (needle, r.err)
+
+
 @dataclass
 class Workspace:
     """A git repository prepared with `orch init`, its own tmux socket, and a way to run `orch` in it."""

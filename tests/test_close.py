@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import Result, Workspace, scripted_task, wait_for
+from tests.conftest import Workspace, one_line_error, scripted_task, wait_for
 
 from orch import git
 from orch import inbox as spool
@@ -15,15 +15,6 @@ from orch.store import Store
 from orch.workspace import Workspace as OrchWorkspace
 
 pytestmark = pytest.mark.tmux
-
-
-def _one_line_error(r: Result, *needles: str) -> None:
-    assert r.code != 0, r
-    assert len(r.err.strip().splitlines()) == 1, r.err
-    assert r.err.startswith("orch: "), r.err
-    assert "Traceback" not in r.err and "Traceback" not in r.out
-    for needle in needles:
-        assert needle in r.err, (needle, r.err)
 
 
 def _sessions(ws: Workspace) -> list[str]:
@@ -133,7 +124,7 @@ def test_close_refuses_uncommitted_changes_until_forced(ws: Workspace) -> None:
     before = (ws.tasks / "dirty.md").read_bytes()
 
     r = ws.orch("close", "dirty", check=False)
-    _one_line_error(r, "uncommitted", "--force", "dirty.txt")
+    one_line_error(r, "uncommitted", "--force", "dirty.txt")
     # nothing was killed, removed or moved
     assert "task-dirty" in _sessions(ws)
     assert ws.task_status("dirty")["workers"][0]["state"] in ("working", "starting", "idle")
@@ -157,16 +148,16 @@ def test_close_refuses_uncommitted_changes_until_forced(ws: Workspace) -> None:
 
 
 def test_close_errors(ws: Workspace) -> None:
-    _one_line_error(ws.orch("close", "nosuch", check=False), "no task 'nosuch'")
-    _one_line_error(ws.orch("close", "@1", check=False), "must start with")
-    _one_line_error(ws.orch("close", check=False))
+    one_line_error(ws.orch("close", "nosuch", check=False), "no task 'nosuch'")
+    one_line_error(ws.orch("close", "@1", check=False), "must start with")
+    one_line_error(ws.orch("close", check=False))
     ws.task("twice", "---\ndepends_on: [never-closes]\n---\nnever started\n")
     r = ws.orch("close", "twice")
     assert "closed twice" in r.out and "removed worktree" not in r.out
     done = ws.tasks / "done" / "twice.md"
     filed = done.read_bytes()
     r = ws.orch("close", "twice", check=False)
-    _one_line_error(r, "'twice' is closed")
+    one_line_error(r, "'twice' is closed")
     assert done.read_bytes() == filed
     assert sorted(p.name for p in (ws.tasks / "done").iterdir()) == ["twice.md"]
 
@@ -203,7 +194,7 @@ def test_messages_for_a_closed_task_are_not_applied(ws: Workspace, tmp_path: Pat
     assert "message not applied (task is closed)" in ws.orch("log", "shut").out
     # a user naming the closed task is told so in one line, and nothing is spooled
     r = ws.orch("-", "task-shut: hello?", check=False)
-    _one_line_error(r, "shut")
+    one_line_error(r, "shut")
     assert os.listdir(ws.root / ".orch" / "inbox" / "new") == []
     st = ws.status()
     assert st["tasks"] == [] and st["orphans"] == []
@@ -216,7 +207,7 @@ def test_close_when_the_worktree_folder_was_deleted_by_hand(ws: Workspace) -> No
     shutil.rmtree(worktree)
     r = ws.orch("close", "vanished", check=False)
     if r.code != 0:
-        _one_line_error(r, "--force")
+        one_line_error(r, "--force")
         r = ws.orch("close", "vanished", "--force")
     assert "task-vanished" not in _sessions(ws)
     assert (ws.tasks / "done" / "vanished.md").is_file()

@@ -7,21 +7,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import Result, Workspace, scripted_task, wait_for
+from tests.conftest import Workspace, one_line_error, scripted_task, wait_for
 
 from orch import git
 from orch.taskfile import MARKER
 
 pytestmark = pytest.mark.tmux
-
-
-def _one_line_error(r: Result, *needles: str) -> None:
-    assert r.code != 0, r
-    assert len(r.err.strip().splitlines()) == 1, r.err
-    assert r.err.startswith("orch: "), r.err
-    assert "Traceback" not in r.err and "Traceback" not in r.out
-    for needle in needles:
-        assert needle in r.err, (needle, r.err)
 
 
 def _real(path: str | Path) -> str:
@@ -87,10 +78,10 @@ def test_init_outside_git_fails_in_one_line(tmp_path: Path, socket_name: str, ba
     plain.mkdir()
     w = _bare(plain, socket_name, base_env)
     r = w.orch("init", check=False)
-    _one_line_error(r, "git")
+    one_line_error(r, "git")
     assert not (plain / ".orch").exists()
     r = w.orch("init", str(tmp_path / "does-not-exist"), check=False)
-    _one_line_error(r)
+    one_line_error(r)
 
 
 def test_commands_outside_a_workspace_say_to_run_init(
@@ -101,10 +92,10 @@ def test_commands_outside_a_workspace_say_to_run_init(
     commands = [("status", "--json"), ("scan",), ("add", "something"), ("close", "x"), ("send", "x", "hi"),
                 ("-", "task-x: hi")]
     for args in commands:
-        _one_line_error(_bare(plain, socket_name, base_env).orch(*args, check=False), "orch init")
+        one_line_error(_bare(plain, socket_name, base_env).orch(*args, check=False), "orch init")
     # a git repository `orch init` never touched, from its root and from a subfolder
     for where, args in [(repo, ("status",)), (repo / "src", ("message", "task-x: hi"))]:
-        _one_line_error(_bare(where, socket_name, base_env).orch(*args, check=False), "orch init")
+        one_line_error(_bare(where, socket_name, base_env).orch(*args, check=False), "orch init")
     assert not (repo / ".orch").exists() and not (plain / ".orch").exists()
 
 
@@ -145,11 +136,11 @@ def test_discovery_from_subfolder_flag_and_env(ws: Workspace, tmp_path: Path) ->
 
     # a -C or $ORCH_WORKSPACE that is no workspace is an error, not a fallback to the current folder
     r = ws.orch("-C", str(elsewhere), "status", check=False)
-    _one_line_error(r, "no orch workspace at", str(elsewhere), "orch init")
+    one_line_error(r, "no orch workspace at", str(elsewhere), "orch init")
     r = ws.orch("status", check=False, env={"ORCH_WORKSPACE": str(elsewhere)})
-    _one_line_error(r, "no orch workspace at")
+    one_line_error(r, "no orch workspace at")
     r = ws.orch("-C", str(elsewhere), "-", "task-found: x", check=False)
-    _one_line_error(r, "no orch workspace at")
+    one_line_error(r, "no orch workspace at")
 
 
 def test_discovery_from_inside_a_task_worktree(ws: Workspace) -> None:
@@ -179,7 +170,7 @@ def test_invalid_toml_is_one_line_naming_the_file(ws: Workspace) -> None:
     cfg = ws.root / ".orch" / "config.toml"
     cfg.write_text('default_agent = "scripted"\ntasks_dir = [unclosed\n')
     for args in (("status", "--json"), ("add", "x")):
-        _one_line_error(ws.orch(*args, check=False), "config.toml", "TOML")
+        one_line_error(ws.orch(*args, check=False), "config.toml", "TOML")
 
 
 def test_bad_config_values_are_one_line(ws: Workspace) -> None:
@@ -192,7 +183,7 @@ def test_bad_config_values_are_one_line(ws: Workspace) -> None:
         ('[agents.mine]\ncommand = "x"\nready_pattern = "("\n', "ready_pattern"),
     ]:
         cfg.write_text(text)
-        _one_line_error(ws.orch("status", check=False), "config.toml", needle)
+        one_line_error(ws.orch("status", check=False), "config.toml", needle)
 
 
 def test_tasks_dir_outside_the_repository(ws: Workspace, tmp_path: Path) -> None:
@@ -217,8 +208,8 @@ def test_tasks_dir_outside_the_repository(ws: Workspace, tmp_path: Path) -> None
     assert (outside / "done" / "ext.md").is_file() and not (outside / "ext.md").exists()
     # a task folder that does not exist is one line, not a crash
     cfg.write_text(f'default_agent = "scripted"\ntasks_dir = "{tmp_path / "missing"}"\n')
-    _one_line_error(ws.orch("status", check=False), "does not exist")
-    _one_line_error(ws.orch("scan", check=False), "does not exist")
+    one_line_error(ws.orch("status", check=False), "does not exist")
+    one_line_error(ws.orch("scan", check=False), "does not exist")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -264,7 +255,7 @@ def test_add_refuses_bad_slugs(ws: Workspace) -> None:
         (("--slug", "a" * 65), "longer than"),
     ]:
         r = ws.orch("add", *args, "some text", check=False)
-        _one_line_error(r, needle)
+        one_line_error(r, needle)
     assert sorted(p.name for p in ws.tasks.glob("*.md")) == []
 
 
@@ -272,16 +263,16 @@ def _add_refusals(ws: Workspace) -> None:
     """Duplicates, unknown agents and empty texts are refused in one line, and nothing is written."""
     ws.orch("add", "--slug", "dup", "first")
     r = ws.orch("add", "--slug", "dup", "second", check=False)
-    _one_line_error(r, "'dup' already exists")
+    one_line_error(r, "'dup' already exists")
     assert (ws.tasks / "dup.md").read_text() == "first\n"
     r = ws.orch("add", "--slug", "agentless", "--agent", "nosuch", "text", check=False)
-    _one_line_error(r, "unknown agent 'nosuch'", "scripted")
+    one_line_error(r, "unknown agent 'nosuch'", "scripted")
     assert not (ws.tasks / "agentless.md").exists()
     r = ws.orch("add", "--slug", "empty", "   ", check=False)
-    _one_line_error(r, "empty")
+    one_line_error(r, "empty")
     assert not (ws.tasks / "empty.md").exists()
     r = ws.orch("add", check=False)
-    _one_line_error(r)
+    one_line_error(r)
 
 
 # ---------------------------------------------------------------------------------------------------------------
