@@ -65,25 +65,34 @@ def message(args: list[str], explicit: str | None = None) -> int:
         return _fail("the message is empty: " + USAGE, 2)
     env_task = os.environ.get("ORCH_TASK") or None
     token = os.environ.get("ORCH_WORKER_TOKEN") or ""
-    record = {
-        "kind": "message",
-        "text": body,
-        "token": token,
-        "worker": os.environ.get("ORCH_WORKER", ""),
-        "role": os.environ.get("ORCH_ROLE", ""),
-    }
+    record = worker_record("message", named or env_task or "", body, token)
     if token and env_task and named and named != env_task:
         record.update(task=named, status="refused", note=f"worker of task {env_task} may not speak for task {named}")
         inbox.write(ws, record)
         return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
-    task = named or env_task
-    if not task:
+    if not record["task"]:
         return _fail("which task? start the message with `task-<slug>:` (inside a worker, $ORCH_TASK says it)", 2)
-    if not token:
-        problem = _missing_task(ws, task)
+    return _submit(ws, record)
+
+
+def worker_record(kind: str, task: str, text: str, token: str) -> dict:
+    """A spool record, with the sending worker as its environment names it (empty for a person)."""
+    return {
+        "kind": kind,
+        "task": task,
+        "text": text,
+        "token": token,
+        "worker": os.environ.get("ORCH_WORKER", ""),
+        "role": os.environ.get("ORCH_ROLE", ""),
+    }
+
+
+def _submit(ws: Workspace, record: dict) -> int:
+    """Spool a record and start the applier. A person's record (no token) must name an existing task."""
+    if not record["token"]:
+        problem = _missing_task(ws, record["task"])
         if problem:
             return _fail(problem)
-    record["task"] = task
     inbox.write(ws, record)
     kick(ws)
     return 0
@@ -130,21 +139,8 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
     task = task or env_task
     if not task:
         return _fail("which task? give --task SLUG (inside a reviewer, $ORCH_TASK says it)", 2)
-    if not token:
-        problem = _missing_task(ws, task)
-        if problem:
-            return _fail(problem)
     body = "\n".join(format_finding(f, brackets=True) for f in findings)
-    inbox.write(ws, {
-        "kind": "verdict",
-        "task": task,
-        "text": decision + "\n" + body,
-        "token": token,
-        "worker": os.environ.get("ORCH_WORKER", ""),
-        "role": os.environ.get("ORCH_ROLE", ""),
-    })
-    kick(ws)
-    return 0
+    return _submit(ws, worker_record("verdict", task, decision + "\n" + body, token))
 
 
 def _missing_task(ws: Workspace, task: str) -> str | None:
@@ -240,14 +236,7 @@ def hook(args: list[str], explicit: str | None = None) -> int:
         task = os.environ.get("ORCH_TASK") or ""
         if not token or not task:
             raise OrchError(f"hook {event!r} outside an orch worker (no ORCH_WORKER_TOKEN/ORCH_TASK)")
-        inbox.write(ws, {
-            "kind": "hook",
-            "task": task,
-            "text": event + "\n" + payload[:HOOK_STDIN_LIMIT],
-            "token": token,
-            "worker": os.environ.get("ORCH_WORKER", ""),
-            "role": os.environ.get("ORCH_ROLE", ""),
-        })
+        inbox.write(ws, worker_record("hook", task, event + "\n" + payload[:HOOK_STDIN_LIMIT], token))
         kick(ws)
     except BaseException as exc:  # noqa: BLE001 - never fail the agent's action
         _hook_problem(ws, f"{type(exc).__name__}: {exc}")
