@@ -7,6 +7,7 @@ arguments go to tmux as an argument list. Text reaches a pane only through a nam
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ _PANE_FIELDS = (
     "pane_current_command",
     "pane_current_path",
     "pane_active",
+    "pid",
     *TAGS,
 )
 _PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _PANE_FIELDS)
@@ -49,6 +51,7 @@ class Pane:
     current_command: str
     current_path: str
     active: bool
+    server_pid: int
     task: str
     role: str
     worker: str
@@ -61,7 +64,7 @@ class Pane:
         parts = line.split(SEP)
         if len(parts) != len(_PANE_FIELDS):
             return None
-        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, *tags) = parts
+        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, spid, *tags) = parts
         return cls(
             session_id=sid,
             session_name=sname,
@@ -76,6 +79,7 @@ class Pane:
             current_command=cmd,
             current_path=path,
             active=active == "1",
+            server_pid=_int(spid),
             task=tags[0],
             role=tags[1],
             worker=tags[2],
@@ -141,7 +145,24 @@ class Tmux:
     # -- reading -----------------------------------------------------------------------------------------------
 
     def list_panes(self) -> list[Pane]:
-        """Every pane of the server in one tmux call; [] when the server is not running."""
+        """Every pane of the server in one tmux call; [] when the server is not running.
+
+        A pane whose terminal closed before its process exited is dead with no status until tmux reaps the process.
+        Debian's tmux (built with libutempter) can miss that SIGCHLD and keep the zombie for ever; a SIGCHLD sent to
+        the server makes it reap, so such a listing is nudged once and read again.
+        """
+        panes = self._list_panes()
+        unreaped = {p.server_pid for p in panes if p.dead and p.dead_status is None and p.dead_signal is None}
+        if unreaped - {0}:
+            for pid in unreaped - {0}:
+                try:
+                    os.kill(pid, signal.SIGCHLD)
+                except OSError:
+                    pass
+            panes = self._list_panes()
+        return panes
+
+    def _list_panes(self) -> list[Pane]:
         proc = self.run("list-panes", "-a", "-F", _PANE_FORMAT, check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace")
