@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-# the real agents the end-to-end tests drive, pinned, installed into .agents/ (needs npm; without it those
-# tests are reported as skipped)
+# the real agents the end-to-end tests drive, pinned, installed into .agents/: Claude Code and Codex with npm
+# (without npm their tests are reported as skipped), Aider from PyPI into its own virtualenv
 CLAUDE_CODE_VERSION := 2.1.328
 CODEX_VERSION       := 0.169.0
+AIDER_VERSION       := 0.86.2
 AGENTS_STAMP        := .agents/.installed-$(CLAUDE_CODE_VERSION)-$(CODEX_VERSION)
+AIDER_STAMP         := .agents/aider/.installed-$(AIDER_VERSION)
 
 .PHONY: demo test bench lint tools agents clean
 
@@ -39,6 +41,12 @@ agents:
 		fi; \
 	else \
 		echo "npm not found: the real-agent tests will be skipped (install Node.js and npm to run them)"; \
+	fi
+	@if [ ! -f $(AIDER_STAMP) ]; then \
+		echo "installing Aider $(AIDER_VERSION) into .agents/aider/"; \
+		rm -rf .agents/aider && $(PYTHON) -m venv .agents/aider \
+			&& .agents/aider/bin/python -m pip install -q --disable-pip-version-check aider-chat==$(AIDER_VERSION) \
+			&& touch $(AIDER_STAMP); \
 	fi
 
 test: tools agents $(VENV)/.installed-test

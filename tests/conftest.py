@@ -159,10 +159,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     tmux = shutil.which("tmux")
     version = subprocess.run(["tmux", "-V"], capture_output=True, text=True).stdout.strip() if tmux else "missing"
     gitv = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
-    agents = Path(__file__).resolve().parent.parent / ".agents" / "node_modules" / ".bin"
+    agents = Path(__file__).resolve().parent.parent / ".agents"
     found = []
-    for name in ("claude", "codex"):
-        binary = agents / name
+    for name, binary in (("claude", agents / "node_modules/.bin/claude"), ("codex", agents / "node_modules/.bin/codex"),
+                         ("aider", agents / "aider/bin/aider")):
         if binary.exists():
             out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False)
             found.append(f"{name} {(out.stdout or out.stderr).strip()}")

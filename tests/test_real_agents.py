@@ -21,7 +21,9 @@ from orch.store import Store
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.real_agents, pytest.mark.timeout(300)]
 
-AGENTS_BIN = Path(os.environ.get("ORCH_TEST_AGENTS_BIN") or Path(__file__).resolve().parent.parent / ".agents/node_modules/.bin")
+ROOT = Path(__file__).resolve().parent.parent
+AGENTS_BIN = Path(os.environ.get("ORCH_TEST_AGENTS_BIN") or ROOT / ".agents/node_modules/.bin")
+AIDER = Path(os.environ.get("ORCH_TEST_AIDER") or ROOT / ".agents/aider/bin/aider")
 TASK = """Add a greeting file.
 
 ## Requirements
@@ -40,7 +42,7 @@ def agent_binary(name: str) -> Path:
 
 
 def version(name: str) -> str:
-    path = AGENTS_BIN / name
+    path = AIDER if name == "aider" else AGENTS_BIN / name
     if not path.exists():
         return "not installed"
     out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, check=False)
@@ -138,3 +140,65 @@ def test_real_agent_codes_reports_and_is_reviewed_read_only(ws: Workspace, tmp_p
         assert "orch: coder prompt for task hello, round 1" in first and "hello.txt says hello" in first
         assert f'{orch} - "done:' in first
     print(f"{agent}: {version(agent)}")
+
+
+def is_commit_message_request(body: dict) -> bool:
+    """Aider asks its model for each auto-commit's message: a side request, not a turn of the script."""
+    system = " ".join(str(m.get("content")) for m in body.get("messages") or [] if m.get("role") == "system")
+    return "commit message" in system.lower()
+
+
+def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(ws: Workspace, tmp_path: Path) -> None:
+    if not AIDER.exists():
+        pytest.skip(f"aider is not installed at {AIDER} (run `make agents`)")
+    # Aider edits by answering in its edit format ("whole": the file name, then its whole content), commits by
+    # itself, and cannot run orch's commands: the report and the verdict are lines of its final message.
+    coder = {"text": "Here it is.\n\nhello.txt\n```\nhello\n```\n\nREPORT: done: added hello.txt\n"}
+    reviewer = {"text": "I would rather have it this way:\n\nreviewer-was-here.txt\n```\nx\n```\n\n"
+                        "VERDICT: approve\nnote: hello.txt is fine\n"}
+    # each answer takes a moment, as a real model's does, so that orch sees the coder working
+    with ModelServer([coder, reviewer], chat_side=is_commit_message_request, delay=2) as srv:
+        home = tmp_path / "home"
+        home.mkdir()
+        ws.env.update(HOME=str(home), OPENAI_API_KEY="test-key", OPENAI_API_BASE=srv.url + "/v1",
+                      LITELLM_LOCAL_MODEL_COST_MAP="True")
+        cfg = ws.root / ".orch" / "config.toml"
+        command = json.dumps([str(AIDER), "--model", "openai/orch-test", "--edit-format", "whole"])
+        cfg.write_text(cfg.read_text().replace('default_agent = "scripted"\n', 'default_agent = "aider"\nidle_reminder = false\n')
+                       + f"\n[agents.aider]\ncommand = {command}\n")
+        ws.task("hello", TASK)
+        try:
+            t = run_until(ws, "hello", ("ready", "blocked", "lost"))
+        except AssertionError:
+            print((ws.tasks / "hello.md").read_text())
+            print(ws.orch("log", "hello", "-n", "60").out)
+            for role in ("hello", "hello:reviewer"):
+                print(ws.orch("capture", role, "-n", "40", check=False).out)
+            raise
+        assert t["state"] == "ready", (ws.tasks / "hello.md").read_text()
+        text = (ws.tasks / "hello.md").read_text()
+        assert "coder: done: added hello.txt" in text and "validation: 1/1 command(s) passed" in text
+        coder_row = next(w for w in t["workers"] if w["role"] == "coder")
+        worktree = Path(coder_row["worktree"])
+        # aider's session is its chat history, kept in orch's state folder, not in the worktree
+        assert coder_row["agent_session"].startswith(str(ws.root / ".orch" / "agents" / "aider"))
+        assert "REPORT: done: added hello.txt" in Path(coder_row["agent_session"]).read_text()
+        assert (worktree / "hello.txt").read_text() == "hello\n"
+        log = subprocess.run(["git", "log", "--format=%s", "main..HEAD"], cwd=worktree, capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+        assert len([s for s in log if s]) == 1  # aider's own auto-commit
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=worktree, capture_output=True, text=True,
+                                check=True).stdout
+        assert status == ""  # aider's caches (.aider.tags.cache.v4) are excluded, so the worktree is clean
+        # the reviewer in ask mode answered with an edit that was not applied, and its verdict counted
+        assert not (worktree / "reviewer-was-here.txt").exists()
+        (review,) = Store(str(ws.root / ".orch" / "orch.db")).reviews("hello")
+        assert review.decision == "approve" and review.status == "counted" and review.tree_before == review.tree_after
+        events = ws.orch("log", "hello", "-n", "500").out
+        assert "prompt delivered to" in events and "delivery failed" not in events
+        coder_states = [line for line in events.splitlines() if " state " in line and ":coder:" in line]
+        changes = [line.split("-> ")[1].split(" ")[0] for line in coder_states]
+        assert "working" in changes and "idle" in changes[changes.index("working"):], coder_states
+        first = srv.main_requests()[0]["text"]
+        assert "orch: coder prompt for task hello, round 1" in first and "REPORT: done:" in first
+    print(f"aider: {version('aider')}")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from orch.tmux import Tmux
 from tests.conftest import Workspace, scripted_task, wait_for
+
+from orch.tmux import Tmux
 
 pytestmark = pytest.mark.tmux
 

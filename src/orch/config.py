@@ -56,7 +56,7 @@ DEFAULT_CONFIG = """\
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
 # socket = "orch"
 
-# Agent profiles. Built in: "scripted" (orch's test agent), "claude", "codex". Define your own like this:
+# Agent profiles. Built in: "scripted" (orch's test agent), "claude", "codex", "aider". Define your own like this:
 #
 # [agents.my-agent]
 # command = ["my-agent", "--yes"]     # argument list, or a string split shell-style; runs in the worktree
@@ -72,7 +72,7 @@ class AgentProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = ""
-    kind: Literal["generic", "scripted", "claude", "codex"] = "generic"
+    kind: Literal["generic", "scripted", "claude", "codex", "aider"] = "generic"
     command: list[str] = Field(default_factory=list)
     prompt: Literal["paste", "arg", "file"] = "paste"
     readonly_args: list[str] = Field(default_factory=list)
@@ -84,6 +84,9 @@ class AgentProfile(BaseModel):
     # prompt_hook: its hooks also say when it takes a prompt (else the screen and delivery tell)
     hooks: bool = False
     prompt_hook: bool = True
+    # turn_end: what says a turn ended: "hook" (the agent's stop hook) or "screen" (its idle prompt, read twice;
+    # for agents whose notification also fires mid-turn, like Aider's)
+    turn_end: Literal["hook", "screen"] = "hook"
     # pre-answer the agent's first-start dialogs (folder trust, API key) in its own settings file
     preanswer: bool = True
     # screen patterns (regex, multi-line, on the pane's last lines): the fallback source of worker state
@@ -165,6 +168,23 @@ def builtin_profiles() -> dict[str, AgentProfile]:
             screen_working=r"esc to interrupt",
             screen_waiting=r"Allow command\?|Approve|\[y/N\]",
             confirm_timeout=10.0,
+        ),
+        # Aider: reports and verdicts come from its final message (it does not run the commands it suggests)
+        "aider": AgentProfile(
+            name="aider",
+            kind="aider",
+            command=["aider"],
+            prompt="paste",
+            ready_pattern=r"^\w*> *$",
+            ready_timeout=60.0,
+            enter_delay=0.2,
+            hooks=True,
+            prompt_hook=False,
+            turn_end="screen",
+            screen_idle=r"^\w*> *\Z",
+            screen_working=r"Waiting for ",
+            screen_waiting=r"\(Y\)es/\(N\)o",
+            confirm_timeout=20.0,
         ),
     }
 

@@ -22,7 +22,7 @@ _SIMPLE = {
     "stop": "idle",
     "idle": "idle",
     "agent-turn-complete": "idle",
-    "aider-notify": "idle",
+    "aider-notify": None,  # aider wants attention: its first question of a turn, or the turn's end
     "wait": "waiting",
     "waiting": "waiting",
     "permission": "waiting",
@@ -85,3 +85,24 @@ def final_message(payload: dict) -> str:
         if isinstance(value, str):
             return value
     return ""
+
+
+def transcript_final(text: str) -> str:
+    """The agent's last message in a piece of Aider's chat history (markdown): what follows the last person line
+    (``#### ...``), without aider's own notes (``> ...`` lines)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    start = 0
+    for i, line in enumerate(lines):
+        if line.startswith("#### "):
+            start = i + 1
+    return "\n".join(line for line in lines[start:] if not line.startswith(">")).strip()
+
+
+def report_from_final_message(text: str) -> str:
+    """The last ``REPORT: <message>`` line of a final message (``REPORT: done: added the flag``), or ''."""
+    found = ""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        head, sep, rest = line.strip().strip("*`").partition(":")
+        if sep and head.strip().upper() == "REPORT" and rest.strip():
+            found = rest.strip().strip("*`").strip()
+    return found

@@ -15,6 +15,17 @@ Codex (kind ``codex``):
   anywhere, so its verdict is read from its final message).
 - ``-c notify=[<orch>, "hook", "codex-notify"]``; the session (thread) id comes from the notify payload.
 - dialogs: the folder-trust question is pre-answered in ``~/.codex/config.toml``.
+
+Aider (kind ``aider``):
+- coder: ``--yes-always`` (no questions; aider still refuses to run shell commands it suggests, so it reports in
+  its final message: ``REPORT: done: ...``), auto-commits on; reviewer: ``--chat-mode ask --dry-run
+  --no-auto-commits`` (it answers, never edits) with its verdict as a ``VERDICT:`` block in its final message.
+- ``--notifications-command '<orch> hook aider-notify'`` (aider runs it through a shell: only orch's own quoted
+  path is in it); the session is aider's chat history file, kept in orch's state folder, which orch reads for the
+  final message and which ``--restore-chat-history`` resumes.
+- no first-start dialogs with these arguments (no update check, no release notes, analytics off, no model
+  warnings, no .gitignore edit); ``.aider*`` goes to the repository's ``info/exclude`` so aider's caches never
+  make a worktree look dirty.
 """
 
 from __future__ import annotations
@@ -43,21 +54,30 @@ class Launch:
 
 
 def prepare(profile: AgentProfile, role: str, state_dir: str, orch_bin: str, worktree: str, git_dirs: list[str],
-            env: dict[str, str]) -> Launch:
-    """Arguments and environment for one worker of ``profile`` in ``role``; pre-answers first-start dialogs."""
+            env: dict[str, str], worker_id: str = "", resume: str = "") -> Launch:
+    """Arguments and environment for one worker of ``profile`` in ``role``; pre-answers first-start dialogs.
+
+    ``resume``: the agent session to continue (a lost worker brought back), where the agent can resume one."""
     home = env.get("HOME") or os.environ.get("HOME") or os.path.expanduser("~")
     if profile.kind == "claude":
-        return _claude(profile, role, state_dir, orch_bin, worktree, home, env)
+        return _claude(profile, role, state_dir, orch_bin, worktree, home, env, resume)
     if profile.kind == "codex":
-        return _codex(profile, role, state_dir, orch_bin, worktree, git_dirs, home)
+        return _codex(profile, role, state_dir, orch_bin, worktree, git_dirs, home, resume)
+    if profile.kind == "aider":
+        return _aider(role, state_dir, orch_bin, git_dirs, worker_id, resume)
     return Launch()
 
 
+def can_resume(profile: AgentProfile) -> bool:
+    return profile.kind in ("claude", "codex", "aider")
+
+
 def _claude(profile: AgentProfile, role: str, state_dir: str, orch_bin: str, worktree: str, home: str,
-            env: dict[str, str]) -> Launch:
-    session = str(uuid.uuid4())
+            env: dict[str, str], resume: str) -> Launch:
+    session = resume or str(uuid.uuid4())
     settings = claude_settings(state_dir, orch_bin)
-    launch = Launch(args=["--session-id", session, "--settings", settings], session=session)
+    first = ["--resume", session] if resume else ["--session-id", session]
+    launch = Launch(args=[*first, "--settings", settings], session=session)
     launch.env["DISABLE_AUTOUPDATER"] = "1"
     if role == "reviewer":
         own = [f"Bash({orch_bin} verdict:*)", f"Bash({orch_bin} -:*)"]
@@ -136,9 +156,10 @@ def preanswer_claude(home: str, worktree: str, api_key: str, bypass: bool) -> No
 
 
 def _codex(profile: AgentProfile, role: str, state_dir: str, orch_bin: str, worktree: str, git_dirs: list[str],
-           home: str) -> Launch:
+           home: str, resume: str) -> Launch:
     notify = json.dumps([orch_bin, "hook", "codex-notify"])
-    launch = Launch(args=["--no-daemon", "-c", f"notify={notify}", "-a", "never"])
+    first = ["resume", resume] if resume else []
+    launch = Launch(args=[*first, "--no-daemon", "-c", f"notify={notify}", "-a", "never"], session=resume)
     if role == "reviewer":
         launch.args += ["--sandbox", "read-only"]
     else:
@@ -175,3 +196,44 @@ def preanswer_codex(home: str, worktree: str) -> None:
         addition = f'\n[projects.{key}]\ntrust_level = "trusted"\n'
         new = text + ("" if text.endswith("\n") or not text else "\n") + addition
         atomic_write(path, new.encode("utf-8"), mode=0o600)
+
+
+AIDER_COMMON = [
+    "--yes-always", "--no-check-update", "--no-show-release-notes", "--analytics-disable", "--no-show-model-warnings",
+    "--no-gitignore", "--no-suggest-shell-commands", "--notifications",
+]
+
+
+def aider_history(state_dir: str, worker_id: str) -> str:
+    return os.path.join(state_dir, "agents", "aider", worker_id.replace(":", "-") + ".chat.md")
+
+
+def _aider(role: str, state_dir: str, orch_bin: str, git_dirs: list[str], worker_id: str, resume: str) -> Launch:
+    history = resume or aider_history(state_dir, worker_id)
+    os.makedirs(os.path.dirname(history), exist_ok=True)
+    launch = Launch(args=[
+        *AIDER_COMMON, "--notifications-command", f"{_sh_quote(orch_bin)} hook aider-notify",
+        "--chat-history-file", history, "--input-history-file", history[: -len(".chat.md")] + ".input",
+    ], session=history)
+    if resume:
+        launch.args.append("--restore-chat-history")
+    if role == "reviewer":
+        launch.args += ["--chat-mode", "ask", "--dry-run", "--no-auto-commits", "--no-dirty-commits"]
+    if git_dirs:
+        exclude_in_repo(git_dirs[0], ".aider*")
+    return launch
+
+
+def exclude_in_repo(common_dir: str, pattern: str) -> None:
+    """Add ``pattern`` to the repository's ``info/exclude`` (local to the clone, shared by its worktrees)."""
+    path = os.path.join(common_dir, "info", "exclude")
+    with hold(path + ".orch-lock", wait=10):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            text = ""
+        if pattern in text.splitlines():
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, (text + ("" if text.endswith("\n") or not text else "\n") + pattern + "\n").encode(), mode=0o644)

@@ -113,4 +113,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_pending ON outbox(delivered_at, worker, id);
     """,
+    # 4: how far orch has read an agent's own transcript (Aider's chat history) for final-message reports
+    """
+    ALTER TABLE workers ADD COLUMN transcript_offset INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

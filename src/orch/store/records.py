@@ -32,6 +32,7 @@ class Worker:
     prompted_at: float | None = None
     reminded_at: float | None = None
     note: str = ""
+    transcript_offset: int = 0
 
     @property
     def address(self) -> str:

@@ -97,19 +97,24 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
         store.finish_message(msg.id, "refused", note)
         ctx.event("refused", note, task=msg.task, worker=sender.id)
         return False
+    status, note = apply_to_task(ctx, msg, sender)
+    store.finish_message(msg.id, status, note)
+    return status == "applied"
+
+
+def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, str]:
+    """A message's effect on its task file; returns the message's final status and a note."""
     path = T.task_path(ctx, msg.task)
     if not os.path.exists(path):
         closed = os.path.exists(os.path.join(ctx.cfg.done_path, msg.task + ".md"))
         note = "task is closed" if closed else "no such task file"
-        store.finish_message(msg.id, "unapplied", note)
         ctx.event("inbox", f"message not applied ({note}): {msg.text[:200]}", task=msg.task)
-        return False
+        return "unapplied", note
     try:
         task = T.read_task(path)
         if msg.kind == "verdict":
             apply_verdict(ctx, task, msg, sender.id if sender is not None else "user")
-            store.finish_message(msg.id, "applied")
-            return True
+            return "applied", ""
         effect = interpret(msg.text, task.state, from_worker=sender is not None)
         who = sender.role if sender is not None else "user"
         fields = dict(effect.fields)
@@ -117,11 +122,9 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             fields["state"] = effect.state
         T.record(ctx, msg.task, status=f"{who}: {effect.status}", at=msg.at, meta=effect.meta, **fields)
     except OrchError as exc:
-        store.finish_message(msg.id, "failed", str(exc))
         ctx.event("inbox", f"message not applied: {exc}", task=msg.task)
-        return False
-    store.finish_message(msg.id, "applied")
-    return True
+        return "failed", str(exc)
+    return "applied", ""
 
 
 FINAL_WORKER_STATES = frozenset({"exited", "lost", "closed"})
@@ -146,6 +149,33 @@ def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
     ctx.store.update_worker(worker.id, **changes)
     if worker.role == "reviewer" and new == "idle":
         _verdict_from_final_message(ctx, msg, worker, final_message(payload))
+
+
+def transcript_turn(ctx: Ctx, worker: Worker) -> None:
+    """Aider cannot run orch's commands: at the end of its turn (its idle prompt on the screen), its report (coder)
+    or verdict (reviewer) is read from its final message in its chat history file, past what orch has read already
+    (so a turn is never applied twice)."""
+    import time
+
+    msg = Message(id=0, uid="", at=time.time(), kind="message", task=worker.task, worker=worker.id, role=worker.role,
+                  token_hash=worker.token_hash, text="", status="", note="", applied_at=None)
+    from orch.agents.hooks import report_from_final_message, transcript_final
+
+    try:
+        with open(worker.agent_session, "rb") as fh:
+            fh.seek(worker.transcript_offset)
+            new = fh.read()
+    except OSError as exc:
+        ctx.event("hook", f"{worker.address}: cannot read the agent's transcript: {exc}", task=worker.task, worker=worker.id)
+        return
+    ctx.store.update_worker(worker.id, transcript_offset=worker.transcript_offset + len(new))
+    final = transcript_final(new.decode("utf-8", "replace"))
+    if worker.role == "reviewer":
+        _verdict_from_final_message(ctx, msg, worker, final)
+        return
+    report = report_from_final_message(final)
+    if report:
+        apply_to_task(ctx, Message(**{**msg.__dict__, "kind": "message", "text": report}), worker)
 
 
 def _verdict_from_final_message(ctx: Ctx, msg: Message, worker: Worker, text: str) -> None:

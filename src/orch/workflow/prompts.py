@@ -22,7 +22,9 @@ def reporting(orch: str = "orch") -> str:
         f'- {orch} - "needs input: <question>"                     when you need an answer from the person (then wait)\n'
         f'- {orch} - "blocked: <why>"                              when you cannot go on\n'
         f'- {orch} - "<text>"                                      for any other progress note\n'
-        "Commit everything before reporting done: uncommitted work is sent back to you."
+        "Commit everything before reporting done: uncommitted work is sent back to you.\n"
+        "If you cannot run commands, end your final message with the same report as a line instead:\n"
+        "    REPORT: done: <one-line summary of what you did>"
     )
 
 ABSENT = "(the task has no {} section)"
@@ -86,6 +88,7 @@ def fix_prompt(
     if suggestions:
         text += "\n## Suggestions (not blocking; use your judgement)\n" + "\n".join(f"- {s}" for s in suggestions) + "\n"
     text += f'\nCommit your fixes, then report again: {orch} - "done: <what you changed>"\n'
+    text += "(If you cannot run commands, end your final message with a line `REPORT: done: <what you changed>`.)\n"
     return text
 
 

@@ -114,7 +114,7 @@ def start_worker(
     argv = list(profile.command)
     launch = agent_launch.prepare(
         profile, role, ctx.ws.state, os.path.join(launcher.ensure(ctx.ws.state), "orch"), worktree,
-        git.git_dirs(worktree), {**os.environ, **profile.env},
+        git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id,
     )
     worker.agent_session = launch.session
     argv += launch.args

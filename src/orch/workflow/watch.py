@@ -51,14 +51,15 @@ class Reading:
     changed: bool
 
 
-def step(worker: Worker, reading: str, uses_hooks: bool, prompt_hook: bool = True) -> Reading:
+def step(worker: Worker, reading: str, uses_hooks: bool, prompt_hook: bool = True, screen_turns: bool = False) -> Reading:
     """Hysteresis: a screen state must be read twice in a row before it becomes the worker's state. Once an
-    agent's hooks have spoken, the screen only adds what they cannot say: `waiting`, and `working` for agents
-    whose hooks do not report a prompt being taken."""
+    agent's hooks have spoken, the screen only adds what they cannot say: `waiting`, `working` for agents whose
+    hooks do not report a prompt being taken, and both ends of a turn for agents whose turn end is read from the
+    screen (``screen_turns``)."""
     if not reading:
         return Reading(worker.state, "", 0, False)
     count = worker.screen_count + 1 if reading == worker.screen_state else 1
-    trusted = (not uses_hooks or worker.hook_at is None or reading == "waiting"
+    trusted = (not uses_hooks or worker.hook_at is None or reading == "waiting" or screen_turns
                or (reading == "working" and not prompt_hook))
     if count >= 2 and trusted and reading != worker.state:
         return Reading(reading, reading, count, True)
@@ -81,10 +82,14 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
         screen = screens.get(w.pane_id)
         if screen is None or profile is None:
             continue
-        r = step(w, classify(screen, profile), profile.hooks, profile.prompt_hook)
+        r = step(w, classify(screen, profile), profile.hooks, profile.prompt_hook, profile.turn_end == "screen")
         if r.changed:
             ctx.store.update_worker(w.id, state=r.state, screen_state=r.screen_state, screen_count=r.screen_count)
             ctx.event("state", f"{w.address}: {w.state} -> {r.state} (screen)", task=w.task, worker=w.id)
+            if r.state == "idle" and profile.kind == "aider":
+                from orch.workflow.inbox import transcript_turn
+
+                transcript_turn(ctx, w)
         elif (r.screen_state, r.screen_count) != (w.screen_state, w.screen_count):
             ctx.store.update_worker(w.id, screen_state=r.screen_state, screen_count=r.screen_count)
     tasks, _ = T.load(ctx)
