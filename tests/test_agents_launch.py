@@ -78,11 +78,13 @@ def test_aider_runs_unattended_reviewer_asks_only_and_history_is_the_session(tmp
 
 
 def test_exclude_keeps_what_the_person_wrote(tmp_path: Path) -> None:
+    from orch.git import add_exclude
+
     (tmp_path / "info").mkdir()
     (tmp_path / "info" / "exclude").write_text("# mine\n*.log")
-    launch.exclude_in_repo(str(tmp_path), ".aider*")
-    launch.exclude_in_repo(str(tmp_path), ".aider*")
-    assert (tmp_path / "info" / "exclude").read_text() == "# mine\n*.log\n.aider*\n"
+    add_exclude("", [".aider*"], why="a test", common_dir=str(tmp_path))
+    add_exclude("", [".aider*"], why="a test", common_dir=str(tmp_path))
+    assert (tmp_path / "info" / "exclude").read_text() == "# mine\n*.log\n# added by a test\n.aider*\n"
 
 
 HISTORY = """

@@ -45,6 +45,13 @@ DEFAULT_CONFIG = """\
 # idle_reminder = true
 # idle_reminder_after = 10
 
+# `orch run`: seconds between full reconcile passes (new task files and messages are acted on as they arrive).
+# scan_interval = 30
+
+# Workers of tasks in progress that were lost with the tmux server (a reboot, kill-server) are started again in
+# their worktrees, resuming the agent's own session where it can. false: only report it (`orch recover` does it).
+# recover_on_start = true
+
 [validate]
 # Commands orch runs in the worktree when a coder reports done, for tasks without a `Validation` section.
 # Each is run with `sh -c`, exactly as written here.
@@ -219,6 +226,11 @@ class Config(BaseModel):
     max_review_rounds: int = Field(default=3, ge=1)
     idle_reminder: bool = True
     idle_reminder_after: float = Field(default=10.0, ge=0)
+    # orch run: seconds between full reconcile passes (files and messages are acted on as they arrive)
+    scan_interval: float = Field(default=30.0, gt=0)
+    # bring back the workers of tasks in progress when they were lost with the tmux server (reboot, kill-server);
+    # false: only report it, and `orch recover` brings them back
+    recover_on_start: bool = True
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     agents: dict[str, AgentProfile] = Field(default_factory=dict)

@@ -151,6 +151,17 @@ def delete_branch(repo: str, branch: str) -> None:
     run(repo, "branch", "-D", branch)
 
 
+def delete_merged_branch(repo: str, branch: str) -> None:
+    """``git branch -d``: git itself refuses a branch that is not merged."""
+    run(repo, "branch", "-d", "--", branch)
+
+
+def merged_branches(repo: str, base: str, prefix: str) -> list[str]:
+    """Local branches named ``<prefix>...`` whose commits are all in ``base``."""
+    text = run(repo, "branch", "--merged", base, "--format=%(refname:short)", "--list", prefix + "*").stdout
+    return [b for b in text.decode("utf-8", "replace").splitlines() if b.strip() and b != base]
+
+
 def status_porcelain(path: str) -> list[str]:
     """Uncommitted changes (tracked and untracked) in a working tree."""
     text = run(path, "status", "--porcelain", "--untracked-files=all").stdout.decode("utf-8", "replace")
@@ -177,24 +188,28 @@ def init_repo(path: str, files: Sequence[tuple[str, str]] = (), branch: str = "m
     run(path, "commit", "--quiet", "-m", "initial commit")
 
 
-def add_exclude(repo: str, patterns: Sequence[str]) -> list[str]:
-    """Add patterns to ``.git/info/exclude`` (once each); returns those added."""
-    exclude = os.path.join(git_dir(repo), "info", "exclude")
+def add_exclude(repo: str, patterns: Sequence[str], why: str = "orch init", common_dir: str | None = None) -> list[str]:
+    """Add patterns to the repository's ``info/exclude`` (once each, shared by all its worktrees); returns those
+    added. ``common_dir``: the repository's git directory when the caller knows it already."""
+    from orch.locks import hold
+
+    exclude = os.path.join(common_dir or git_dir(repo), "info", "exclude")
     os.makedirs(os.path.dirname(exclude), exist_ok=True)
-    try:
-        with open(exclude, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        text = ""
-    have = {line.strip() for line in text.splitlines()}
-    added = [p for p in patterns if p not in have]
-    if added:
-        with open(exclude, "a", encoding="utf-8") as fh:
-            if text and not text.endswith("\n"):
-                fh.write("\n")
-            fh.write("# added by orch init\n")
-            for p in added:
-                fh.write(p + "\n")
+    with hold(exclude + ".orch-lock", wait=10):
+        try:
+            with open(exclude, encoding="utf-8") as fh:
+                text = fh.read()
+        except FileNotFoundError:
+            text = ""
+        have = {line.strip() for line in text.splitlines()}
+        added = [p for p in patterns if p not in have]
+        if added:
+            with open(exclude, "a", encoding="utf-8") as fh:
+                if text and not text.endswith("\n"):
+                    fh.write("\n")
+                fh.write(f"# added by {why}\n")
+                for p in added:
+                    fh.write(p + "\n")
     return added
 
 

@@ -23,6 +23,7 @@ This module is on the hot path of message application: it imports only the stand
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 from orch.errors import OrchError
@@ -233,8 +234,35 @@ def read(path: str) -> tuple[bytes, TaskDoc]:
     return data, parse(decode(data, os.path.basename(path)))
 
 
+# what this process last wrote to each file, as (inode, mtime_ns, size): a file watcher in the same process (the
+# daemon) tells its own writes from a person's by it
+WRITTEN: dict[str, tuple[int, int, int]] = {}
+
+
 def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one."""
+    tmp = _write_tmp(path, data, mode)
+    _replace(tmp, path)
+
+
+def _replace(tmp: str, path: str) -> None:
+    st = os.stat(tmp)
+    os.replace(tmp, path)
+    WRITTEN[os.path.abspath(path)] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    _fsync_dir(os.path.dirname(path) or ".")
+
+
+def written_by_us(path: str) -> bool:
+    """Is the file at ``path`` still exactly what this process last wrote there?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return WRITTEN.get(os.path.abspath(path)) == (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _write_tmp(path: str, data: bytes, mode: int | None = None) -> str:
+    """A durable copy of ``data`` beside ``path`` (same folder, so a rename replaces the file atomically)."""
     folder = os.path.dirname(path) or "."
     tmp = os.path.join(folder, f"{TMP_PREFIX}{os.urandom(6).hex()}")
     if mode is None:
@@ -256,8 +284,7 @@ def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
         raise
     os.close(fd)
     os.chmod(tmp, mode)
-    os.replace(tmp, path)
-    _fsync_dir(folder)
+    return tmp
 
 
 def _fsync_dir(folder: str) -> None:
@@ -273,23 +300,68 @@ def _fsync_dir(folder: str) -> None:
         os.close(dfd)
 
 
-def update(path: str, change, attempts: int = 8) -> TaskDoc | None:
+def update(path: str, change, attempts: int = 12) -> TaskDoc | None:
     """Apply ``change(doc) -> bool`` to the task file at ``path`` and write it when it returns True.
 
-    Only orch's block is rewritten; the person's text is taken from the file as it is on disk at the moment of
-    writing. If the file changed between our read and our write (a person saving it), the update is redone on the
-    new content. Returns the document written, or None when nothing changed.
+    Only orch's block is rewritten; the person's text is taken from the file as it is on disk. A person saving
+    meanwhile never loses their text: the file is compared with what was read just before orch's new copy replaces
+    it (the update is redone on their version if it changed), and an editor that writes in place, and so lands on
+    the file orch has just replaced, is caught afterwards by reading that old file once more: their text is put
+    back and the update redone on it. Returns the document written, or None when nothing changed.
     """
-    for _ in range(attempts):
-        data, doc = read(path)
-        if not change(doc):
-            return None
-        new = render(doc).encode("utf-8")
-        if new == data:
-            return None
-        with open(path, "rb") as fh:
-            if fh.read() != data:
+    for attempt in range(attempts):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = _read_all(fd)
+            if not data.strip() and attempt < attempts - 1:
+                time.sleep(0.01 * (attempt + 1))  # emptied: most likely a save in progress (truncate, then write)
                 continue
-        atomic_write(path, new)
-        return doc
+            doc = parse(decode(data, os.path.basename(path)))
+            if not change(doc):
+                return None
+            new = render(doc).encode("utf-8")
+            if new == data:
+                return None
+            tmp = _write_tmp(path, new)
+            if _read_all(fd) != data or not _same_file(fd, path):
+                os.unlink(tmp)
+                continue
+            _replace(tmp, path)
+            if _read_all(fd) == data:
+                return doc
+            atomic_write(path, _settled(fd))  # a save landed on the replaced file: theirs first, then ours again
+        finally:
+            os.close(fd)
     raise OrchError(f"{path} kept changing while orch tried to update it; try again")
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def _settled(fd: int) -> bytes:
+    """The file's content once two readings agree (a save in progress has finished)."""
+    last = _read_all(fd)
+    for _ in range(20):
+        time.sleep(0.005)
+        again = _read_all(fd)
+        if again == last:
+            return again
+        last = again
+    return last
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

@@ -31,6 +31,7 @@ _PANE_FIELDS = (
     "pane_current_path",
     "pane_active",
     "pid",
+    "start_time",
     *TAGS,
 )
 _PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _PANE_FIELDS)
@@ -52,6 +53,7 @@ class Pane:
     current_path: str
     active: bool
     server_pid: int
+    server_start: str
     task: str
     role: str
     worker: str
@@ -64,7 +66,7 @@ class Pane:
         parts = line.split(SEP)
         if len(parts) != len(_PANE_FIELDS):
             return None
-        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, spid, *tags) = parts
+        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, spid, sstart, *tags) = parts
         return cls(
             session_id=sid,
             session_name=sname,
@@ -80,6 +82,7 @@ class Pane:
             current_path=path,
             active=active == "1",
             server_pid=_int(spid),
+            server_start=sstart,
             task=tags[0],
             role=tags[1],
             worker=tags[2],
@@ -87,6 +90,11 @@ class Pane:
             token_hash=tags[4],
             pane_role=tags[5],
         )
+
+
+def server_identity(panes: list[Pane]) -> str:
+    """The running server's identity ("<pid>:<start time>"), "" when no server runs: a change means it restarted."""
+    return f"{panes[0].server_pid}:{panes[0].server_start}" if panes else ""
 
 
 def exit_code(pane: Pane) -> int | None:
@@ -117,6 +125,10 @@ class Created:
     window_id: str
     pane_id: str
     pane_pid: int
+    server: str  # the tmux server's identity: "<pid>:<start time>"
+
+
+CREATED_FORMAT = "#{session_id} #{window_id} #{pane_id} #{pane_pid} #{pid} #{start_time}"
 
 
 class Tmux:
@@ -238,19 +250,19 @@ class Tmux:
     def new_session(
         self, name: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
     ) -> Created:
-        args = ["new-session", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args = ["new-session", "-d", "-P", "-F", CREATED_FORMAT]
         args += ["-s", name, "-n", window_name, "-c", cwd, "-x", "200", "-y", "50"]
         return self._create(args, env, argv)
 
     def new_window(
         self, session_id: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
     ) -> Created:
-        args = ["new-window", "-d", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args = ["new-window", "-d", "-P", "-F", CREATED_FORMAT]
         args += ["-t", session_id + ":", "-n", window_name, "-c", cwd]
         return self._create(args, env, argv)
 
     def split_window(self, window_id: str, cwd: str, env: dict[str, str], argv: Sequence[str]) -> Created:
-        args = ["split-window", "-d", "-h", "-P", "-F", "#{session_id} #{window_id} #{pane_id} #{pane_pid}"]
+        args = ["split-window", "-d", "-h", "-P", "-F", CREATED_FORMAT]
         args += ["-t", window_id, "-c", cwd]
         return self._create(args, env, argv)
 
@@ -264,9 +276,9 @@ class Tmux:
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         out = self.out(*args, "--", *_exec_argv(argv)).split()
-        if len(out) != 4:
+        if len(out) != 6:
             raise TmuxError(f"tmux did not report the new pane ({' '.join(out)!r})")
-        return Created(out[0], out[1], out[2], _int(out[3]))
+        return Created(out[0], out[1], out[2], _int(out[3]), f"{out[4]}:{out[5]}")
 
     def set_window_options(self, window_id: str, options: dict[str, str]) -> None:
         # one tmux process for all options: commands separated by ';' arguments
@@ -308,6 +320,9 @@ class Tmux:
 
     def kill_window(self, window_id: str) -> None:
         self.run("kill-window", "-t", window_id, check=False)
+
+    def kill_pane(self, pane_id: str) -> None:
+        self.run("kill-pane", "-t", pane_id, check=False)
 
     def kill_server(self) -> None:
         self.run("kill-server", check=False)

@@ -120,17 +120,28 @@ def cached_tasks_dir(ws: Workspace) -> str | None:
         return None
 
 
+def daemon_pid(ws: Workspace) -> int | None:
+    """The pid of the workspace's daemon (-1 while it starts), None when none runs. The daemon holds
+    ``.orch/locks/daemon.lock`` for its whole life, so a stale pid file (kill -9, a reboot) never counts."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(ws.locks, "daemon.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            with open(ws.path("daemon.pid"), encoding="ascii") as fh:
+                return int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return -1
+    finally:
+        os.close(fd)
+    return None
+
+
 def daemon_running(ws: Workspace) -> bool:
-    """True when the pid in ``.orch/daemon.pid`` is a live process."""
-    try:
-        with open(ws.path("daemon.pid"), encoding="ascii") as fh:
-            pid = int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    return daemon_pid(ws) is not None
     return True

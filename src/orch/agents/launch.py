@@ -220,20 +220,7 @@ def _aider(role: str, state_dir: str, orch_bin: str, git_dirs: list[str], worker
     if role == "reviewer":
         launch.args += ["--chat-mode", "ask", "--dry-run", "--no-auto-commits", "--no-dirty-commits"]
     if git_dirs:
-        exclude_in_repo(git_dirs[0], ".aider*")
+        from orch.git import add_exclude
+
+        add_exclude("", [".aider*"], why="orch for aider's caches", common_dir=git_dirs[0])
     return launch
-
-
-def exclude_in_repo(common_dir: str, pattern: str) -> None:
-    """Add ``pattern`` to the repository's ``info/exclude`` (local to the clone, shared by its worktrees)."""
-    path = os.path.join(common_dir, "info", "exclude")
-    with hold(path + ".orch-lock", wait=10):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-        except FileNotFoundError:
-            text = ""
-        if pattern in text.splitlines():
-            return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, (text + ("" if text.endswith("\n") or not text else "\n") + pattern + "\n").encode(), mode=0o644)

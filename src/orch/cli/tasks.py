@@ -51,27 +51,7 @@ def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as
         data["invalid"] = [{"file": i.file, "error": i.error} for i in report.invalid]
         print_json(data)
         return
-    lines = []
-    if report.spawned:
-        lines.append("started: " + ", ".join(report.spawned))
-    if report.applied:
-        lines.append(f"applied {report.applied} message(s)")
-    if report.lost:
-        lines.append("lost: " + ", ".join(report.lost))
-    if report.exited:
-        lines.append("exited: " + ", ".join(report.exited))
-    if report.adopted:
-        lines.append("re-registered from tmux: " + ", ".join(report.adopted))
-    for did in report.pipeline:
-        lines.append(f"review loop: {did}")
-    for slug, missing in report.waiting:
-        lines.append(f"waiting: {slug} (for {', '.join(missing)})")
-    for o in report.orphans:
-        lines.append(f"orphan window {o.window_id} ({o.session_name}, {o.task}:{o.role}): {o.reason}")
-    for i in report.invalid:
-        lines.append(f"invalid task file {i.file}: {i.error}")
-    for e in report.errors:
-        lines.append(f"error: {e}")
+    lines = report.lines()
     console.print("\n".join(lines) if lines else "nothing to do")
 
 
@@ -183,13 +163,26 @@ def dossier(task: str = typer.Argument(..., help="The task."), as_json: bool = t
 def log(
     task: str | None = typer.Argument(None, help="Only this task's events."),
     limit: int = typer.Option(50, "-n", help="How many events."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events as they happen (Ctrl-C ends)."),
 ) -> None:
     """The event log, newest last."""
     ctx = context()
+    last = 0
     for e in ctx.store.events(task, limit):
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at))
-        who = e.task + (f" {e.worker}" if e.worker else "")
-        sys.stdout.write(f"{stamp} {e.kind:<10} {who:<20} {e.text}\n")
+        _print_event(e)
+        last = e.id
+    while follow:
+        time.sleep(0.5)
+        for e in ctx.store.events_after(last, task):
+            _print_event(e)
+            last = e.id
+
+
+def _print_event(e) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.at))
+    who = e.task + (f" {e.worker}" if e.worker else "")
+    sys.stdout.write(f"{stamp} {e.kind:<10} {who:<20} {e.text}\n")
+    sys.stdout.flush()
 
 
 _ = STATE  # the global -C option lives in app.py

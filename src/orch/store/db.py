@@ -19,6 +19,11 @@ from orch.store.migrations import MIGRATIONS
 from orch.store.records import WORKER_COLUMNS, Event, Message, Outgoing, Review, Validation, Worker
 
 BUSY_TIMEOUT_MS = 30_000
+CORRUPT_MESSAGES = ("file is not a database", "malformed", "file is encrypted", "not an error")
+
+
+class CorruptStore(OrchError):
+    """The database file is not a database any more (the registry is rebuilt from tmux, task files and git)."""
 
 
 class Store:
@@ -31,7 +36,10 @@ class Store:
             self.db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise OrchError(f"cannot open {path}: {exc}; move it aside and run `orch scan` to rebuild it") from None
+            text = str(exc)
+            if any(m in text for m in CORRUPT_MESSAGES):
+                raise CorruptStore(f"cannot read {path}: {text}") from None
+            raise OrchError(f"cannot open {path}: {text}") from None
 
     def close(self) -> None:
         self.db.close()
@@ -162,6 +170,13 @@ class Store:
                 "INSERT INTO events (at, task, worker, kind, text, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (time.time(), task, worker, kind, text, json.dumps(data, default=str)),
             )
+
+    def events_after(self, last_id: int, task: str | None = None) -> list[Event]:
+        sql, args = "SELECT id, at, task, worker, kind, text, data FROM events WHERE id > ?", (last_id,)
+        if task is not None:
+            sql, args = sql + " AND task = ?", (last_id, task)
+        rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
+        return [Event(*row[:6], json.loads(row[6] or "{}")) for row in rows]
 
     def events(self, task: str | None = None, limit: int = 200) -> list[Event]:
         sql, args = "SELECT id, at, task, worker, kind, text, data FROM events", ()

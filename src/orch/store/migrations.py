@@ -117,4 +117,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE workers ADD COLUMN transcript_offset INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the tmux server a worker was started on ("<pid>:<start time>"): a worker lost with its server is brought
+    # back; one whose window was closed on a live server is not
+    """
+    ALTER TABLE workers ADD COLUMN tmux_server TEXT NOT NULL DEFAULT '';
+    """,
 ]

@@ -33,6 +33,7 @@ class Worker:
     reminded_at: float | None = None
     note: str = ""
     transcript_offset: int = 0
+    tmux_server: str = ""
 
     @property
     def address(self) -> str:

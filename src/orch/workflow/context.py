@@ -21,7 +21,33 @@ class Ctx:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.ws.db_file)
+        from orch.store.db import CorruptStore
+
+        try:
+            return Store(self.ws.db_file)
+        except CorruptStore as exc:
+            return self._set_aside(str(exc))
+
+    def _set_aside(self, why: str) -> Store:
+        """An unreadable database is moved aside and started afresh; the next pass rebuilds the registry from the
+        tmux window tags, the task files and `git worktree list` (and says so in the log)."""
+        from orch.locks import hold
+        from orch.store.db import CorruptStore
+
+        with hold(self.lock_path("db-repair"), wait=30):
+            try:
+                return Store(self.ws.db_file)  # another process repaired it meanwhile
+            except CorruptStore:
+                pass
+            aside = f"{self.ws.db_file}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.ws.db_file + suffix):
+                    os.replace(self.ws.db_file + suffix, aside + suffix)
+            store = Store(self.ws.db_file)
+        self.__dict__["store"] = store
+        self.event("store", f"{why}: moved it to {aside} and started a new one; the registry is rebuilt from tmux, "
+                            "the task files and git")
+        return store
 
     @cached_property
     def tmux(self) -> Tmux:

@@ -223,7 +223,10 @@ def check_review(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     reviews = ctx.store.reviews(task.slug)
     latest = reviews[-1] if reviews else None
     if latest is None:
-        return None
+        # the database was lost or rebuilt during the review: its record is gone, so the review starts over
+        T.record(ctx, task.slug, status="the review in progress has no record (the database was rebuilt): "
+                                        "validating again, then a new review", state=T.VALIDATING)
+        return f"{task.slug}: review started over"
     if latest.status == "pending":
         return _reviewer_health(ctx, task, panes, latest)
     if latest.acted_at:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from orch import git
 from orch.errors import OrchError
 from orch.locks import hold
 from orch.store import Worker
-from orch.tmux import Pane, exit_code
+from orch.tmux import Pane, exit_code, server_identity
 from orch.workflow import deliver, inbox, review, spawn, watch
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -119,7 +120,35 @@ class ScanReport:
     pipeline: list[str] = field(default_factory=list)
     invalid: list[T.Invalid] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
     applied: int = 0
+
+    def lines(self) -> list[str]:
+        """What a reconcile pass did, one line per kind of action (orch scan, and each pass of orch run)."""
+        lines = []
+        if self.spawned:
+            lines.append("started: " + ", ".join(self.spawned))
+        if self.applied:
+            lines.append(f"applied {self.applied} message(s)")
+        if self.lost:
+            lines.append("lost: " + ", ".join(self.lost))
+        if self.exited:
+            lines.append("exited: " + ", ".join(self.exited))
+        if self.adopted:
+            lines.append("re-registered from tmux: " + ", ".join(self.adopted))
+        for did in self.recovered:
+            lines.append(f"recovered: {did}")
+        for did in self.pipeline:
+            lines.append(f"review loop: {did}")
+        for slug, missing in self.waiting:
+            lines.append(f"waiting: {slug} (for {', '.join(missing)})")
+        for o in self.orphans:
+            lines.append(f"orphan window {o.window_id} ({o.session_name}, {o.task}:{o.role}): {o.reason}")
+        for i in self.invalid:
+            lines.append(f"invalid task file {i.file}: {i.error}")
+        for e in self.errors:
+            lines.append(f"error: {e}")
+        return lines
 
 
 def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
@@ -141,6 +170,7 @@ def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
         worktree=worktree_paths.get(pane.task, pane.current_path),
         branch=ctx.cfg.branch_prefix + pane.task,
         token_hash=pane.token_hash,
+        tmux_server=f"{pane.server_pid}:{pane.server_start}",
     )
     ctx.store.add_worker(worker)
     ctx.event("adopt", f"registry rebuilt from tmux tags: {worker.address} in {pane.window_id}", task=pane.task, worker=worker.id)
@@ -164,7 +194,12 @@ def scan(ctx: Ctx) -> ScanReport:
                 worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
         p = plan(tasks, done, workers, panes)
         now = time.time()
+        server = server_identity(panes)
+        with_server: dict[str, str] = {}  # tasks whose workers went away with the tmux server -> why
         for w, why in p.lost:
+            if w.tmux_server and w.tmux_server != server and why == "its window is gone":
+                why = "the tmux server went away (a reboot or kill-server)" if server else "the tmux server is not running"
+                with_server[w.task] = why
             ctx.store.update_worker(w.id, state="lost", ended_at=now)
             ctx.event("lost", f"{w.address} lost: {why}", task=w.task, worker=w.id)
             if w.task in tasks:
@@ -178,13 +213,20 @@ def scan(ctx: Ctx) -> ScanReport:
                 T.record(ctx, w.task, status=f"{w.role} exited with status {shown}", problem=f"{w.role} exited ({shown})")
             report.exited.append(w.address)
         for slug, role in p.task_lost:
-            T.record(ctx, slug, status=f"task has no live {role}; `orch new-task {slug}` starts a new one", state=T.LOST)
+            if slug not in with_server:
+                T.record(ctx, slug, status=f"task has no live {role}; `orch new-task {slug}` starts a new one", state=T.LOST)
         for pane in p.adopt:
+            meta_path = tasks[pane.task].doc.meta.get("worktree") if pane.task in tasks else None
+            if meta_path and pane.task not in worktree_paths:
+                worktree_paths[pane.task] = meta_path
             report.adopted.append(adopt(ctx, pane, worktree_paths).address)
         for slug, missing in p.waiting:
             T.record(ctx, slug, waiting_for=", ".join(missing))
         report.orphans = p.orphans
         report.waiting = p.waiting
+        for slug, why in with_server.items():
+            _bring_back(ctx, slug, why, report)
+        _check_worktrees(ctx, tasks)
         deliveries = []
         for slug in p.spawn:
             try:
@@ -203,6 +245,43 @@ def scan(ctx: Ctx) -> ScanReport:
         report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
         advance_pipeline(ctx, report)
     return report
+
+
+def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
+    """A worktree (or branch) deleted by hand under a task in progress is reported in the task, once; its worker is
+    left alone until the person decides."""
+    for slug, task in tasks.items():
+        if task.state not in T.ACTIVE_STATES:
+            continue
+        worktree = task.doc.meta.get("worktree")
+        if not worktree or os.path.isdir(worktree):
+            continue
+        branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+        gone = "and its branch are" if not git.branch_exists(ctx.ws.root, branch) else "is"
+        problem = (f"the worktree {worktree} {gone} gone (deleted by hand?); the worker is left alone: "
+                   f"`orch close {slug}` ends the task")
+        if task.doc.summary_field("problem") != problem:
+            T.record(ctx, slug, status=problem, problem=problem)
+
+
+def _bring_back(ctx: Ctx, slug: str, why: str, report: ScanReport) -> None:
+    """Workers lost with the tmux server: brought back (recover_on_start), or the task says how to."""
+    from orch.workflow import recover
+
+    try:
+        task = T.get(ctx, slug)
+    except OrchError:
+        return  # the task file went away meanwhile
+    if task.state not in recover.IN_PROGRESS:
+        return
+    if not ctx.cfg.recover_on_start:
+        T.record(ctx, slug, status=f"workers lost ({why}); `orch recover {slug}` brings them back", state=T.LOST)
+        return
+    try:
+        report.recovered += recover.recover_task(ctx, task, why, ctx.tmux.list_panes())
+    except OrchError as exc:
+        report.errors.append(f"{slug}: could not recover: {exc}")
+        T.record(ctx, slug, status=f"could not recover: {exc}", problem=str(exc), state=T.LOST)
 
 
 def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:

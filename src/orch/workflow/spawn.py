@@ -27,8 +27,8 @@ def session_name(slug: str) -> str:
     return "task-" + slug.replace(".", "_")
 
 
-def resolve_base(ctx: Ctx, task: T.Task) -> str:
-    base = task.base or ctx.cfg.base or git.current_branch(ctx.ws.root)
+def resolve_base(ctx: Ctx, task: T.Task | None) -> str:
+    base = (task.base if task is not None else "") or ctx.cfg.base or git.current_branch(ctx.ws.root)
     if not base:
         raise OrchError("the repository is on a detached HEAD: set `base` in .orch/config.toml or the task's front matter")
     return base
@@ -73,10 +73,12 @@ def start_worker(
     panes: list[Pane] | None = None,
     text: str | None = None,
     round_no: int = 1,
+    resume: str = "",
 ) -> Delivery | None:
     """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None.
 
-    The coder's prompt (the intent packet) is built here; other roles are given theirs in ``text``.
+    The coder's prompt (the intent packet) is built here; other roles are given theirs in ``text``. ``resume``: the
+    agent session of a lost worker to continue (for the agents that can).
     """
     cfg = ctx.cfg
     agent = agent_for(ctx, task, role)
@@ -114,7 +116,7 @@ def start_worker(
     argv = list(profile.command)
     launch = agent_launch.prepare(
         profile, role, ctx.ws.state, os.path.join(launcher.ensure(ctx.ws.state), "orch"), worktree,
-        git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id,
+        git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id, resume=resume,
     )
     worker.agent_session = launch.session
     argv += launch.args
@@ -169,6 +171,7 @@ def start_worker(
         pane_id=created.pane_id,
         pane_pid=created.pane_pid,
         state=worker.state,
+        tmux_server=created.server,
     )
     ctx.event("spawn", f"{role} started ({agent}) in window {created.window_id}; {how}", task=task.slug, worker=worker.id)
     if role == "coder":  # the review loop records its reviewers itself

@@ -1,0 +1,103 @@
+"""`orch gc`: what is stale, and its removal only when the person says so.
+
+Stale: windows carrying orch's tags whose task is closed or gone (orphans), dead panes, worktrees under the
+worktree folder that belong to no open task, and task branches fully merged into the base. Nothing with work in
+it is removed: a worktree with uncommitted changes and a branch not merged stay, and are named.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from orch import git
+from orch.errors import OrchError
+from orch.locks import hold
+from orch.workflow import spawn
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+
+@dataclass(frozen=True)
+class Stale:
+    kind: str  # window, dead-pane, worktree, branch
+    what: str  # a window id, a path, a branch name
+    why: str
+    removable: bool = True
+
+
+def find(ctx: Ctx) -> list[Stale]:
+    tasks, _ = T.load(ctx)
+    done = T.done_slugs(ctx)
+    out: list[Stale] = []
+    panes = ctx.tmux.list_panes()
+    tagged_windows = {}
+    for p in panes:
+        if p.task:
+            tagged_windows.setdefault(p.window_id, []).append(p)
+    for window_id, group in tagged_windows.items():
+        first = group[0]
+        if first.task not in tasks:
+            why = "its task is closed" if first.task in done else "its task file is gone"
+            out.append(Stale("window", window_id, f"{first.task}:{first.role or 'coder'} in {first.session_name}: {why}"))
+            continue
+        for p in group:
+            if p.dead:
+                out.append(Stale("dead-pane", p.pane_id, f"{p.task}:{p.role or 'coder'} in window {window_id} "
+                                                          f"exited; the task stays open"))
+    root = os.path.realpath(ctx.cfg.worktree_path)
+    open_branches = {ctx.cfg.branch_prefix + slug for slug in tasks}
+    kept_checked_out = set()  # branches in worktrees that stay (a merged branch there cannot be deleted)
+    for wt in git.worktrees(ctx.ws.root):
+        path = os.path.realpath(wt.path)
+        slug = os.path.basename(path)
+        if os.path.dirname(path) != root or slug in tasks:
+            if wt.branch:
+                kept_checked_out.add(wt.branch)
+            continue
+        why = "its task is closed" if slug in done else "no task has it"
+        if wt.prunable:
+            out.append(Stale("worktree", wt.path, f"{why}; its folder is already gone (pruned from git's list)"))
+            continue
+        dirty = git.status_porcelain(wt.path) if os.path.isdir(wt.path) else []
+        if dirty:
+            kept_checked_out.add(wt.branch or "")
+            out.append(Stale("worktree", wt.path, f"{why}, but it has {len(dirty)} uncommitted change(s): left alone",
+                             removable=False))
+        else:
+            out.append(Stale("worktree", wt.path, why))
+    base = spawn.resolve_base(ctx, None)
+    for branch in git.merged_branches(ctx.ws.root, base, ctx.cfg.branch_prefix):
+        if branch not in open_branches and branch not in kept_checked_out:
+            out.append(Stale("branch", branch, f"fully merged into {base}"))
+    return out
+
+
+def remove(ctx: Ctx, items: list[Stale]) -> list[str]:
+    """Remove what ``find`` listed as removable; returns one line per item done or refused."""
+    done: list[str] = []
+    with hold(ctx.lock_path("scan"), wait=60) as got:
+        if not got:
+            raise OrchError("another orch pass is running (lock .orch/locks/scan.lock); try again shortly")
+        order = {"window": 0, "dead-pane": 1, "worktree": 2, "branch": 3}
+        for s in sorted(items, key=lambda s: order[s.kind]):
+            if not s.removable:
+                continue
+            try:
+                if s.kind == "window":
+                    ctx.tmux.kill_window(s.what)
+                elif s.kind == "dead-pane":
+                    ctx.tmux.kill_pane(s.what)
+                elif s.kind == "worktree":
+                    if os.path.isdir(s.what):
+                        git.remove_worktree(ctx.ws.root, s.what)
+                    else:
+                        git.prune_worktrees(ctx.ws.root)
+                elif s.kind == "branch":
+                    git.delete_merged_branch(ctx.ws.root, s.what)
+            except OrchError as exc:
+                done.append(f"not removed: {s.kind} {s.what}: {exc}")
+                continue
+            ctx.event("gc", f"removed {s.kind} {s.what} ({s.why})")
+            done.append(f"removed {s.kind} {s.what}")
+    return done

@@ -1,0 +1,192 @@
+"""`orch run`: the daemon reacts to task files and messages as they arrive, is alone per workspace, ends cleanly,
+and loses nothing when killed with -9 in the middle of a burst. Real tmux, real git, the scripted agent."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import Workspace, one_line_error, scripted_task, wait_for
+
+from orch import inbox as spool
+from orch.store import Store
+from orch.taskfile import MARKER, parse
+from orch.workspace import Workspace as OrchWorkspace
+from orch.workspace import daemon_pid
+
+pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
+
+
+class Daemon:
+    """`orch run` in the foreground, as a child of the test (so it can be signalled or killed)."""
+
+    def __init__(self, ws: Workspace, log: Path) -> None:
+        self.ws = ws
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Daemon:
+        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen([sys.executable, "-m", "orch", "run"], cwd=self.ws.root, env=self.ws.env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        wait_for(lambda: "orch daemon started" in self.log.read_text(), 30, "the daemon to start")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()  # type: ignore[union-attr]
+            self.proc.wait(30)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def daemon(ws: Workspace, tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(ws, tmp_path / "daemon.out")
+    yield d
+    d.stop()
+
+
+def log_lines(ws: Workspace) -> list[str]:
+    return (ws.root / ".orch" / "logs" / "orch.log").read_text().splitlines()
+
+
+def test_daemon_starts_new_tasks_and_applies_messages_by_itself(ws: Workspace, daemon: Daemon) -> None:
+    daemon.start()
+    # a task dropped into the folder: no `orch scan` is run by the test
+    ws.task("greet", scripted_task("wait"))
+    started = time.monotonic()
+    t = wait_for(lambda: (s := ws.task_status("greet"))["workers"] and s, 30, "the daemon to start the coder")
+    print(f"task picked up by the daemon after {time.monotonic() - started:.2f}s")
+    assert t["state"] == "coding"  # type: ignore[index]
+    # a message: with a daemon running, `orch -` leaves the applying to it
+    ws.orch("-", "task-greet: progress: halfway")
+    started = time.monotonic()
+    wait_for(lambda: "user: progress: halfway" in (ws.tasks / "greet.md").read_text(), 30, "the daemon to apply it")
+    print(f"message applied by the daemon after {time.monotonic() - started:.2f}s")
+    # it was the daemon that applied it: orch.log lines carry the writer's pid
+    applied = [line for line in log_lines(ws) if "progress: halfway" in line]
+    assert applied and all(f" {daemon.pid} " in line for line in applied), applied
+    # an edit by the person is picked up too (here: a dependency on a task that does not exist yet)
+    ws.task("second", "---\ndepends_on: [greet]\n---\nAfter greet.\n")
+    try:
+        wait_for(lambda: "waiting: second" in daemon.log.read_text(), 30, "the daemon to see the new task")
+    finally:
+        print(daemon.log.read_text())
+
+
+def test_a_second_daemon_is_refused_and_stop_leaves_workers_running(ws: Workspace, daemon: Daemon) -> None:
+    daemon.start()
+    ws.task("keep", scripted_task("wait"))
+    wait_for(lambda: ws.task_status("keep")["workers"], 30, "the coder")
+    one_line_error(ws.orch("run", check=False), "already running", f"pid {daemon.pid}")
+    one_line_error(ws.orch("run", "--detach", check=False), "already running", f"pid {daemon.pid}")
+    worker = ws.task_status("keep")["workers"][0]
+    daemon.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    assert daemon.proc.wait(30) == 0  # type: ignore[union-attr]
+    assert "orch daemon stopped" in daemon.log.read_text()
+    assert not (ws.root / ".orch" / "daemon.pid").exists()
+    # the worker is still there, the same process in the same pane
+    panes = ws.tmux("list-panes", "-a", "-F", "#{pane_id} #{pane_pid} #{pane_dead}").split("\n")
+    assert f"{worker['pane_id']} {worker['pane_pid']} 0" in panes
+    one_line_error(ws.orch("stop", check=False), "no orch daemon is running")
+    # detached: started, found, stopped by `orch stop`
+    r = ws.orch("run", "--detach")
+    assert "orch daemon running (pid" in r.out
+    pid = int(r.out.split("(pid ")[1].split(")")[0])
+    assert int((ws.root / ".orch" / "daemon.pid").read_text()) == pid
+    assert f"pid {pid}" in ws.orch("stop").out
+    assert daemon_pid(OrchWorkspace(str(ws.root))) is None  # `orch stop` returned after the daemon let go
+    assert "orch daemon stopped" in (ws.root / ".orch" / "logs" / "daemon.log").read_text()
+
+
+def test_kill_9_during_a_burst_loses_no_message_and_tears_no_file(ws: Workspace, daemon: Daemon) -> None:
+    slugs = [f"t{i}" for i in range(4)]
+    for slug in slugs:
+        ws.task(slug, scripted_task("wait", intro=f"Task {slug}: the person's text.\n\nKeep this line."))
+    ws.orch("scan")
+    for slug in slugs:
+        assert ws.task_status(slug)["state"] == "coding"
+    daemon.start()
+    orch_ws = OrchWorkspace(str(ws.root))
+    sent: list[str] = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for i in range(125):
+            slug = slugs[(n + i) % len(slugs)]
+            text = f"progress: writer {n} message {i}"
+            spool.write(orch_ws, {"kind": "message", "task": slug, "text": text, "token": "", "worker": "", "role": ""})
+            with lock:
+                sent.append(f"{slug}|{text}")
+
+    edits: list[str] = []
+
+    def person() -> None:
+        for i in range(20):
+            slug = slugs[i % len(slugs)]
+            path = ws.tasks / f"{slug}.md"
+            text = path.read_text()
+            mine, sep, rest = text.partition(MARKER)
+            line = f"A note the person added, number {i}."
+            path.write_text(mine.rstrip("\n") + f"\n{line}\n\n" + sep + rest)  # in place, as editors do
+            edits.append(f"{slug}|{line}")
+            time.sleep(random.uniform(0.005, 0.03))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)] + [threading.Thread(target=person)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(sent) >= 150, 60, "the burst to be under way")
+    daemon.proc.kill()  # type: ignore[union-attr]  # kill -9 in the middle of it
+    daemon.proc.wait(30)  # type: ignore[union-attr]
+    for t in threads:
+        t.join()
+    assert len(sent) == 500 and len(edits) == 20
+    daemon.start()  # a new daemon takes over; the stale pid file does not stop it
+
+    def all_applied() -> bool:
+        store = Store(str(ws.root / ".orch" / "orch.db"))
+        try:
+            rows = store.db.execute("SELECT status, COUNT(*) FROM messages WHERE kind = 'message' GROUP BY status").fetchall()
+        finally:
+            store.close()
+        return dict(rows).get("applied") == 500 and not spool.pending(orch_ws)
+
+    wait_for(all_applied, 120, "every message to be applied after the restart")
+    for slug in slugs:
+        text = (ws.tasks / f"{slug}.md").read_text()
+        doc = parse(text)  # every file parses
+        assert f"Task {slug}: the person's text." in doc.person and "Keep this line." in doc.person
+        for item in edits:
+            s, line = item.split("|")
+            if s == slug:
+                assert doc.person.count(line) == 1, (slug, line)
+        for item in sent:
+            s, message = item.split("|")
+            if s == slug:
+                assert sum(1 for st in doc.status if st.endswith(f"user: {message}")) == 1, (slug, message)
+    print(f"burst: {len(sent)} messages and {len(edits)} edits, daemon killed with -9 after {150}+ messages; none lost")
+
+
+def test_sigterm_in_a_pass_finishes_the_write_in_hand(ws: Workspace, daemon: Daemon) -> None:
+    daemon.start()
+    for i in range(3):
+        ws.task(f"s{i}", scripted_task("wait"))
+    daemon.proc.send_signal(signal.SIGINT)  # type: ignore[union-attr]
+    assert daemon.proc.wait(60) == 0  # type: ignore[union-attr]
+    for i in range(3):
+        parse((ws.tasks / f"s{i}.md").read_text())
