@@ -202,3 +202,39 @@ def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(w
         first = srv.main_requests()[0]["text"]
         assert "orch: coder prompt for task hello, round 1" in first and "REPORT: done:" in first
     print(f"aider: {version('aider')}")
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex"])
+def test_real_agent_lost_with_the_tmux_server_resumes_its_session(ws: Workspace, tmp_path: Path, agent: str) -> None:
+    agent_binary(agent)
+    orch = str(ws.root / ".orch" / "bin" / "orch")
+    first_turn = [{"write": {"path": "part1.txt", "content": "one\n"}},
+                  {"bash": "git add part1.txt && git commit -qm 'Part one'"}, {"text": "Part one is committed."}]
+    after_resume = [{"bash": f'{orch} - "done: part one, resumed"'}, {"text": "Reported."}]
+    with ModelServer(first_turn + after_resume) as srv:
+        setup(ws, agent, srv, tmp_path / "home")
+        ws.task("hello", TASK)
+        ws.orch("scan")
+        wait_for(lambda: srv.turns_served() >= 3, 120, "the first turn")
+        first = next(w for w in ws.task_status("hello")["workers"] if w["role"] == "coder")
+        wait_for(lambda: (c := next(w for w in ws.task_status("hello")["workers"] if w["role"] == "coder"))
+                 ["agent_session"] and c["state"] == "idle", 60, "the first turn to end")
+        session = next(w for w in ws.task_status("hello")["workers"] if w["role"] == "coder")["agent_session"]
+        ws.tmux("kill-server")
+        out = ws.orch("scan").out
+        try:
+            assert f"resumed its {agent} session {session}" in out, out
+            wait_for(lambda: ws.orch("scan") and "coder: done: part one, resumed" in (ws.tasks / "hello.md").read_text(),
+                     120, "the resumed coder's report")
+        except AssertionError:
+            print((ws.tasks / "hello.md").read_text())
+            print(ws.orch("log", "hello", "-n", "60").out)
+            print(ws.orch("capture", "hello", "-n", "40", check=False).out)
+            raise
+        (coder,) = [w for w in ws.task_status("hello")["workers"] if w["role"] == "coder"]
+        assert coder["id"] != first["id"] and coder["worktree"] == first["worktree"]
+        # the resumed agent sent the model its earlier conversation: the session really continued
+        resumed = next(r for r in srv.main_requests() if "your window was lost" in json.dumps(r["body"]))
+        body = json.dumps(resumed["body"])
+        assert "Part one is committed." in body and "your window was lost" in body
+    print(f"{agent}: {version(agent)} resumed session {session}")

@@ -143,5 +143,5 @@ def _mark_gone(ctx: Ctx, panes: list[Pane]) -> None:
 
 
 def _last_coder(ctx: Ctx, slug: str) -> Worker | None:
-    coders = [w for w in ctx.store.task_workers(slug) if w.role == "coder"]
+    coders = [w for w in ctx.store.task_workers(slug, include_ended=True) if w.role == "coder"]
     return coders[-1] if coders else None
