@@ -20,12 +20,16 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # the project, and the project with its test extras (re-installed when pyproject.toml changes)
+# (orch's modules are byte-compiled here: an editable install with PYTHONDONTWRITEBYTECODE set would compile them
+# from source on every call)
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e .
+	$(PY) -m compileall -q src
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q src
 	@touch $@ $(VENV)/.installed
 
 demo: tools $(VENV)/.installed
@@ -50,10 +54,12 @@ agents:
 	fi
 
 test: tools agents $(VENV)/.installed-test
+	@$(PY) -m compileall -q src
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m pytest -n 2 -q -rs
 
 bench: tools $(VENV)/.installed-test
+	@$(PY) -m compileall -q src
 	$(PY) bench/run.py
 
 lint: $(VENV)/.installed-test

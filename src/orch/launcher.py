@@ -35,6 +35,7 @@ def ensure(state_dir: str) -> str:
                 return folder
     except OSError:
         pass
+    compile_package(os.path.dirname(os.path.abspath(orch.__file__)))
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -42,3 +43,15 @@ def ensure(state_dir: str) -> str:
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
     return folder
+
+
+def compile_package(folder: str) -> None:
+    """Byte-compile orch's own modules once. With PYTHONDONTWRITEBYTECODE set (common in containers and CI), an
+    editable install would otherwise compile every module from source on every call: half of `orch -`'s time.
+    Reading compiled files is not affected by that setting; a folder orch may not write to is left as it is."""
+    import compileall
+
+    try:
+        compileall.compile_dir(folder, quiet=2, force=False)
+    except OSError:
+        pass
