@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -115,6 +116,36 @@ class Workspace:
         return self.orch("capture", address, "-n", str(lines)).out
 
 
+class Daemon:
+    """`orch run` in the foreground, as a child of the test (so it can be signalled or killed)."""
+
+    def __init__(self, ws: Workspace, log: Path) -> None:
+        self.ws = ws
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Daemon:
+        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen([sys.executable, "-m", "orch", "run"], cwd=self.ws.root, env=self.ws.env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        wait_for(lambda: "orch daemon started" in self.log.read_text(), 30, "the daemon to start")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()  # type: ignore[union-attr]
+            self.proc.wait(30)  # type: ignore[union-attr]
+
+
 def scripted_task(*steps: str, intro: str = "A task for the scripted agent.") -> str:
     body = "\n".join(steps)
     return f"{intro}\n\n```scripted\n{body}\n```\n"
@@ -169,3 +200,45 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         else:
             found.append(f"{name} not installed (real-agent tests will be skipped)")
     return [f"tmux: {version}; {gitv}", "real agents: " + "; ".join(found)]
+
+
+# -- the reliability suite's totals ------------------------------------------------------------------------------
+# Tests marked `reliability` count what they did through the `tally` fixture; the totals are printed at the end of
+# the run (xdist workers write to one file named by the controller).
+
+TALLY_ENV = "ORCH_TEST_TALLY_FILE"
+TALLY_KEYS = ("faults injected", "messages sent", "messages lost", "inputs tried", "crashes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and TALLY_ENV not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="orch-tally-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[TALLY_ENV] = path
+
+
+class Tally:
+    def add(self, key: str, n: int = 1) -> None:
+        assert key in TALLY_KEYS, key
+        with open(os.environ[TALLY_ENV], "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({key: n}) + "\n")
+
+
+@pytest.fixture
+def tally() -> Tally:
+    return Tally()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    path = os.environ.get(TALLY_ENV)
+    if hasattr(config, "workerinput") or not path or not os.path.exists(path):
+        return
+    totals = dict.fromkeys(TALLY_KEYS, 0)
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            for key, n in json.loads(line).items():
+                totals[key] += n
+    os.unlink(path)
+    if any(totals.values()):
+        terminalreporter.write_sep("-", "reliability suite")
+        terminalreporter.write_line(", ".join(f"{key}: {n}" for key, n in totals.items()))

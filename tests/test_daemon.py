@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import Workspace, one_line_error, scripted_task, wait_for
+from tests.conftest import Daemon, Workspace, one_line_error, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch.store import Store
@@ -22,36 +20,6 @@ from orch.workspace import Workspace as OrchWorkspace
 from orch.workspace import daemon_pid
 
 pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
-
-
-class Daemon:
-    """`orch run` in the foreground, as a child of the test (so it can be signalled or killed)."""
-
-    def __init__(self, ws: Workspace, log: Path) -> None:
-        self.ws = ws
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Daemon:
-        out = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen([sys.executable, "-m", "orch", "run"], cwd=self.ws.root, env=self.ws.env,
-                                     stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-        wait_for(lambda: "orch daemon started" in self.log.read_text(), 30, "the daemon to start")
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.terminate()  # type: ignore[union-attr]
-            self.proc.wait(30)  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -79,8 +47,8 @@ def test_daemon_starts_new_tasks_and_applies_messages_by_itself(ws: Workspace, d
     wait_for(lambda: "user: progress: halfway" in (ws.tasks / "greet.md").read_text(), 30, "the daemon to apply it")
     print(f"message applied by the daemon after {time.monotonic() - started:.2f}s")
     # it was the daemon that applied it: orch.log lines carry the writer's pid
-    applied = [line for line in log_lines(ws) if "progress: halfway" in line]
-    assert applied and all(f" {daemon.pid} " in line for line in applied), applied
+    applied = wait_for(lambda: [line for line in log_lines(ws) if "progress: halfway" in line], 10, "the log line")
+    assert all(f" {daemon.pid} " in line for line in applied), applied
     # an edit by the person is picked up too (here: a dependency on a task that does not exist yet)
     ws.task("second", "---\ndepends_on: [greet]\n---\nAfter greet.\n")
     try:

@@ -68,7 +68,10 @@ def message(args: list[str], explicit: str | None = None) -> int:
     record = worker_record("message", named or env_task or "", body, token)
     if token and env_task and named and named != env_task:
         record.update(task=named, status="refused", note=f"worker of task {env_task} may not speak for task {named}")
-        inbox.write(ws, record)
+        try:
+            inbox.write(ws, record)  # kept for the log; the refusal stands even if it cannot be
+        except OSError:
+            pass
         return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
     if not record["task"]:
         return _fail("which task? start the message with `task-<slug>:` (inside a worker, $ORCH_TASK says it)", 2)
@@ -93,7 +96,11 @@ def _submit(ws: Workspace, record: dict) -> int:
         problem = _missing_task(ws, record["task"])
         if problem:
             return _fail(problem)
-    inbox.write(ws, record)
+    try:
+        inbox.write(ws, record)
+    except OSError as exc:
+        return _fail(f"could not store the message ({exc.strerror or exc}) in {ws.inbox_new}: nothing was recorded; "
+                     "free some space (or fix the folder) and send it again")
     kick(ws)
     return 0
 

@@ -80,8 +80,11 @@ def write(ws: Workspace, record: dict) -> str:
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(tmp)  # never leave half a message behind
+        raise
+    os.close(fd)
     os.rename(tmp, os.path.join(new_dir, uid + SUFFIX))
     return uid
 

@@ -179,7 +179,8 @@ class Agent:
         self.say(f"received message {self.received}: {len(data)} bytes, sha256 {digest}: {first}")
         if self.record_file:
             try:
-                with open(self.record_file, "a", encoding="utf-8", errors="surrogateescape") as fh:
+                fd = os.open(self.record_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                with open(fd, "a", encoding="utf-8", errors="surrogateescape") as fh:
                     fh.write(json.dumps({"n": self.received, "text": text, "sha256": digest}) + "\n")
             except OSError as exc:
                 self.say(f"(could not record the message: {exc})")

@@ -78,6 +78,10 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         if os.path.exists(target):
             target = os.path.join(ctx.cfg.done_path, f"{slug}-{stamp}.md")
         os.replace(task.path, target)
+        try:
+            os.unlink(T.shadow_path(ctx, task.path))  # a new task of the same name starts with no history
+        except FileNotFoundError:
+            pass
         result.moved_to = target
         ctx.event("close", f"closed; task file moved to {target}", task=slug)
         return result

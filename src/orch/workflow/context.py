@@ -76,7 +76,9 @@ def _logger(ws: Workspace) -> logging.Logger:
     log = logging.getLogger(name)
     if not log.handlers:
         os.makedirs(ws.logs, exist_ok=True)
-        handler = logging.FileHandler(os.path.join(ws.logs, "orch.log"), encoding="utf-8")
+        path = os.path.join(ws.logs, "orch.log")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))  # its mode, whatever the umask
+        handler = logging.FileHandler(path, encoding="utf-8")
         fmt = logging.Formatter("%(asctime)s %(process)d %(message)s", "%Y-%m-%dT%H:%M:%SZ")
         fmt.converter = time.gmtime
         handler.setFormatter(fmt)

@@ -67,6 +67,11 @@ class Invalid:
     error: str
 
 
+def shadow_path(ctx: Ctx, path: str) -> str:
+    """Where orch keeps its own copy of a task file's block (to undo a save of an older copy of the file)."""
+    return os.path.join(ctx.ws.state, "blocks", os.path.basename(path))
+
+
 def task_path(ctx: Ctx, slug: str) -> str:
     return os.path.join(ctx.cfg.tasks_path, slug + ".md")
 
@@ -93,6 +98,9 @@ def _front(doc: TaskDoc, name: str) -> dict:
     return front
 
 
+MAX_TASK_BYTES = 1 << 20  # a task is a brief for an agent; a bigger file is most likely a mistake
+
+
 def read_task(path: str) -> Task:
     name = os.path.basename(path)
     slug = name[:-3] if name.endswith(".md") else name
@@ -105,6 +113,10 @@ def read_task(path: str) -> Task:
             raise OrchError(f"{name} is a symlink to {target}, outside the task folder; orch will not write there")
     if not os.path.isfile(path):
         raise OrchError(f"{name} is not a regular file")
+    size = os.path.getsize(path)
+    if size > MAX_TASK_BYTES:
+        raise OrchError(f"{name} is {size / 2**20:.1f} MiB; orch reads task files up to {MAX_TASK_BYTES // 2**20} MiB: "
+                        "put the bulk in a file of the repository and name it in the task")
     try:
         _, doc = taskfile.read(path)
     except OSError as exc:
@@ -197,7 +209,7 @@ def record(
     with hold(ctx.lock_path("task-" + slug), wait=30) as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
-        written = taskfile.update(path, change)
+        written = taskfile.update(path, change, shadow=shadow_path(ctx, path))
     if status:
         ctx.event("task", status, task=slug, **{k: v for k, v in fields.items() if v is not None})
     return written is not None
