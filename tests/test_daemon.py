@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -158,3 +160,23 @@ def test_sigterm_in_a_pass_finishes_the_write_in_hand(ws: Workspace, daemon: Dae
     assert daemon.proc.wait(60) == 0  # type: ignore[union-attr]
     for i in range(3):
         parse((ws.tasks / f"s{i}.md").read_text())
+
+
+def test_log_follow_prints_new_events_as_they_happen(ws: Workspace, tmp_path: Path) -> None:
+    ws.task("watched", "A task to watch.\n")
+    out = open(tmp_path / "follow.out", "wb")  # noqa: SIM115 - the child writes it
+    follow = subprocess.Popen([sys.executable, "-m", "orch", "log", "watched", "--follow"], cwd=ws.root, env=ws.env,
+                              stdout=out, stderr=subprocess.STDOUT)
+    out.close()
+    try:
+        ws.orch("-", "task-watched: progress: first")
+        wait_for(lambda: "user: progress: first" in (tmp_path / "follow.out").read_text(), 30, "the first event")
+        ws.orch("-", "task-watched: progress: second")
+        wait_for(lambda: "user: progress: second" in (tmp_path / "follow.out").read_text(), 30, "the second event")
+        assert follow.poll() is None  # still following
+        lines = (tmp_path / "follow.out").read_text().splitlines()
+        assert [i for i, line in enumerate(lines) if "progress: first" in line] < \
+               [i for i, line in enumerate(lines) if "progress: second" in line]  # newest last
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(30)
