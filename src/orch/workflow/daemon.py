@@ -154,6 +154,9 @@ class Daemon:
         except OrchError as exc:
             self.say(f"pass ({why}) failed: {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - a bug in one pass must not end the daemon
+            self._unexpected(why, exc)
+            return
         self.passes += 1
         standing = set()
         for line in report.lines():
@@ -176,11 +179,26 @@ class Daemon:
             if not got:
                 return  # a pass run by hand is on it
             report = ScanReport()
-            report.applied += inbox.drain(ctx)
-            report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
-            advance_pipeline(ctx, report)
+            try:
+                report.applied += inbox.drain(ctx)
+                report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
+                advance_pipeline(ctx, report)
+            except OrchError as exc:
+                self.say(f"reading the workers failed: {exc}")
+                return
+            except Exception as exc:  # noqa: BLE001 - as in reconcile()
+                self._unexpected("screens", exc)
+                return
         for line in report.pipeline:
             self.say(line)
+
+    def _unexpected(self, why: str, exc: Exception) -> None:
+        import traceback
+
+        self.say(f"pass ({why}) failed unexpectedly: {type(exc).__name__}: {exc}; the daemon goes on "
+                 "(please report this with the traceback below)")
+        self.say(traceback.format_exc().rstrip())
+        self.ctx.event("daemon", f"pass ({why}) failed unexpectedly: {type(exc).__name__}: {exc}")
 
     def _busy(self) -> bool:
         return any(w.state in BUSY_STATES for w in self.ctx.store.live_workers())
