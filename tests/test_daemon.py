@@ -108,6 +108,8 @@ def test_kill_9_during_a_burst_loses_no_message_and_tears_no_file(ws: Workspace,
 
     def person() -> None:
         for i in range(20):
+            mark = len(sent) + random.randint(2, 20)  # spread over the burst
+            wait_for(lambda mark=mark: len(sent) >= mark or len(sent) >= 480, 60, "more messages")
             slug = slugs[i % len(slugs)]
             path = ws.tasks / f"{slug}.md"
             text = path.read_text()
@@ -115,7 +117,6 @@ def test_kill_9_during_a_burst_loses_no_message_and_tears_no_file(ws: Workspace,
             line = f"A note the person added, number {i}."
             path.write_text(mine.rstrip("\n") + f"\n{line}\n\n" + sep + rest)  # in place, as editors do
             edits.append(f"{slug}|{line}")
-            time.sleep(random.uniform(0.005, 0.03))
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)] + [threading.Thread(target=person)]
     for t in threads:

@@ -84,15 +84,17 @@ def test_kill_9_at_random_points_of_a_mixed_workload(ws: Workspace, tmp_path: Pa
                     sent[uid] = (slug, text)
                     i += 1
 
-            def person(r: int = r) -> None:
+            def person(r: int = r, stop: threading.Event = stop) -> None:
                 for i in range(4):
+                    # the edits are spread over the burst: each waits for a few more messages to be written
+                    mark = len(sent) + rng.randint(3, 15)
+                    wait_for(lambda mark=mark: len(sent) >= mark or stop.is_set(), 30, "more messages")
                     slug = f"base{i % 3}"
                     path = ws.tasks / f"{slug}.md"
                     mine, sep, rest = path.read_text().partition(MARKER)
                     line = f"Round {r} edit {i} by the person."
                     path.write_text(mine.rstrip("\n") + f"\n{line}\n\n" + sep + rest)
                     edits.append((slug, line))
-                    time.sleep(rng.uniform(0.01, 0.05))
 
             ws.task(f"new{r}", scripted_task("wait"))  # a spawn for the daemon
             threads = [threading.Thread(target=messages, args=(n,)) for n in range(3)] + [threading.Thread(target=person)]
@@ -100,7 +102,11 @@ def test_kill_9_at_random_points_of_a_mixed_workload(ws: Workspace, tmp_path: Pa
                 t.start()
             if r > 0:  # a close by hand, racing the daemon
                 ws.orch("close", f"new{r - 1}", "--force", check=False)
-            time.sleep(rng.uniform(0.05, 0.8))
+            # the fault lands at a random point of the round's workload
+            kill_at = len(sent) + rng.randint(5, 150)
+            writers = threads[:3]
+            wait_for(lambda kill_at=kill_at, writers=writers: len(sent) >= kill_at or not any(t.is_alive() for t in writers),
+                     60, "the workload to reach the kill point")
             daemon.proc.kill()  # type: ignore[union-attr]
             daemon.proc.wait(30)  # type: ignore[union-attr]
             tally.add("faults injected")
