@@ -193,6 +193,10 @@ def test_a_full_disk_loses_nothing(ws: Workspace, tally: Tally) -> None:
     """Writes that fail (the file size limit stands in for a full disk): a clear error, and nothing half-done."""
     ws.task("disk", scripted_task("wait", intro="The person's text stays whole."))
     ws.orch("scan")
+    orch_ws = OrchWorkspace(str(ws.root))
+    # the agent has settled: its hooks (which start an applier) are through, so only this test writes from now on
+    wait_for(lambda: ws.task_status("disk")["workers"][0]["state"] == "idle" and not spool.pending(orch_ws), 30,
+             "the agent to settle")
     before = (ws.tasks / "disk.md").read_bytes()
     env = {**ws.env, "ORCH_NO_APPLY": "1"}
     proc = subprocess.run([sys.executable, "-m", "orch", "-", "task-disk: progress: written on a full disk"],
@@ -201,7 +205,7 @@ def test_a_full_disk_loses_nothing(ws: Workspace, tally: Tally) -> None:
     r = Result(proc.returncode, proc.stdout, proc.stderr)
     no_crash(r, tally)
     assert r.code != 0 and "could not" in r.err.lower() or "no space" in r.err.lower() or "too large" in r.err.lower(), r
-    assert not spool.pending(OrchWorkspace(str(ws.root)))  # nothing half-written left in the spool
+    assert not os.listdir(orch_ws.inbox_tmp) and not spool.pending(orch_ws)  # nothing half-written left behind
     # a message accepted, then a pass that cannot write the task file: the message stays pending, not lost
     ws.orch("-", "task-disk: progress: accepted before the disk filled", env={"ORCH_NO_APPLY": "1"})
     tally.add("messages sent")
@@ -210,7 +214,8 @@ def test_a_full_disk_loses_nothing(ws: Workspace, tally: Tally) -> None:
                           text=True, preexec_fn=_limited(size), check=False)
     tally.add("faults injected")
     no_crash(Result(proc.returncode, proc.stdout, proc.stderr), tally)
-    assert (ws.tasks / "disk.md").read_bytes() == before  # not torn, not truncated
+    after = (ws.tasks / "disk.md").read_bytes()
+    assert after == before, (before.decode(), after.decode())  # not torn, not truncated
     ws.orch("scan")  # space again
     assert "user: progress: accepted before the disk filled" in (ws.tasks / "disk.md").read_text()
     assert "The person's text stays whole." in (ws.tasks / "disk.md").read_text()
