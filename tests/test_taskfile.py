@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orch import taskfile
+from orch import files, taskfile
 from orch.errors import OrchError
 from orch.taskfile import MARKER, TaskDoc, fenced_blocks, front_matter, one_line, parse, render
 
@@ -202,7 +202,7 @@ def test_update_does_not_touch_an_invalid_utf8_file(tmp_path):
 
 def test_atomic_write_writes_and_is_never_world_writable(tmp_path):
     path = tmp_path / "t.md"
-    taskfile.atomic_write(str(path), b"hello", mode=0o666)
+    files.atomic_write(str(path), b"hello", mode=0o666)
     assert path.read_bytes() == b"hello"
     assert os.stat(path).st_mode & 0o002 == 0
     assert os.listdir(tmp_path) == ["t.md"]
@@ -212,7 +212,7 @@ def test_atomic_write_keeps_the_existing_mode(tmp_path):
     path = tmp_path / "t.md"
     path.write_bytes(b"old")
     os.chmod(path, 0o600)
-    taskfile.atomic_write(str(path), b"new")
+    files.atomic_write(str(path), b"new")
     assert path.read_bytes() == b"new"
     assert os.stat(path).st_mode & 0o7777 == 0o600
     assert os.listdir(tmp_path) == ["t.md"]
@@ -225,9 +225,9 @@ def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch)
     def boom(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(taskfile.os, "write", boom)
+    monkeypatch.setattr(files.os, "write", boom)
     with pytest.raises(OSError):
-        taskfile.atomic_write(str(path), b"new")
+        files.atomic_write(str(path), b"new")
     monkeypatch.undo()
     assert path.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["t.md"]

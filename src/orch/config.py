@@ -324,7 +324,7 @@ def _cache_tasks_dir(ws: Workspace, cfg: Config) -> None:
     except OSError:
         pass
     try:
-        from orch.taskfile import atomic_write
+        from orch.files import atomic_write
 
         atomic_write(cache, cfg.tasks_path.encode("utf-8"), mode=0o644)
     except OSError:

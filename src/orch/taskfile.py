@@ -26,13 +26,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from orch import files
 from orch.errors import OrchError
 
 MARKER = "<!-- orch: the lines below are written by orch; edit above this line -->"
 META_KEYS = ("session", "worktree", "branch")
 SUMMARY = "## Summary"
 STATUS = "## Status"
-TMP_PREFIX = ".orch-tmp-"
 
 
 @dataclass
@@ -234,72 +234,6 @@ def read(path: str) -> tuple[bytes, TaskDoc]:
     return data, parse(decode(data, os.path.basename(path)))
 
 
-# what this process last wrote to each file, as (inode, mtime_ns, size): a file watcher in the same process (the
-# daemon) tells its own writes from a person's by it
-WRITTEN: dict[str, tuple[int, int, int]] = {}
-
-
-def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one."""
-    tmp = _write_tmp(path, data, mode)
-    _replace(tmp, path)
-
-
-def _replace(tmp: str, path: str) -> None:
-    st = os.stat(tmp)
-    os.replace(tmp, path)
-    WRITTEN[os.path.abspath(path)] = (st.st_ino, st.st_mtime_ns, st.st_size)
-    _fsync_dir(os.path.dirname(path) or ".")
-
-
-def written_by_us(path: str) -> bool:
-    """Is the file at ``path`` still exactly what this process last wrote there?"""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return WRITTEN.get(os.path.abspath(path)) == (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _write_tmp(path: str, data: bytes, mode: int | None = None) -> str:
-    """A durable copy of ``data`` beside ``path`` (same folder, so a rename replaces the file atomically)."""
-    folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f"{TMP_PREFIX}{os.urandom(6).hex()}")
-    if mode is None:
-        try:
-            mode = os.stat(path).st_mode & 0o7777
-        except FileNotFoundError:
-            mode = 0o644
-    mode &= ~0o002  # never world-writable
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.chmod(tmp, mode)
-    return tmp
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
 def restore_block(doc: TaskDoc, shadow: TaskDoc) -> bool:
     """orch's block as orch last wrote it (``shadow``) against the one in the file: a person's editor that saved an
     older copy of the file (opened before orch wrote) has dropped status lines; they are put back (the log is
@@ -334,7 +268,7 @@ def update(path: str, change, attempts: int = 12, shadow: str | None = None) -> 
     for attempt in range(attempts):
         fd = os.open(path, os.O_RDONLY)
         try:
-            data = _read_all(fd)
+            data = files.read_all(fd)
             if not data.strip() and attempt < attempts - 1:
                 time.sleep(0.01 * (attempt + 1))  # emptied: most likely a save in progress (truncate, then write)
                 continue
@@ -345,16 +279,16 @@ def update(path: str, change, attempts: int = 12, shadow: str | None = None) -> 
             new = render(doc).encode("utf-8")
             if new == data:
                 return None
-            tmp = _write_tmp(path, new)
-            if _read_all(fd) != data or not _same_file(fd, path):
+            tmp = files.write_tmp(path, new)
+            if files.read_all(fd) != data or not files.same_file(fd, path):
                 os.unlink(tmp)
                 continue
-            _replace(tmp, path)
-            if _read_all(fd) == data:
+            files.replace(tmp, path)
+            if files.read_all(fd) == data:
                 if shadow is not None:
                     _write_shadow(shadow, doc)
                 return doc
-            atomic_write(path, _settled(fd))  # a save landed on the replaced file: theirs first, then ours again
+            files.atomic_write(path, files.settled(fd))  # a save landed on the replaced file: theirs first, then ours again
         finally:
             os.close(fd)
     raise OrchError(f"{path} kept changing while orch tried to update it; try again")
@@ -383,33 +317,3 @@ def _write_shadow(path: str, doc: TaskDoc) -> None:
         pass
 
 
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 1 << 20, offset)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        offset += len(chunk)
-
-
-def _settled(fd: int) -> bytes:
-    """The file's content once two readings agree (a save in progress has finished)."""
-    last = _read_all(fd)
-    for _ in range(20):
-        time.sleep(0.005)
-        again = _read_all(fd)
-        if again == last:
-            return again
-        last = again
-    return last
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    own = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

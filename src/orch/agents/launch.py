@@ -36,8 +36,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from orch.config import AgentProfile
+from orch.files import atomic_write
 from orch.locks import hold
-from orch.taskfile import atomic_write
 
 CLAUDE_HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStop", "Notification")
 CLAUDE_REVIEWER_TOOLS = [

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from orch import git
 from orch.errors import OrchError
+from orch.files import atomic_write
 from orch.locks import hold
-from orch.taskfile import atomic_write
 from orch.workflow import inbox
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from orch.errors import OrchError
-from orch.taskfile import written_by_us
+from orch.files import written_by_us
 from orch.workflow.context import Ctx
 from orch.workspace import Workspace, daemon_pid
 

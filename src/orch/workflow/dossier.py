@@ -12,8 +12,8 @@ import os
 import time
 
 from orch import git
+from orch.files import atomic_write
 from orch.store import Review
-from orch.taskfile import atomic_write
 from orch.verdicts import SEVERITIES, count, format_finding
 from orch.workflow import spawn
 from orch.workflow import tasks as T

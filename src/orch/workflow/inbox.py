@@ -157,10 +157,10 @@ def transcript_turn(ctx: Ctx, worker: Worker) -> None:
     (so a turn is never applied twice)."""
     import time
 
-    msg = Message(id=0, uid="", at=time.time(), kind="message", task=worker.task, worker=worker.id, role=worker.role,
-                  token_hash=worker.token_hash, text="", status="", note="", applied_at=None)
     from orch.agents.hooks import report_from_final_message, transcript_final
 
+    msg = Message(id=0, uid="", at=time.time(), kind="message", task=worker.task, worker=worker.id, role=worker.role,
+                  token_hash=worker.token_hash, text="", status="", note="", applied_at=None)
     try:
         with open(worker.agent_session, "rb") as fh:
             fh.seek(worker.transcript_offset)

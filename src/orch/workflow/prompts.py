@@ -149,7 +149,7 @@ def save(ctx: Ctx, slug: str, role: str, text: str, round_no: int = 1) -> str:
     folder = ctx.ws.path("prompts")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{slug}-{role}-{round_no}.md")
-    from orch.taskfile import atomic_write
+    from orch.files import atomic_write
 
     atomic_write(path, text.encode("utf-8"), mode=0o600)
     return path

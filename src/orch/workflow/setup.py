@@ -9,8 +9,8 @@ from orch import git, launcher
 from orch import slug as slugs
 from orch.config import DEFAULT_CONFIG
 from orch.errors import OrchError
+from orch.files import atomic_write
 from orch.store import Store
-from orch.taskfile import atomic_write
 from orch.workflow.context import Ctx
 from orch.workspace import STATE_DIR, Workspace
 

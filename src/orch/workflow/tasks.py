@@ -6,8 +6,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from orch import files, taskfile
 from orch import slug as slugs
-from orch import taskfile
 from orch.errors import OrchError
 from orch.locks import hold
 from orch.taskfile import TaskDoc
@@ -134,7 +134,7 @@ def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
     except FileNotFoundError:
         raise OrchError(f"task folder {folder} does not exist: create it or fix tasks_dir in .orch/config.toml") from None
     for name in names:
-        if not name.endswith(".md") or name.startswith(taskfile.TMP_PREFIX):
+        if not name.endswith(".md") or name.startswith(files.TMP_PREFIX):
             continue
         try:
             task = read_task(os.path.join(folder, name))

@@ -6,8 +6,8 @@ import os
 import time
 
 from orch import proc
+from orch.files import atomic_write
 from orch.store import Validation
-from orch.taskfile import atomic_write
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import Intent
