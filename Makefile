@@ -49,7 +49,7 @@ agents:
 	@if [ ! -f $(AIDER_STAMP) ]; then \
 		echo "installing Aider $(AIDER_VERSION) into .agents/aider/"; \
 		rm -rf .agents/aider && $(PYTHON) -m venv .agents/aider \
-			&& .agents/aider/bin/python -m pip install -q --disable-pip-version-check aider-chat==$(AIDER_VERSION) \
+			&& .agents/aider/bin/python -m pip install -qq --disable-pip-version-check aider-chat==$(AIDER_VERSION) \
 			&& touch $(AIDER_STAMP); \
 	fi
 

@@ -1,164 +1,64 @@
-"""`make bench`: orch's own cost, each figure measured in the same run as its reference (floor).
+"""`make bench`: orch's own cost, each figure measured in the same run as its reference.
 
-Prints a markdown table and writes it to bench/results.md. Figures:
+Prints a markdown table and writes it to bench/results.md (a full default run only, unless --out is given). Each
+figure runs in a workspace of its own (a git repository with orch, the scripted agent, and a private tmux server);
+reminders to idle coders are off (they would be typed in the middle of a measurement). Figures:
   1. hot path: median wall time of `orch -` (a worker's message) and of `orch hook Stop` (a realistic Claude Code
-     payload) next to `python -c pass` (the floor), interleaved
-  2. reconcile: tmux and git processes started by one `orch scan` with 1 and 30 live workers (a PATH shim counts
-     them), and the scan's wall time
+     payload) next to `python -c pass` (the floor), interleaved; then `orch -` while `orch run` runs, interleaved
+     with the floor again (figures_hot.py)
+  2. reconcile as the fleet grows (1, 10, 50, 100 live scripted workers): `orch scan`'s wall time and the tmux and
+     git processes it starts (a PATH shim counts them), the same pass in this process, and a naive per-worker pass
+     written here for comparison (figures_fleet.py)
+  3. spawn: task file to prompt confirmed, for 1 task and 20 at once, with the share of `git worktree add` (a
+     timing PATH shim logs each git and tmux call) (figures_spawn.py)
+  4. inbox: 32 concurrent writers x 300 messages while `orch run` applies them: written/s, applied/s, lost,
+     duplicated (figures_inbox.py)
+  5. prompt delivery fidelity: 300 awkward texts (1 B to 50 KB) through `orch send`, with `orch run` running,
+     compared byte for byte with what the scripted agent received; first 20 without a daemon for comparison
+     (figures_delivery.py)
+  6. `orch run` at rest with 20 idle workers: CPU per minute and peak memory, watched in the background while
+     figure 5 runs in another workspace (figures_daemon.py)
+The whole run takes about 6 to 9 minutes on 2 cores; --quick about 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-VENV_BIN = Path(sys.executable).parent
-ORCH = str(VENV_BIN / "orch")
+from common import HERE, Shims, Space
 
-
-def timed(argv: list[str], env: dict[str, str], cwd: str, input: bytes | None = None) -> float:
-    start = time.perf_counter()
-    if input is None:
-        subprocess.run(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
-    else:
-        subprocess.run(argv, env=env, cwd=cwd, input=input, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
-
-
-# what Claude Code's Stop hook sends on stdin (keys as observed from Claude Code 2.1.328)
-STOP_PAYLOAD = json.dumps({
-    "session_id": "11111111-2222-4333-8444-555555555555",
-    "transcript_path": "/home/me/.claude/projects/-src-proj/11111111-2222-4333-8444-555555555555.jsonl",
-    "cwd": "/src/proj/.worktree/task", "prompt_id": "2f5ed3e1-0000-4000-8000-000000000000",
-    "permission_mode": "bypassPermissions", "effort": {"level": "medium"}, "hook_event_name": "Stop",
-    "stop_hook_active": False, "last_assistant_message": "All done. " * 40, "background_tasks": [],
-    "session_crons": [],
-}).encode()
-
-
-def spread(values: list[float]) -> str:
-    q = statistics.quantiles(values, n=4)
-    return f"{q[0] * 1000:.1f}–{q[2] * 1000:.1f}"
+FIGURES = ("1", "2", "3", "4", "5", "6")
 
 
 class Bench:
     def __init__(self, keep: bool) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="orch-bench-"))
         self.keep = keep
-        self.repo = self.tmp / "repo"
-        self.socket = f"orch-bench-{os.getpid()}"
-        self.counts = self.tmp / "counts"
-        self.shim = self.tmp / "shim"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_", "TMUX"))}
-        self.env.update(ORCH_TMUX_SOCKET=self.socket, GIT_AUTHOR_NAME="b", GIT_COMMITTER_NAME="b")
-        self.env.update(GIT_AUTHOR_EMAIL="b@example.invalid", GIT_COMMITTER_EMAIL="b@example.invalid")
-        self.rows: list[tuple[str, str, str, str]] = []
+        self.shims = Shims(self.tmp)
+        self.spaces: list[Space] = []
+        self.rows: dict[str, list[tuple[str, str, str, str]]] = {}
+        self.notes: list[str] = []
 
-    def orch(self, *args: str, env: dict[str, str] | None = None) -> str:
-        proc = subprocess.run(
-            [ORCH, *args], cwd=self.repo, env=env or self.env, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: orch {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
-
-    def setup(self) -> None:
-        self.repo.mkdir()
-        for argv in (["git", "init", "-q", "-b", "main"], ["git", "commit", "-q", "--allow-empty", "-m", "start"]):
-            subprocess.run(argv, cwd=self.repo, env=self.env, check=True)
-        self.orch("init")
-        cfg = self.repo / ".orch" / "config.toml"
-        cfg.write_text('default_agent = "scripted"\n' + cfg.read_text())
-        # PATH shim: count every tmux and git process orch starts
-        self.shim.mkdir()
-        for tool in ("tmux", "git"):
-            real = shutil.which(tool)
-            script = self.shim / tool
-            script.write_text(f'#!/bin/sh\necho {tool} >> "{self.counts}"\nexec {real} "$@"\n')
-            script.chmod(0o755)
+    def space(self, name: str) -> Space:
+        space = Space(self.tmp, name)
+        self.spaces.append(space)
+        space.setup()
+        return space
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+        for space in self.spaces:
+            space.close()
         if not self.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-    # -- 1: hot path -------------------------------------------------------------------------------------------
-
-    def hot_path(self, runs: int) -> None:
-        (self.repo / ".orch" / "tasks" / "hot.md").write_text("a task to write messages to\n")
-        env = {**self.env, "ORCH_WORKSPACE": str(self.repo), "ORCH_TASK": "hot", "ORCH_WORKER_TOKEN": "bench"}
-        cwd = str(self.repo)
-        worker_orch = str(self.repo / ".orch" / "bin" / "orch")  # what workers and hooks run (first on their PATH)
-        floor, hot, console, hook = [], [], [], []
-        inbox = self.repo / ".orch" / "inbox" / "new"
-
-        def settle() -> None:
-            """Let the detached applier a call started finish before the next sample (an agent reports every few
-            seconds, not back to back; throughput under load is measured separately)."""
-            deadline = time.monotonic() + 10
-            while any(inbox.iterdir()) and time.monotonic() < deadline:
-                time.sleep(0.01)
-            time.sleep(0.05)
-
-        for i in range(runs + 3):
-            f = timed([sys.executable, "-c", "pass"], env, cwd)
-            h = timed([worker_orch, "-", f"progress note {i}"], env, cwd)
-            settle()
-            c = timed([ORCH, "-", f"console note {i}"], env, cwd)
-            settle()
-            k = timed([worker_orch, "hook", "Stop"], env, cwd, input=STOP_PAYLOAD)
-            settle()
-            if i >= 3:  # warm-up
-                floor.append(f)
-                hot.append(h)
-                console.append(c)
-                hook.append(k)
-        base = statistics.median(floor)
-        self.rows.append(("`python -c pass` (floor)", f"{base * 1000:.1f} ms", spread(floor), "1.00x"))
-        for label, values in (
-            ("`orch -` from a worker (.orch/bin/orch)", hot),
-            ("`orch hook Stop` (Claude Code payload)", hook),
-            ("`orch -` through pip's console script", console),
-        ):
-            ratio = statistics.median(values) / base
-            self.rows.append((label, f"{statistics.median(values) * 1000:.1f} ms", spread(values), f"{ratio:.2f}x floor"))
-
-    # -- 2: reconcile ------------------------------------------------------------------------------------------
-
-    def scan_counts(self, fleet: list[int]) -> None:
-        have = 0
-        for n in fleet:
-            for i in range(have, n):
-                (self.repo / ".orch" / "tasks" / f"w{i:03d}.md").write_text("idle worker\n\n```scripted\nwait\n```\n")
-            self.orch("scan")  # spawns the new workers (not measured)
-            have = n
-            env = {**self.env, "PATH": f"{self.shim}{os.pathsep}{self.env['PATH']}"}
-            walls, tmux_counts, git_counts = [], [], []
-            for _ in range(5):
-                self.counts.unlink(missing_ok=True)
-                walls.append(timed([ORCH, "scan"], env, str(self.repo)))
-                lines = self.counts.read_text().split() if self.counts.exists() else []
-                tmux_counts.append(lines.count("tmux"))
-                git_counts.append(lines.count("git"))
-            self.rows.append(
-                (
-                    f"`orch scan`, {n} live worker(s)",
-                    f"{statistics.median(walls) * 1000:.0f} ms",
-                    spread(walls),
-                    f"{statistics.median(tmux_counts):.0f} tmux, {statistics.median(git_counts):.0f} git processes",
-                )
-            )
+        else:
+            print(f"bench: kept {self.tmp}", file=sys.stderr)
 
     def table(self) -> str:
         head = [
@@ -168,26 +68,109 @@ class Bench:
             "| figure | median | spread (q1–q3, ms) | note |",
             "| --- | --- | --- | --- |",
         ]
-        return "\n".join(head + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in self.rows]) + "\n"
+        rows = [row for fig in FIGURES for row in self.rows.get(fig, [])]
+        return "\n".join(head + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]) + "\n"
+
+
+def phase(name: str) -> float:
+    print(f"bench: {name}", file=sys.stderr, flush=True)
+    return time.perf_counter()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=40, help="hot path repetitions")
-    parser.add_argument("--fleet", default="1,30", help="live worker counts for the scan figure")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary repository")
-    parser.add_argument("--out", default=str(HERE / "results.md"))
+    parser.add_argument("--quick", action="store_true",
+                        help="a scaled-down run (about a minute): fewer repetitions, workers, messages and texts")
+    parser.add_argument("--runs", type=int, help="hot path repetitions (default 30; quick 10)")
+    parser.add_argument("--fleet", help="live worker counts for the reconcile figure (default 1,10,50,100; quick 1,10)")
+    parser.add_argument("--spawn", help="task counts started at once for the spawn figure (default 1,20; quick 1,5)")
+    parser.add_argument("--spawn-reps", help="repetitions of each spawn count (default 3,2; quick 2,2)")
+    parser.add_argument("--writers", type=int, help="concurrent inbox writers (default 32; quick 8)")
+    parser.add_argument("--messages", type=int, help="messages per inbox writer (default 300; quick 50)")
+    parser.add_argument("--texts", type=int, help="texts sent for the delivery figure (default 300; quick 40)")
+    parser.add_argument("--compare-texts", type=int,
+                        help="texts sent first without a daemon, for comparison (default 20; quick 5; 0: none)")
+    parser.add_argument("--rest", type=float, help="seconds the idle daemon is watched (default 60; quick 10)")
+    parser.add_argument("--only", default=",".join(FIGURES), help="figures to run, e.g. 1,4 (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    parser.add_argument("--out", help="where to write the table (default bench/results.md, on a full default run)")
     args = parser.parse_args()
+    q = args.quick
+    runs = args.runs or (10 if q else 30)
+    fleet = [int(x) for x in (args.fleet or ("1,10" if q else "1,10,50,100")).split(",")]
+    spawn_counts = [int(x) for x in (args.spawn or ("1,5" if q else "1,20")).split(",")]
+    spawn_reps = [int(x) for x in (args.spawn_reps or ("2,2" if q else "3,2")).split(",")]
+    spawn_reps += [spawn_reps[-1]] * (len(spawn_counts) - len(spawn_reps))
+    writers = args.writers or (8 if q else 32)
+    messages = args.messages or (50 if q else 300)
+    texts = args.texts or (40 if q else 300)
+    compare = args.compare_texts if args.compare_texts is not None else (5 if q else 20)
+    rest = args.rest or (10.0 if q else 60.0)
+    only = set(args.only.split(","))
+    out = args.out
+    if out is None and only == set(FIGURES) and not any(
+            (q, args.runs, args.fleet, args.spawn, args.spawn_reps, args.writers, args.messages, args.texts, args.rest,
+             args.compare_texts is not None)):
+        out = str(HERE / "results.md")
+
+    import figures_daemon
+    import figures_delivery
+    import figures_fleet
+    import figures_hot
+    import figures_inbox
+    import figures_spawn
+
+    began = time.perf_counter()
+    timings = []
     bench = Bench(args.keep)
     try:
-        bench.setup()
-        bench.hot_path(args.runs)
-        bench.scan_counts([int(x) for x in args.fleet.split(",")])
+        bench.shims.create()
+        if "1" in only:
+            t = phase(f"1. hot path, {runs} runs")
+            bench.rows["1"] = figures_hot.hot_path(bench.space("hot"), runs)
+            timings.append(f"hot path {time.perf_counter() - t:.0f} s")
+        if "4" in only:
+            t = phase(f"4. inbox, {writers} writers x {messages} messages")
+            bench.rows["4"] = figures_inbox.inbox(bench.space("inbox"), writers, messages, timeout=300)
+            timings.append(f"inbox {time.perf_counter() - t:.0f} s")
+        if "2" in only:
+            t = phase(f"2. reconcile, fleet {fleet}")
+            space = bench.space("fleet")
+            bench.rows["2"] = figures_fleet.fleet(space, bench.shims, fleet, spawn_timeout=180)
+            space.close()  # its workers are not needed any more
+            timings.append(f"reconcile {time.perf_counter() - t:.0f} s")
+        window = None
+        if only & {"3", "6"}:
+            space = bench.space("spawn")
+            t = phase(f"3. spawn {spawn_counts} tasks at once, {spawn_reps} times")
+            rows, kept = figures_spawn.spawn(space, bench.shims, spawn_counts, spawn_reps[: len(spawn_counts)])
+            if "3" in only:
+                bench.rows["3"] = rows
+            timings.append(f"spawn {time.perf_counter() - t:.0f} s")
+            if "6" in only:
+                phase(f"6. daemon at rest with {len(kept)} idle workers, {rest:g} s (in the background)")
+                window = figures_daemon.RestWindow(space, len(kept), rest).start()
+        if "5" in only:
+            t = phase(f"5. delivery fidelity, {texts} texts (and {compare} without a daemon)")
+            space = bench.space("send")
+            worker = space.spawn(["fidelity"], timeout=60)[0]
+            bench.rows["5"], lines = figures_delivery.fidelity(space, worker, texts, compare)
+            bench.notes += lines
+            timings.append(f"delivery {time.perf_counter() - t:.0f} s")
+        if window is not None:
+            t = time.perf_counter()
+            bench.rows["6"] = window.finish()
+            timings.append(f"then the daemon at rest {time.perf_counter() - t:.0f} s more")
     finally:
         bench.close()
     text = bench.table()
+    for line in bench.notes:
+        print(line)
+    print(f"bench: {time.perf_counter() - began:.0f} s in all ({', '.join(timings)})")
+    print()
     print(text)
-    Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     return 0
 
 
