@@ -14,7 +14,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
   4. inbox: 32 concurrent writers x 300 messages while `orch run` applies them: written/s, applied/s, lost,
      duplicated (figures_inbox.py)
   5. prompt delivery fidelity: 300 awkward texts (1 B to 50 KB) through `orch send`, with `orch run` running,
-     compared byte for byte with what the scripted agent received; first 20 without a daemon for comparison
+     compared byte for byte with what the scripted agent received; first 10 without a daemon for comparison
      (figures_delivery.py)
   6. `orch run` at rest with 20 idle workers: CPU per minute and peak memory, watched in the background while
      figure 5 runs in another workspace (figures_daemon.py)
@@ -81,7 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="a scaled-down run (about a minute): fewer repetitions, workers, messages and texts")
-    parser.add_argument("--runs", type=int, help="hot path repetitions (default 30; quick 10)")
+    parser.add_argument("--runs", type=int, help="hot path repetitions (default 25; quick 10)")
     parser.add_argument("--fleet", help="live worker counts for the reconcile figure (default 1,10,50,100; quick 1,10)")
     parser.add_argument("--spawn", help="task counts started at once for the spawn figure (default 1,20; quick 1,5)")
     parser.add_argument("--spawn-reps", help="repetitions of each spawn count (default 3,2; quick 2,2)")
@@ -89,14 +89,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, help="messages per inbox writer (default 300; quick 50)")
     parser.add_argument("--texts", type=int, help="texts sent for the delivery figure (default 300; quick 40)")
     parser.add_argument("--compare-texts", type=int,
-                        help="texts sent first without a daemon, for comparison (default 20; quick 5; 0: none)")
+                        help="texts sent first without a daemon, for comparison (default 10; quick 5; 0: none)")
     parser.add_argument("--rest", type=float, help="seconds the idle daemon is watched (default 60; quick 10)")
     parser.add_argument("--only", default=",".join(FIGURES), help="figures to run, e.g. 1,4 (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
     parser.add_argument("--out", help="where to write the table (default bench/results.md, on a full default run)")
     args = parser.parse_args()
     q = args.quick
-    runs = args.runs or (10 if q else 30)
+    runs = args.runs or (10 if q else 25)
     fleet = [int(x) for x in (args.fleet or ("1,10" if q else "1,10,50,100")).split(",")]
     spawn_counts = [int(x) for x in (args.spawn or ("1,5" if q else "1,20")).split(",")]
     spawn_reps = [int(x) for x in (args.spawn_reps or ("2,2" if q else "3,2")).split(",")]
@@ -104,7 +104,7 @@ def main() -> int:
     writers = args.writers or (8 if q else 32)
     messages = args.messages or (50 if q else 300)
     texts = args.texts or (40 if q else 300)
-    compare = args.compare_texts if args.compare_texts is not None else (5 if q else 20)
+    compare = args.compare_texts if args.compare_texts is not None else (5 if q else 10)
     rest = args.rest or (10.0 if q else 60.0)
     only = set(args.only.split(","))
     out = args.out

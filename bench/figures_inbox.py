@@ -1,0 +1,100 @@
+"""Figure 4, the inbox under load: W concurrent writers (threads) x M messages each, `orch.inbox.write` as `orch -`
+does it, spread over a few tasks (queued, never started), while `orch run` applies them. Reported: messages/second
+written, messages/second applied (until every message is applied and the spool is empty), lost (a written uid not
+applied, or its status line missing from the task file) and duplicated (a uid twice in the database, or a status
+line twice in a task file). Every text is unique (the task file dedupes identical lines of the same second)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections import Counter
+
+from common import NEVER_STARTED, BenchError, Space, quiet
+
+TASKS = 4
+MARK = re.compile(r"\bbench-msg (\d+)-(\d+)-([0-9a-f]+)\b")
+
+
+def inbox(space: Space, writers: int, per_writer: int, timeout: float) -> list[tuple[str, str, str, str]]:
+    import orch.inbox
+    from orch.taskfile import parse
+    from orch.workspace import Workspace as OrchWorkspace
+
+    slugs = [f"m{i}" for i in range(TASKS)]
+    for slug in slugs:
+        space.write_task(slug, NEVER_STARTED + "a task that receives the bench's messages\n")
+    nonce = os.urandom(3).hex()
+    daemon = space.start_daemon()
+    try:
+        quiet(daemon, window=0.3, limit=15)
+        uids: list[list[str]] = [[] for _ in range(writers)]
+        errors: list[str] = []
+        gate = threading.Barrier(writers + 1)
+
+        def write(k: int) -> None:
+            gate.wait()
+            try:
+                for i in range(per_writer):
+                    record = {"kind": "message", "task": slugs[(k + i) % TASKS],
+                              "text": f"bench-msg {k}-{i}-{nonce} from writer {k}", "token": "", "worker": "", "role": ""}
+                    uids[k].append(orch.inbox.write(OrchWorkspace(str(space.repo)), record))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(f"writer {k}: {type(exc).__name__}: {exc}")
+
+        threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
+        for t in threads:
+            t.start()
+        gate.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        written_s = time.perf_counter() - start
+        if errors:
+            raise BenchError("bench (inbox): " + "; ".join(errors[:3]))
+        expected = {u for per in uids for u in per}
+        total = writers * per_writer
+
+        ws = OrchWorkspace(str(space.repo))
+        deadline = time.monotonic() + timeout
+        applied = 0
+        with space.db() as db:
+            while True:
+                applied = db.execute("SELECT COUNT(*) FROM messages WHERE status = 'applied' AND task IN "
+                                     f"({','.join('?' * TASKS)})", slugs).fetchone()[0]
+                if applied >= total and not orch.inbox.pending(ws):
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            applied_s = time.perf_counter() - start
+            rows = db.execute("SELECT uid, status FROM messages WHERE task IN "
+                              f"({','.join('?' * TASKS)})", slugs).fetchall()
+    finally:
+        space.stop_daemon()
+
+    by_uid = Counter(uid for uid, _ in rows)
+    applied_uids = {uid for uid, status in rows if status == "applied"}
+    lost_db = len(expected - applied_uids)
+    dup_db = sum(n - 1 for n in by_uid.values() if n > 1)
+    lines: Counter[tuple[str, str]] = Counter()
+    for slug in slugs:
+        doc = parse((space.tasks / f"{slug}.md").read_text(encoding="utf-8"))
+        for line in doc.status:
+            found = MARK.search(line)
+            if found and found.group(3) == nonce:
+                lines[(found.group(1), found.group(2))] += 1
+    lost_file = sum(1 for k in range(writers) for i in range(per_writer) if lines[(str(k), str(i))] == 0)
+    dup_file = sum(n - 1 for n in lines.values() if n > 1)
+    finished = applied >= total
+    label = f"inbox: {writers} writers x {per_writer} messages"
+    return [
+        (f"{label}, written (`orch.inbox.write`)", f"{total / written_s:.0f} msg/s", "—",
+         f"{total} messages in {written_s:.2f} s"),
+        (f"{label}, applied by `orch run`", f"{applied / applied_s:.0f} msg/s", "—",
+         (f"all applied {applied_s:.1f} s after the first write" if finished
+          else f"NOT FINISHED: {applied}/{total} applied after {applied_s:.0f} s")
+         + f"; lost {lost_db} (database), {lost_file} (task files); duplicated {dup_db} (database), {dup_file} (task files)"),
+    ]
