@@ -5,6 +5,7 @@ Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, whe
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import tomllib
@@ -130,6 +131,13 @@ class AgentProfile(BaseModel):
 
 
 def builtin_profiles() -> dict[str, AgentProfile]:
+    """The profiles orch knows (fresh copies: a caller may change its own)."""
+    return {name: p.model_copy(deep=True) for name, p in _builtin_profiles().items()}
+
+
+@functools.cache
+def _builtin_profiles() -> dict[str, AgentProfile]:
+    """Built once per process: a pass asks for every worker's profile, and building them validates regexes."""
     import sys
 
     return {
@@ -274,14 +282,14 @@ class Config(BaseModel):
 
     def profile(self, name: str) -> AgentProfile:
         """A profile by name. A config table named like a built-in profile adjusts it (the keys it sets win)."""
-        builtin = builtin_profiles()
+        builtin = _builtin_profiles()
         if name in self.agents:
             own = self.agents[name]
             if name in builtin:
-                return builtin[name].model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
+                return builtin[name].model_copy(update={k: getattr(own, k) for k in own.model_fields_set}, deep=True)
             return own
         if name in builtin:
-            return builtin[name]
+            return builtin[name].model_copy(deep=True)
         known = ", ".join(sorted({*builtin, *self.agents}))
         raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
 

@@ -58,7 +58,8 @@ def step(worker: Worker, reading: str, uses_hooks: bool, prompt_hook: bool = Tru
     screen (``screen_turns``)."""
     if not reading:
         return Reading(worker.state, "", 0, False)
-    count = worker.screen_count + 1 if reading == worker.screen_state else 1
+    # counted up to 2 (all the hysteresis needs): a steady screen then writes nothing more on later passes
+    count = min(worker.screen_count + 1, 2) if reading == worker.screen_state else 1
     trusted = (not uses_hooks or worker.hook_at is None or reading == "waiting" or screen_turns
                or (reading == "working" and not prompt_hook))
     if count >= 2 and trusted and reading != worker.state:
