@@ -171,3 +171,21 @@ def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> N
     assert ws.task_status("alpha")["workers"][0]["state"] != "lost"
     again = ws.orch("gc").out
     assert "left alone" in again and "leftover" not in again
+
+
+def test_a_start_interrupted_before_the_task_file_recorded_it_is_done_again(ws: Workspace) -> None:
+    """orch killed between creating a coder's window and recording it: the task file still says queued."""
+    ws.task("half", scripted_task("wait"))
+    ws.orch("scan")
+    (first,) = coders(ws, "half")
+    path = ws.tasks / "half.md"
+    person = path.read_text().split("<!-- orch:")[0]
+    path.write_text(person)  # the task file as it was before the start was recorded
+    out = ws.orch("scan").out
+    assert "started: half" in out
+    (new,) = coders(ws, "half")
+    assert new["id"] != first["id"] and ws.task_status("half")["state"] == "coding"
+    windows = ws.tmux("list-windows", "-a", "-F", "#{window_id}").split()
+    assert first["window_id"] not in windows or first["window_id"] == new["window_id"]
+    assert "its start was interrupted" in ws.orch("log", "half").out
+    assert Store(str(ws.root / ".orch" / "orch.db")).worker(first["id"]).state == "lost"

@@ -41,6 +41,9 @@ class Plan:
     orphans: list[Orphan] = field(default_factory=list)
     task_lost: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+    # coders started for a task still queued: orch stopped between creating the window and recording it (passes run
+    # under one lock, so nothing else leaves that state); the window is closed and the start done again
+    interrupted: list[Worker] = field(default_factory=list)
 
 
 def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
@@ -93,6 +96,12 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
             if missing:
                 out.waiting.append((slug, missing))
             else:
+                out.spawn.append(slug)
+        elif task.state == T.QUEUED:
+            started = [w for w in workers if w.task == slug and w.role == "coder" and w.state != "lost"
+                       and w.id in by_worker and not by_worker[w.id].dead]
+            if started:
+                out.interrupted += started
                 out.spawn.append(slug)
         elif task.state in T.ACTIVE_STATES and not has_coder and (slug, "coder") in gone:
             out.task_lost.append((slug, "coder"))
@@ -227,6 +236,13 @@ def scan(ctx: Ctx) -> ScanReport:
         for slug, why in with_server.items():
             _bring_back(ctx, slug, why, report)
         _check_worktrees(ctx, tasks)
+        for w in p.interrupted:
+            ctx.tmux.kill_window(w.window_id)
+            ctx.store.update_worker(w.id, state="lost", ended_at=time.time())
+            ctx.event("spawn", f"{w.address}: its start was interrupted (orch stopped before recording it): "
+                               "window closed, starting again", task=w.task, worker=w.id)
+        if p.interrupted:
+            panes = ctx.tmux.list_panes()
         deliveries = []
         for slug in p.spawn:
             try:
