@@ -138,7 +138,13 @@ def test_kill_9_at_random_points_of_a_mixed_workload(ws: Workspace, tmp_path: Pa
     for r in range(rounds):
         path = ws.tasks / f"new{r}.md"
         if path.exists():
-            wait_for(lambda path=path: "coder started" in path.read_text(), 60, f"{path.name} to start")
+            # workers back, or clearly reported (a start killed half way can need the person: see the task file)
+            try:
+                wait_for(lambda path=path: "coder started" in path.read_text()
+                         or "could not start the coder" in path.read_text(), 60, f"{path.name} to start")
+            except AssertionError:
+                print(path.read_text(), (tmp_path / "daemon.out").read_text()[-3000:])
+                raise
 
 
 def test_tmux_server_killed_under_a_running_daemon(ws: Workspace, tmp_path: Path, tally: Tally) -> None:
