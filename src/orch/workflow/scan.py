@@ -181,7 +181,13 @@ def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
         token_hash=pane.token_hash,
         tmux_server=f"{pane.server_pid}:{pane.server_start}",
     )
-    ctx.store.add_worker(worker)
+    if ctx.store.worker(worker.id) is not None:
+        # known but marked ended while its window lives on (e.g. orch killed mid-way): tmux is the truth
+        changes = {k: getattr(worker, k) for k in ("state", "state_since", "session_name", "session_id", "window_id",
+                                                  "pane_id", "pane_pid", "tmux_server")}
+        ctx.store.update_worker(worker.id, ended_at=None, **changes)
+    else:
+        ctx.store.add_worker(worker)
     ctx.event("adopt", f"registry rebuilt from tmux tags: {worker.address} in {pane.window_id}", task=pane.task, worker=worker.id)
     return worker
 
