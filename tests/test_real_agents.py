@@ -90,6 +90,19 @@ def run_until(ws: Workspace, slug: str, states: tuple[str, ...], timeout: float 
     return wait_for(check, timeout, f"{slug} to reach {states}")  # type: ignore[return-value]
 
 
+def reviewed_read_only_and_seen_working(ws: Workspace, worktree: Path) -> None:
+    """The reviewer could not modify the worktree and its verdict counted; the prompt was delivered and confirmed;
+    orch saw the coder working, then idle."""
+    assert not (worktree / "reviewer-was-here.txt").exists()
+    (review,) = Store(str(ws.root / ".orch" / "orch.db")).reviews("hello")
+    assert review.decision == "approve" and review.status == "counted" and review.tree_before == review.tree_after
+    events = ws.orch("log", "hello", "-n", "500").out
+    assert "prompt delivered to" in events and "delivery failed" not in events
+    coder_states = [line for line in events.splitlines() if " state " in line and ":coder:" in line]
+    changes = [line.split("-> ")[1].split(" ")[0] for line in coder_states]
+    assert "working" in changes and "idle" in changes[changes.index("working"):], coder_states
+
+
 @pytest.mark.parametrize("agent", ["claude", "codex"])
 def test_real_agent_codes_reports_and_is_reviewed_read_only(ws: Workspace, tmp_path: Path, agent: str) -> None:
     agent_binary(agent)
@@ -126,15 +139,7 @@ def test_real_agent_codes_reports_and_is_reviewed_read_only(ws: Workspace, tmp_p
                              text=True, check=True).stdout
         assert log.strip() == "Add hello.txt"
         # the reviewer could not modify the worktree, and its verdict counted
-        assert not (worktree / "reviewer-was-here.txt").exists()
-        (review,) = Store(str(ws.root / ".orch" / "orch.db")).reviews("hello")
-        assert review.decision == "approve" and review.status == "counted" and review.tree_before == review.tree_after
-        # the prompt was delivered and confirmed; orch saw the coder working, then idle
-        events = ws.orch("log", "hello", "-n", "500").out
-        assert "prompt delivered to" in events and "delivery failed" not in events
-        coder_states = [line for line in events.splitlines() if " state " in line and ":coder:" in line]
-        changes = [line.split("-> ")[1].split(" ")[0] for line in coder_states]
-        assert "working" in changes and "idle" in changes[changes.index("working"):], coder_states
+        reviewed_read_only_and_seen_working(ws, worktree)
         # the model saw the whole prompt orch built
         first = srv.main_requests()[0]["text"]
         assert "orch: coder prompt for task hello, round 1" in first and "hello.txt says hello" in first
@@ -191,14 +196,7 @@ def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(w
                                 check=True).stdout
         assert status == ""  # aider's caches (.aider.tags.cache.v4) are excluded, so the worktree is clean
         # the reviewer in ask mode answered with an edit that was not applied, and its verdict counted
-        assert not (worktree / "reviewer-was-here.txt").exists()
-        (review,) = Store(str(ws.root / ".orch" / "orch.db")).reviews("hello")
-        assert review.decision == "approve" and review.status == "counted" and review.tree_before == review.tree_after
-        events = ws.orch("log", "hello", "-n", "500").out
-        assert "prompt delivered to" in events and "delivery failed" not in events
-        coder_states = [line for line in events.splitlines() if " state " in line and ":coder:" in line]
-        changes = [line.split("-> ")[1].split(" ")[0] for line in coder_states]
-        assert "working" in changes and "idle" in changes[changes.index("working"):], coder_states
+        reviewed_read_only_and_seen_working(ws, worktree)
         first = srv.main_requests()[0]["text"]
         assert "orch: coder prompt for task hello, round 1" in first and "REPORT: done:" in first
     print(f"aider: {version('aider')}")
