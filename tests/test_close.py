@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import Workspace, one_line_error, scripted_task, wait_for
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 from orch import git
 from orch import inbox as spool

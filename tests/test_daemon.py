@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import Daemon, Workspace, one_line_error, scripted_task, wait_for
+from tests.kit.harness import Daemon, Workspace, one_line_error, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch.store import Store
@@ -26,9 +26,7 @@ pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
 
 @pytest.fixture
 def daemon(ws: Workspace, tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(ws, tmp_path / "daemon.out")
-    yield d
-    d.stop()
+    yield ws.daemon(tmp_path / "daemon.out")  # stopped by the ws fixture
 
 
 def log_lines(ws: Workspace) -> list[str]:
@@ -176,8 +174,10 @@ def test_log_follow_prints_new_events_as_they_happen(ws: Workspace, tmp_path: Pa
         wait_for(lambda: "user: progress: second" in (tmp_path / "follow.out").read_text(), 30, "the second event")
         assert follow.poll() is None  # still following
         lines = (tmp_path / "follow.out").read_text().splitlines()
-        assert [i for i, line in enumerate(lines) if "progress: first" in line] < \
-               [i for i, line in enumerate(lines) if "progress: second" in line]  # newest last
+        first = [i for i, line in enumerate(lines) if "user: progress: first" in line]
+        second = [i for i, line in enumerate(lines) if "user: progress: second" in line]
+        assert len(first) == 1 and len(second) == 1, lines  # each event printed once
+        assert first[0] < second[0], lines  # newest last
     finally:
         follow.send_signal(signal.SIGINT)
         follow.wait(30)

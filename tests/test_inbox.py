@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import Workspace, scripted_task, wait_for
+from tests.kit.harness import Workspace, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch.store import Message, Store

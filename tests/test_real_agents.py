@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import Workspace, wait_for
+from tests.kit.harness import Workspace, wait_for
 from tests.kit.model_server import ModelServer
 
 from orch.store import Store

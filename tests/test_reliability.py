@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import Daemon, Result, Tally, Workspace, scripted_task, wait_for
+from tests.kit.harness import Daemon, Result, Tally, Workspace, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch import verdicts

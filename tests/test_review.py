@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pytest
-from tests.conftest import Workspace, wait_for
+from tests.kit.harness import Workspace, wait_for
 
 from orch.store import Store
 

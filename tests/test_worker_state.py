@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from tests.conftest import Workspace, scripted_task, wait_for
+from tests.kit.harness import Workspace, remove_socket, scripted_task, wait_for
 
 from orch.config import AgentProfile
 from orch.store import Store, Worker
@@ -212,7 +212,7 @@ def test_text_from_orch_waits_while_a_person_is_attached(ws: Workspace) -> None:
         ws.orch("send", "busy", "from the user")
         assert "from the user" in received(ws, "busy")
     finally:
-        subprocess.run(["tmux", "-L", outer, "kill-server"], capture_output=True, check=False)
+        remove_socket(outer)
     wait_for(lambda: not ws.tmux("list-clients", check=False).strip(), what="the client to leave")
     ws.orch("scan")
     assert REMINDER in received(ws, "busy")
