@@ -56,6 +56,7 @@ agents:
 test: tools agents $(VENV)/.installed-test
 	@$(PY) -m compileall -q src
 	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m mypy
 	$(PY) -m pytest -n 2 -q -rs
 
 bench: tools $(VENV)/.installed-test
@@ -64,6 +65,7 @@ bench: tools $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) .agents build dist .pytest_cache .ruff_cache .hypothesis

@@ -170,7 +170,8 @@ def status_porcelain(path: str) -> list[str]:
 
 def commits_ahead(path: str, base: str, head: str = "HEAD") -> list[tuple[str, str]]:
     text = run(path, "log", "--format=%H%x1f%s", f"{base}..{head}").stdout.decode("utf-8", "replace")
-    return [tuple(line.split("\x1f", 1)) for line in text.splitlines() if "\x1f" in line]  # type: ignore[misc]
+    pairs = (line.split("\x1f", 1) for line in text.splitlines() if "\x1f" in line)
+    return [(sha, subject) for sha, subject in pairs]
 
 
 def init_repo(path: str, files: Sequence[tuple[str, str]] = (), branch: str = "main") -> None:

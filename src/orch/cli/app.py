@@ -7,10 +7,8 @@ import sys
 
 import typer
 
-try:  # typer >= 0.2x carries its own copy of click
-    from typer._click import exceptions as cx
-except ImportError:  # pragma: no cover - older typer depends on click
-    from click import exceptions as cx
+# typer 0.29 (pinned in pyproject.toml) carries its own copy of click
+from typer._click import exceptions as cx
 
 from orch.errors import OrchError
 
@@ -68,7 +66,9 @@ def run(args: list[str]) -> int:
         sys.stdout.write(exc.ctx.get_help() + "\n") if exc.ctx else None
         return 0
     except cx.ClickException as exc:
-        where = f"orch {exc.ctx.command_path.split(' ', 1)[1]}" if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else "orch"
+        ctx = getattr(exc, "ctx", None)
+        path = ctx.command_path if ctx is not None else ""
+        where = f"orch {path.split(' ', 1)[1]}" if " " in path else "orch"
         sys.stderr.write(f"orch: {exc.format_message()} (see `{where} --help`)\n")
         return exc.exit_code
     except EXITS as exc:

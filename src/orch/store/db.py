@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
+from typing import Any, TypeVar
 
 from orch.errors import OrchError
 from orch.store.migrations import MIGRATIONS
 from orch.store.records import WORKER_COLUMNS, Event, Message, Outgoing, Review, Validation, Worker
 
+R = TypeVar("R")
 BUSY_TIMEOUT_MS = 30_000
 CORRUPT_MESSAGES = ("file is not a database", "malformed", "file is encrypted", "not an error")
 
@@ -61,9 +63,8 @@ class Store:
         with self.tx() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in MIGRATIONS[number].statements():
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version = {number + 1}")
 
     # -- workers ----------------------------------------------------------------------------------------------
@@ -84,10 +85,26 @@ class Store:
         with self.tx() as db:
             db.execute(f"UPDATE workers SET {sets} WHERE id = ?", [*changes.values(), worker_id])
 
+    def _select(self, cls: type[R], table: str, where: str = "", args: Sequence[object] = (),
+                order: str = "id", limit: int | None = None, newest: bool = False) -> list[R]:
+        """Rows of ``table`` as ``cls`` objects, read by column name (never by position)."""
+        cols = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        sql = f"SELECT {', '.join(cols)} FROM {table}" + (f" WHERE {where}" if where else "")
+        sql += f" ORDER BY {order}" + (" DESC" if newest else "") + (" LIMIT ?" if limit is not None else "")
+        rows = self.db.execute(sql, (*args, limit) if limit is not None else tuple(args)).fetchall()
+        if newest:
+            rows.reverse()
+        decode = _DECODE.get(table, {})
+        out = []
+        for row in rows:
+            values = dict(zip(cols, row, strict=True))
+            for key, load in decode.items():
+                values[key] = load(values[key])
+            out.append(cls(**values))
+        return out
+
     def _workers(self, where: str, args: tuple = ()) -> list[Worker]:
-        cols = ", ".join(WORKER_COLUMNS)
-        rows = self.db.execute(f"SELECT {cols} FROM workers WHERE {where} ORDER BY created_at, id", args)
-        return [Worker(*row) for row in rows]
+        return self._select(Worker, "workers", where, args, order="created_at, id")
 
     def live_workers(self) -> list[Worker]:
         """Workers not ended (they may be lost or exited: that is for the scan to find out)."""
@@ -141,12 +158,9 @@ class Store:
         return added, refused
 
     def pending_messages(self, task: str | None = None) -> list[Message]:
-        sql = "SELECT * FROM messages WHERE status = 'pending'"
-        args: tuple = ()
-        if task is not None:
-            sql += " AND task = ?"
-            args = (task,)
-        return [Message(*row) for row in self.db.execute(sql + " ORDER BY at, id", args)]
+        if task is None:
+            return self._select(Message, "messages", "status = 'pending'", order="at, id")
+        return self._select(Message, "messages", "status = 'pending' AND task = ?", (task,), order="at, id")
 
     def finish_message(self, msg_id: int, status: str, note: str = "") -> None:
         with self.tx() as db:
@@ -156,11 +170,8 @@ class Store:
             )
 
     def messages(self, task: str | None = None, limit: int = 1000) -> list[Message]:
-        sql, args = "SELECT * FROM messages", ()
-        if task is not None:
-            sql, args = sql + " WHERE task = ?", (task,)
-        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [Message(*row) for row in reversed(rows)]
+        where, args = ("task = ?", (task,)) if task is not None else ("", ())
+        return self._select(Message, "messages", where, args, limit=limit, newest=True)
 
     # -- events -----------------------------------------------------------------------------------------------
 
@@ -172,19 +183,13 @@ class Store:
             )
 
     def events_after(self, last_id: int, task: str | None = None) -> list[Event]:
-        sql, args = "SELECT id, at, task, worker, kind, text, data FROM events WHERE id > ?", (last_id,)
-        if task is not None:
-            sql, args = sql + " AND task = ?", (last_id, task)
-        rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
-        return [Event(*row[:6], json.loads(row[6] or "{}")) for row in rows]
+        if task is None:
+            return self._select(Event, "events", "id > ?", (last_id,))
+        return self._select(Event, "events", "id > ? AND task = ?", (last_id, task))
 
     def events(self, task: str | None = None, limit: int = 200) -> list[Event]:
-        sql, args = "SELECT id, at, task, worker, kind, text, data FROM events", ()
-        if task is not None:
-            sql, args = sql + " WHERE task = ?", (task,)
-        rows = self.db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-        return [Event(*row[:6], json.loads(row[6] or "{}")) for row in reversed(rows)]
-
+        where, args = ("task = ?", (task,)) if task is not None else ("", ())
+        return self._select(Event, "events", where, args, limit=limit, newest=True)
 
     # -- outbox ------------------------------------------------------------------------------------------------
 
@@ -197,10 +202,9 @@ class Store:
             return int(cur.lastrowid or 0)
 
     def queued(self, task: str | None = None) -> list[Outgoing]:
-        sql, args = "SELECT * FROM outbox WHERE delivered_at IS NULL", ()
-        if task is not None:
-            sql, args = sql + " AND task = ?", (task,)
-        return [Outgoing(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
+        if task is None:
+            return self._select(Outgoing, "outbox", "delivered_at IS NULL")
+        return self._select(Outgoing, "outbox", "delivered_at IS NULL AND task = ?", (task,))
 
     def delivered(self, outgoing_id: int) -> None:
         with self.tx() as db:
@@ -217,10 +221,9 @@ class Store:
             )
 
     def validations(self, task: str, sha: str | None = None) -> list[Validation]:
-        sql, args = "SELECT * FROM validations WHERE task = ?", [task]
-        if sha is not None:
-            sql, args = sql + " AND sha = ?", [task, sha]
-        return [Validation(*row) for row in self.db.execute(sql + " ORDER BY id", args)]
+        if sha is None:
+            return self._select(Validation, "validations", "task = ?", (task,))
+        return self._select(Validation, "validations", "task = ? AND sha = ?", (task, sha))
 
     def add_review(self, task: str, round_no: int, sha: str, base: str, base_sha: str, reviewer: str, tree: str) -> int:
         with self.tx() as db:
@@ -239,13 +242,14 @@ class Store:
             db.execute(f"UPDATE reviews SET {sets} WHERE id = ?", [*changes.values(), review_id])
 
     def reviews(self, task: str) -> list[Review]:
-        rows = self.db.execute("SELECT * FROM reviews WHERE task = ? ORDER BY id", (task,)).fetchall()
-        out = []
-        for row in rows:
-            values = list(row)
-            values[10] = json.loads(values[10] or "[]")
-            out.append(Review(*values))
-        return out
+        return self._select(Review, "reviews", "task = ?", (task,))
+
+
+# columns stored as JSON text, decoded when read
+_DECODE: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "events": {"data": lambda text: json.loads(text or "{}")},
+    "reviews": {"findings": lambda text: json.loads(text or "[]")},
+}
 
 
 def _text(value: object) -> str:

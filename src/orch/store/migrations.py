@@ -1,8 +1,25 @@
-"""The database schema: numbered migrations, applied in order and counted in ``PRAGMA user_version``."""
+"""The database schema: named migrations, applied in order; ``PRAGMA user_version`` counts those applied.
 
-MIGRATIONS: list[str] = [
-    # 1: registry, inbox, events
-    """
+A migration is never edited once released: a change of schema is a new one at the end of the list
+(tests/test_store.py upgrades a database of the first schema to the current one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        return [s for s in self.sql.split(";") if s.strip()]
+
+
+MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
+    ("registry, inbox and events", """
     CREATE TABLE workers (
         id           TEXT PRIMARY KEY,
         task         TEXT NOT NULL,
@@ -52,9 +69,8 @@ MIGRATIONS: list[str] = [
         data   TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX events_task ON events(task, id);
-    """,
-    # 2: validation runs and reviews (the evidence of the review loop)
-    """
+    """),
+    ("validation runs and reviews: the evidence of the review loop", """
     CREATE TABLE validations (
         id        INTEGER PRIMARY KEY AUTOINCREMENT,
         task      TEXT NOT NULL,
@@ -90,10 +106,9 @@ MIGRATIONS: list[str] = [
         acted_at    REAL
     );
     CREATE INDEX reviews_task ON reviews(task, id);
-    """,
-    # 3: live worker state (hooks, screen readings with hysteresis), agent session ids, and the outbox of texts
-    # held back while a person is attached to a worker's window
-    """
+    """),
+    # the outbox holds texts back while a person is attached to a worker's window
+    ("live worker state (hooks, screen readings), agent sessions, the outbox", """
     ALTER TABLE workers ADD COLUMN agent_session TEXT NOT NULL DEFAULT '';
     ALTER TABLE workers ADD COLUMN hook_at REAL;
     ALTER TABLE workers ADD COLUMN screen_state TEXT NOT NULL DEFAULT '';
@@ -112,14 +127,14 @@ MIGRATIONS: list[str] = [
         delivered_at REAL
     );
     CREATE INDEX outbox_pending ON outbox(delivered_at, worker, id);
-    """,
-    # 4: how far orch has read an agent's own transcript (Aider's chat history) for final-message reports
-    """
+    """),
+    # for final-message reports read from an agent's own transcript (Aider's chat history)
+    ("how far an agent's transcript was read", """
     ALTER TABLE workers ADD COLUMN transcript_offset INTEGER NOT NULL DEFAULT 0;
-    """,
-    # 5: the tmux server a worker was started on ("<pid>:<start time>"): a worker lost with its server is brought
-    # back; one whose window was closed on a live server is not
-    """
+    """),
+    # "<pid>:<start time>": a worker lost with its server is brought back; one whose window was closed on a live
+    # server is not
+    ("the tmux server a worker was started on", """
     ALTER TABLE workers ADD COLUMN tmux_server TEXT NOT NULL DEFAULT '';
-    """,
-]
+    """),
+)]

@@ -110,7 +110,8 @@ class Daemon:
                     wait = min(wait, next_look - now)
                 if watcher.fileno() is None:
                     wait = min(wait, POLL_INTERVAL)
-                fds = [wake_r] + ([watcher.fileno()] if watcher.fileno() is not None else [])
+                watched = watcher.fileno()
+                fds = [wake_r] if watched is None else [wake_r, watched]
                 ready, _, _ = select.select(fds, [], [], max(wait, 0))
                 if wake_r in ready:
                     _drain(wake_r)

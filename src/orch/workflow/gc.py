@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from orch import git
 from orch.errors import OrchError
 from orch.locks import hold
+from orch.tmux import Pane
 from orch.workflow import spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -31,7 +32,7 @@ def find(ctx: Ctx) -> list[Stale]:
     done = T.done_slugs(ctx)
     out: list[Stale] = []
     panes = ctx.tmux.list_panes()
-    tagged_windows = {}
+    tagged_windows: dict[str, list[Pane]] = {}
     for p in panes:
         if p.task:
             tagged_windows.setdefault(p.window_id, []).append(p)

@@ -166,11 +166,11 @@ def set_fields(doc: TaskDoc, **fields: str | None) -> None:
     """Set (or, with None, remove) ``key: value`` lines of the summary; ``state`` stays first."""
     current: dict[str, str] = {}
     for line in doc.summary:
-        key, colon, value = line.partition(":")
-        if colon and key.strip():
-            current[key.strip()] = value.strip()
-    for key, value in fields.items():
-        key = key.replace("_", " ") if key != "state" else key
+        head, colon, text = line.partition(":")
+        if colon and head.strip():
+            current[head.strip()] = text.strip()
+    for name, value in fields.items():
+        key = name.replace("_", " ") if name != "state" else name
         if value is None:
             current.pop(key, None)
         else:

@@ -76,7 +76,7 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
         if w.state not in ("lost", "exited", "closed") and w.pane_id in by_id and not by_id[w.pane_id].dead
     ]
     profiles = {w.id: deliver.profile_of(ctx, w.agent) for w in live}
-    readable = [w for w in live if profiles[w.id] is not None and _has_patterns(profiles[w.id])]
+    readable = [w for w in live if _has_patterns(profiles[w.id])]
     screens = ctx.tmux.capture_many([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
     for w in readable:
         profile = profiles[w.id]
@@ -106,8 +106,8 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     return notes
 
 
-def _has_patterns(profile: AgentProfile) -> bool:
-    return bool(profile.screen_idle or profile.screen_working or profile.screen_waiting)
+def _has_patterns(profile: AgentProfile | None) -> bool:
+    return profile is not None and bool(profile.screen_idle or profile.screen_working or profile.screen_waiting)
 
 
 def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None) -> str | None:
