@@ -275,7 +275,7 @@ class Space:
         with contextlib.suppress(Exception):
             self.stop_daemon()
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
-        from orch.tmux import socket_path
+        from orch.mux.tmux import socket_path
 
         with contextlib.suppress(OSError):  # tmux leaves its socket file behind
             os.unlink(socket_path(self.socket))

@@ -7,21 +7,23 @@ import json
 import tomllib
 from pathlib import Path
 
-from orch.agents import launch
-from orch.agents.hooks import report_from_final_message, transcript_final
-from orch.config import builtin_profiles
+from orch import agents
+from orch.agents.aider import transcript_final
+from orch.agents.base import Launch, LaunchRequest
+from orch.agents.hooks import report_from_final_message
 
-PROFILES = builtin_profiles()
+PROFILES = agents.builtin_profiles()
 
 
-def prepare(tmp_path: Path, kind: str, role: str, resume: str = "") -> launch.Launch:
+def prepare(tmp_path: Path, kind: str, role: str, resume: str = "") -> Launch:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     common = tmp_path / "repo.git"
     (common / "info").mkdir(parents=True, exist_ok=True)
-    return launch.prepare(PROFILES[kind], role, str(tmp_path / "state"), "/ws/.orch/bin/orch", str(tmp_path / "wt"),
-                          [str(common)], {"HOME": str(home), "ANTHROPIC_API_KEY": "sk-test-abcdefghijklmnopqrstuvwxyz"},
-                          worker_id="t:coder:abc123", resume=resume)
+    req = LaunchRequest(PROFILES[kind], role, str(tmp_path / "state"), "/ws/.orch/bin/orch", str(tmp_path / "wt"),
+                        [str(common)], {"HOME": str(home), "ANTHROPIC_API_KEY": "sk-test-abcdefghijklmnopqrstuvwxyz"},
+                        worker_id="t:coder:abc123", resume=resume)
+    return agents.agent(kind).launch(req)
 
 
 def test_claude_session_is_chosen_by_orch_and_resumed_by_id(tmp_path: Path) -> None:
@@ -124,3 +126,40 @@ def test_report_line_forms() -> None:
     assert report_from_final_message("**REPORT: needs input: which port?**") == "needs input: which port?"
     assert report_from_final_message("REPORT: done: first\ntext\nreport: blocked: second") == "blocked: second"
     assert report_from_final_message("REPORTS: done: no\nREPORT:\n") == ""
+
+
+def test_every_agent_module_is_registered_and_behind_the_protocol() -> None:
+    from orch.agents.base import Agent
+
+    assert agents.kinds() == {"generic", "scripted", "claude", "codex", "aider"}
+    for kind in agents.kinds():
+        agent = agents.agent(kind)
+        assert isinstance(agent, Agent) and agent.kind == kind
+        for name, profile in agent.profiles().items():
+            assert profile.name == name and profile.kind == kind and profile.command
+    assert set(PROFILES) == {"scripted", "claude", "codex", "aider"}
+
+
+def test_hook_events_mean_what_each_agent_says() -> None:
+    claude, codex, aider, generic = (agents.agent(k) for k in ("claude", "codex", "aider", "generic"))
+    assert claude.hook_state("Notification", {"message": "Claude needs your permission to use Bash"}) == "waiting"
+    assert claude.hook_state("Notification", {"message": "Claude is waiting for your input"}) == "idle"
+    assert claude.hook_state("SubagentStop", {}) is None and claude.hook_state("Stop", {}) == "idle"
+    assert codex.hook_state("codex-notify", {"type": "agent-turn-complete"}) == "idle"
+    assert codex.hook_state("codex-notify", {"type": "other"}) is None
+    title = {"input-messages": ["Generate a concise, single-line task title for this"]}
+    assert codex.side_thread("codex-notify", title) and not codex.side_thread("Stop", title)
+    assert aider.hook_state("aider-notify", {}) is None  # the screen tells the turn's end
+    assert generic.hook_state("stop", {}) == "idle" and generic.hook_state("prompt", {}) == "working"
+    assert claude.hook_session({"session_id": "abc"}) == "abc"
+    assert claude.final_message({"last_assistant_message": "VERDICT: approve"}) == "VERDICT: approve"
+
+
+def test_a_profile_of_an_unknown_kind_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from orch.agents.profile import AgentProfile
+
+    with pytest.raises(ValidationError, match="unknown kind 'gpt'"):
+        AgentProfile(name="x", kind="gpt", command=["x"])

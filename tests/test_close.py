@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 from orch import git
 from orch import inbox as spool
 from orch.store import Store
 from orch.workspace import Workspace as OrchWorkspace
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -33,7 +33,7 @@ def _store(ws: Workspace) -> Store:
 def _start(ws: Workspace, slug: str, *steps: str, until: str) -> None:
     """Start the task's scripted coder and wait until its status log has the coder saying ``until``."""
     ws.task(slug, scripted_task(*steps))
-    assert f"started: {slug}" in ws.orch("scan").out
+    assert f"started: {slug}" in ws.scan().out
     wait_for(lambda: f" coder: {until}\n" in (ws.tasks / f"{slug}.md").read_text(), timeout=30,
              what=f"{slug}'s coder to report {until!r}")
 
@@ -101,7 +101,7 @@ def test_close_after_committed_work(ws: Workspace) -> None:
         store.close()
     assert "close" in ws.orch("log", "feat").out
     # a scan afterwards does not start it again
-    ws.orch("scan")
+    ws.scan()
     assert _sessions(ws) == []
 
 
@@ -179,7 +179,7 @@ def test_messages_for_a_closed_task_are_not_applied(ws: Workspace, tmp_path: Pat
     spool.write(OrchWorkspace(str(ws.root)), {"kind": "message", "task": "shut", "text": "late user note", "token": ""})
 
     def judged() -> list | None:
-        ws.orch("scan")
+        ws.scan()
         store = _store(ws)
         try:
             msgs = [m for m in store.messages("shut") if m.text in ("done: one more thing", "late user note")]

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Daemon, Workspace, one_line_error, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch.store import Store
 from orch.taskfile import MARKER, parse
 from orch.workspace import Workspace as OrchWorkspace
 from orch.workspace import daemon_pid
+from tests.kit.harness import Daemon, Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
 
@@ -38,9 +38,9 @@ def test_daemon_starts_new_tasks_and_applies_messages_by_itself(ws: Workspace, d
     # a task dropped into the folder: no `orch scan` is run by the test
     ws.task("greet", scripted_task("wait"))
     started = time.monotonic()
-    t = wait_for(lambda: (s := ws.task_status("greet"))["workers"] and s, 30, "the daemon to start the coder")
+    wait_for(lambda: (s := ws.task_status("greet"))["workers"] and s["state"] == "coding", 30,
+             "the daemon to start the coder")
     print(f"task picked up by the daemon after {time.monotonic() - started:.2f}s")
-    assert t["state"] == "coding"  # type: ignore[index]
     # a message: with a daemon running, `orch -` leaves the applying to it
     ws.orch("-", "task-greet: progress: halfway")
     started = time.monotonic()
@@ -86,7 +86,7 @@ def test_kill_9_during_a_burst_loses_no_message_and_tears_no_file(ws: Workspace,
     slugs = [f"t{i}" for i in range(4)]
     for slug in slugs:
         ws.task(slug, scripted_task("wait", intro=f"Task {slug}: the person's text.\n\nKeep this line."))
-    ws.orch("scan")
+    ws.scan()
     for slug in slugs:
         assert ws.task_status(slug)["state"] == "coding"
     daemon.start()

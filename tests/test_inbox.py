@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Workspace, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch.store import Message, Store
+from orch.taskfile import TaskDoc, render
 from orch.workflow.context import Ctx
 from orch.workflow.inbox import drain
 from orch.workspace import Workspace as OrchWorkspace
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -29,8 +30,13 @@ STATUS_LINE = re.compile(r"^- (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+): (.*)$")
 PARKED = "---\ndepends_on: [never-closes]\n---\n"
 
 
-def _park(ws: Workspace, slug: str, text: str = "A task that only receives messages.\n") -> Path:
-    return ws.task(slug, PARKED + text)
+def _park(ws: Workspace, slug: str, text: str = "A task that only receives messages.\n", state: str = "") -> Path:
+    """A task the pass never starts; with ``state``, one whose file says it is already in that state (as if its
+    coder were at work), so that reports move it."""
+    if not state:
+        return ws.task(slug, PARKED + text)
+    doc = TaskDoc(person=PARKED + text, summary=[f"state: {state}"], has_block=True)
+    return ws.task(slug, render(doc))
 
 
 def _status_lines(path: Path) -> list[tuple[str, str, str]]:
@@ -80,15 +86,6 @@ def _spooled(ws: Workspace) -> list[str]:
     return sorted(os.listdir(folder)) if folder.is_dir() else []
 
 
-def _one_line_error(r, code: int | None = None) -> None:
-    assert r.code != 0, r
-    if code is not None:
-        assert r.code == code, r
-    assert len(r.err.strip().splitlines()) == 1, r.err
-    assert r.err.startswith("orch: "), r.err
-    assert "Traceback" not in r.err and "Traceback" not in r.out
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # the user's messages
 
@@ -132,16 +129,16 @@ FORMS = [
     ("q", "needs input: which database?", ["question: which database?"], ("needs-input",), None),
     ("b", "blocked: no credentials for the API", ["blocked: no credentials for the API"], ("blocked",), None),
     ("d", "done: added the login check", ["report: added the login check"], AFTER_DONE, None),
-    ("p", "PR created https://example.invalid/pr/7 (draft)", ["pr: https://example.invalid/pr/7"], ("queued",), None),
+    ("p", "PR created https://example.invalid/pr/7 (draft)", ["pr: https://example.invalid/pr/7"], ("coding",), None),
     ("n", "Needs Input: upper case works too", ["question: upper case works too"], ("needs-input",),
      "needs input: upper case works too"),
-    ("plain", "just a note", ["last user message: just a note"], ("queued",), None),
+    ("plain", "just a note", ["last user message: just a note"], ("coding",), None),
 ]
 
 
 def test_recognised_forms_change_the_summary(ws: Workspace) -> None:
     for slug, text, _, _, _ in FORMS:
-        _park(ws, slug)
+        _park(ws, slug, state="coding")
         ws.orch("-", f"task-{slug}: {text}")
     for slug, _, _, _, _ in FORMS:
         wait_for(lambda s=slug: _said(ws.tasks / f"{s}.md"), what=f"the message for {slug} to be applied")
@@ -158,8 +155,22 @@ def test_recognised_forms_change_the_summary(ws: Workspace) -> None:
         assert st[slug]["last_status"].endswith(f" user: {said or text}")
 
 
+def test_reports_for_a_task_no_coder_works_on_are_notes_and_it_starts_as_usual(ws: Workspace) -> None:
+    """A `done:` for a task that never started moves nothing: it stays queued and the next pass starts its coder."""
+    ws.task("later", scripted_task("wait", intro="Not started yet."))
+    for text in ("done: finished already", "needs input: which one?", "blocked: waiting on design"):
+        ws.orch("-", f"task-later: {text}")
+    path = ws.tasks / "later.md"
+    wait_for(lambda: len(_said(path)) == 3, what="the three messages to be applied")
+    assert _said(path) == [f"{t} (noted; not a move for a queued task)" for t in
+                           ("done: finished already", "needs input: which one?", "blocked: waiting on design")]
+    assert _summary(path) == ["state: queued"]
+    assert "started: later" in ws.scan().out
+    assert ws.task_status("later")["state"] == "coding"
+
+
 def test_needs_input_then_done_clears_the_question(ws: Workspace) -> None:
-    path = _park(ws, "flow")
+    path = _park(ws, "flow", state="coding")
     ws.orch("-", "task-flow: needs input: tabs or spaces?")
     wait_for(lambda: "question: tabs or spaces?" in _summary(path), what="the question")
     ws.orch("-", "task-flow: done: spaces it is")
@@ -186,17 +197,17 @@ def test_errors_are_one_line(ws: Workspace) -> None:
     path = _park(ws, "known")
     before = path.read_bytes()
     r = ws.orch("-", "no prefix here", check=False)
-    _one_line_error(r, 2)
+    one_line_error(r, code=2)
     assert "task-<slug>:" in r.err
     r = ws.orch("-", "task-nosuch: hello", check=False)
-    _one_line_error(r, 1)
+    one_line_error(r, code=1)
     assert "no task 'nosuch'" in r.err
     r = ws.orch("message", "task-nosuch: hello", check=False)
-    _one_line_error(r, 1)
+    one_line_error(r, code=1)
     assert "no task 'nosuch'" in r.err
     for args, stdin in [(("-", ""), None), (("-", "task-known:"), None), (("-",), ""), (("message",), "  \n")]:
         r = ws.orch(*args, input=stdin, check=False)
-        _one_line_error(r, 2)
+        one_line_error(r, code=2)
         assert "empty" in r.err, (args, r.err)
     # nothing was spooled by any of these, and the task file is untouched
     assert _spooled(ws) == []
@@ -234,7 +245,7 @@ def test_message_for_a_task_file_orch_cannot_read_fails_cleanly(ws: Workspace) -
     (msg,) = wait_for(lambda: [m for m in _messages(ws, "latin") if m.status != "pending"], what="the message judged")
     assert msg.status == "failed" and "UTF-8" in msg.note
     assert bad.read_bytes() == b"caf\xe9 au lait\n"
-    r = ws.orch("scan")
+    r = ws.scan()
     assert "invalid task file latin.md" in r.out
     assert bad.read_bytes() == b"caf\xe9 au lait\n"
 
@@ -313,7 +324,7 @@ def _check_all_applied_once(ws: Workspace, expected: dict[str, list[str]]) -> No
 
 def _scan_until_spool_empty(ws: Workspace) -> None:
     def empty() -> bool:
-        ws.orch("scan")
+        ws.scan()
         return _spooled(ws) == []
 
     wait_for(empty, timeout=60, what="the spool to empty")
@@ -330,7 +341,7 @@ def test_concurrent_writers_lose_and_duplicate_nothing(ws: Workspace) -> None:
     _check_all_applied_once(ws, expected)
     # a further scan changes nothing
     before = {s: (ws.tasks / f"{s}.md").read_bytes() for s in expected}
-    ws.orch("scan")
+    ws.scan()
     assert {s: (ws.tasks / f"{s}.md").read_bytes() for s in expected} == before
 
 
@@ -343,7 +354,7 @@ def test_concurrent_writers_with_no_apply_wait_for_scan(ws: Workspace) -> None:
     assert path.read_bytes() == original
     assert _messages(ws) == []
     assert ws.task_status("solo")["pending_messages"] == 0  # not imported yet
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "applied 128 message(s)" in out
     assert _spooled(ws) == []
     _check_all_applied_once(ws, expected)
@@ -378,14 +389,14 @@ def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None
             "wait",
         ),
     )
-    assert "started: tok" in ws.orch("scan").out
+    assert "started: tok" in ws.scan().out
     tok = ws.tasks / "tok.md"
     wait_for(lambda: "progress from tok" in _said(tok, "coder"), timeout=30, what="the worker's own report")
     env = _worker_env(env_file)
     assert env["ORCH_TASK"] == "tok" and env["ORCH_ROLE"] == "coder" and len(env["ORCH_WORKER_TOKEN"]) >= 20
     # the worker was told it may not speak for another task
     wait_for(lambda: "refused" in ws.screen("tok"), what="the refusal on the worker's screen")
-    ws.orch("scan")
+    ws.scan()
     assert "hi from tok" not in other.read_text()
     refused = [m for m in _messages(ws, "other") if m.text == "hi from tok"]
     assert [m.status for m in refused] == ["refused"]
@@ -412,13 +423,13 @@ def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None
 
 def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
     a, b = _park(ws, "a"), _park(ws, "b")
-    ws.orch("scan")  # records that both wait for their dependency; nothing else will change them
+    ws.scan()  # records that both wait for their dependency; nothing else will change them
     before = (a.read_bytes(), b.read_bytes())
     env = {"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": secrets.token_urlsafe(24)}
     r = ws.orch("-", "task-b: x", env=env, check=False)
-    _one_line_error(r, 1)
+    one_line_error(r, code=1)
     assert "refused" in r.err and "'a'" in r.err and "'b'" in r.err
-    ws.orch("scan")
+    ws.scan()
     assert (a.read_bytes(), b.read_bytes()) == before
     (msg,) = _messages(ws)
     assert msg.task == "b" and msg.status == "refused"
@@ -431,7 +442,7 @@ def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
 
 def test_unknown_token_is_not_applied(ws: Workspace) -> None:
     a = _park(ws, "a")
-    ws.orch("scan")  # records that the task waits for its dependency; nothing else will change it
+    ws.scan()  # records that the task waits for its dependency; nothing else will change it
     before = a.read_bytes()
     r = ws.orch("-", "hi", env={"ORCH_TASK": "a", "ORCH_WORKER_TOKEN": "bogus"})
     assert r.code == 0
@@ -440,7 +451,7 @@ def test_unknown_token_is_not_applied(ws: Workspace) -> None:
     )
     assert msg.status == "refused" and msg.note == "unknown worker token"
     assert msg.token_hash and "bogus" not in msg.token_hash
-    ws.orch("scan")
+    ws.scan()
     assert a.read_bytes() == before
     assert any("unknown worker token" in e.text and e.task == "a" for e in _events(ws, "refused"))
 
@@ -507,7 +518,7 @@ def test_corrupt_spool_files_are_set_aside(ws: Workspace) -> None:
     ws.orch("-", "task-sturdy: a good message", env={"ORCH_NO_APPLY": "1"})
     ws.orch("-", "task-sturdy: another good one", env={"ORCH_NO_APPLY": "1"})
     assert len(_spooled(ws)) == len(bad) + 2
-    r = ws.orch("scan")
+    r = ws.scan()
     assert "Traceback" not in r.err
     assert _said(path) == ["a good message", "another good one"]
     assert _spooled(ws) == []

@@ -14,10 +14,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Workspace, wait_for
-from tests.kit.model_server import ModelServer
 
 from orch.store import Store
+from tests.kit.harness import Workspace, wait_for
+from tests.kit.model_server import ModelServer
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.real_agents, pytest.mark.timeout(300)]
 

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 from orch.store import Store
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
 
@@ -34,7 +34,7 @@ def coders(ws: Workspace, slug: str) -> list[dict]:
 def start_two(ws: Workspace) -> dict[str, dict]:
     ws.task("alpha", scripted_task("write notes.txt 'first part'", "commit 'first part'", "wait"))
     ws.task("beta", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: "first part" in subprocess.run(["git", "log", "--format=%s", "-1", "orch/alpha"], cwd=ws.root,
                                                     capture_output=True, text=True).stdout, 30, "alpha's commit")
     return {slug: coders(ws, slug)[0] for slug in ("alpha", "beta")}
@@ -43,7 +43,7 @@ def start_two(ws: Workspace) -> dict[str, dict]:
 def test_after_kill_server_the_next_pass_brings_every_worker_back_in_its_worktree(ws: Workspace) -> None:
     before = start_two(ws)
     ws.tmux("kill-server")
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "recovered: alpha" in out and "recovered: beta" in out, out
     for slug in ("alpha", "beta"):
         t = ws.task_status(slug)
@@ -62,14 +62,14 @@ def test_after_kill_server_the_next_pass_brings_every_worker_back_in_its_worktre
     prompt = wait_for(lambda: received(ws, new_alpha["id"]), 30, "the new coder's prompt")
     assert "continue a lost worker's work" in prompt[0] and "first part" in prompt[0]
     # a second pass changes nothing
-    assert "recovered" not in ws.orch("scan").out
+    assert "recovered" not in ws.scan().out
 
 
 def test_without_recover_on_start_the_task_says_how_and_orch_recover_does_it(ws: Workspace) -> None:
     config(ws, "recover_on_start = false")
     start_two(ws)
     ws.tmux("kill-server")
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "recovered" not in out and "lost: alpha" in out
     assert ws.task_status("alpha")["state"] == "lost"
     assert "`orch recover alpha` brings them back" in (ws.tasks / "alpha.md").read_text()
@@ -88,7 +88,7 @@ def test_a_lost_database_is_rebuilt_from_tmux_tags_task_files_and_git(ws: Worksp
     before = start_two(ws)
     for suffix in ("", "-wal", "-shm"):
         (ws.root / ".orch" / f"orch.db{suffix}").unlink(missing_ok=True)
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "re-registered from tmux" in out and "alpha" in out and "beta" in out
     for slug, old in before.items():
         (new,) = coders(ws, slug)
@@ -106,7 +106,7 @@ def test_a_corrupt_database_is_set_aside_and_rebuilt(ws: Workspace) -> None:
     for suffix in ("-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     db.write_bytes(b"this is not a database at all" * 100)
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "re-registered from tmux" in out
     assert [c["pane_id"] for c in coders(ws, "alpha")] == [before["alpha"]["pane_id"]]
     aside = list((ws.root / ".orch").glob("orch.db.corrupt-*"))
@@ -118,27 +118,27 @@ def test_things_deleted_by_hand_are_reported_and_the_worker_left_alone(ws: Works
     before = start_two(ws)
     # a worktree removed by hand under a running coder
     subprocess.run(["rm", "-rf", before["alpha"]["worktree"]], check=True)
-    ws.orch("scan")
+    ws.scan()
     text = (ws.tasks / "alpha.md").read_text()
     assert "worktree" in text and "is gone (deleted by hand?)" in text
     assert coders(ws, "alpha")[0]["state"] != "lost"  # left alone
-    ws.orch("scan")
+    ws.scan()
     assert (ws.tasks / "alpha.md").read_text().count("is gone (deleted by hand?)") == 2  # summary + one status line
     # a task file deleted while its worker runs: reported, the window kept, no crash and no loop
     (ws.tasks / "beta.md").unlink()
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert f"orphan window {before['beta']['window_id']}" in out and "no task file" in out
     panes = ws.tmux("list-panes", "-a", "-F", "#{pane_id} #{pane_dead}")
     assert f"{before['beta']['pane_id']} 0" in panes
-    assert ws.orch("scan").code == 0
+    assert ws.scan().code == 0
 
 
 def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> None:
     start_two(ws)
     # stale things: a closed task's worktree and merged branch, an orphan window, a dead pane
     ws.task("quits", scripted_task("exit 2"))
-    ws.orch("scan")
-    wait_for(lambda: ws.orch("scan").out.count("exited: quits") or ws.task_status("quits")["state"] == "lost", 30,
+    ws.scan()
+    wait_for(lambda: ws.scan().out.count("exited: quits") or ws.task_status("quits")["state"] == "lost", 30,
              "the agent to exit")
     subprocess.run(["git", "branch", "orch/merged-old", "main"], cwd=ws.root, check=True)
     subprocess.run(["git", "worktree", "add", "-q", str(ws.root / ".worktree" / "leftover"), "-b", "orch/leftover"],
@@ -176,12 +176,12 @@ def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> N
 def test_a_start_interrupted_before_the_task_file_recorded_it_is_done_again(ws: Workspace) -> None:
     """orch killed between creating a coder's window and recording it: the task file still says queued."""
     ws.task("half", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     (first,) = coders(ws, "half")
     path = ws.tasks / "half.md"
     person = path.read_text().split("<!-- orch:")[0]
     path.write_text(person)  # the task file as it was before the start was recorded
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "started: half" in out
     (new,) = coders(ws, "half")
     assert new["id"] != first["id"] and ws.task_status("half")["state"] == "coding"

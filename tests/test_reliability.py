@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.kit.harness import Daemon, Result, Tally, Workspace, scripted_task, wait_for
 
 from orch import inbox as spool
 from orch import verdicts
 from orch.taskfile import MARKER, parse
 from orch.workspace import Workspace as OrchWorkspace
+from tests.kit.harness import Daemon, Result, Tally, Workspace, scripted_task, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.tmux, pytest.mark.timeout(600)]
 
@@ -158,13 +158,12 @@ def test_tmux_server_killed_under_a_running_daemon(ws: Workspace, tmp_path: Path
         ws.tmux("kill-server")
         tally.add("faults injected")
 
-        def back() -> bool:
-            return all((w := ws.task_status(s)["workers"]) and w[0]["id"] != before[s] for s in ("one", "two"))
+        def back(s: str) -> bool:
+            recorded = "coder recovered after it was lost" in (ws.tasks / f"{s}.md").read_text()
+            return recorded and bool(w := ws.task_status(s)["workers"]) and w[0]["id"] != before[s]
 
-        wait_for(back, 60, "the daemon to bring both workers back")
+        wait_for(lambda: back("one") and back("two"), 60, "the daemon to bring both workers back, and say so")
         assert daemon.alive()
-        for s in ("one", "two"):
-            assert "coder recovered after it was lost" in (ws.tasks / f"{s}.md").read_text()
     finally:
         daemon.stop()
 
@@ -198,7 +197,7 @@ def _limited(max_bytes: int):
 def test_a_full_disk_loses_nothing(ws: Workspace, tally: Tally) -> None:
     """Writes that fail (the file size limit stands in for a full disk): a clear error, and nothing half-done."""
     ws.task("disk", scripted_task("wait", intro="The person's text stays whole."))
-    ws.orch("scan")
+    ws.scan()
     orch_ws = OrchWorkspace(str(ws.root))
     # the agent has settled: its hooks (which start an applier) are through, so only this test writes from now on
     wait_for(lambda: ws.task_status("disk")["workers"][0]["state"] == "idle" and not spool.pending(orch_ws), 30,
@@ -222,14 +221,14 @@ def test_a_full_disk_loses_nothing(ws: Workspace, tally: Tally) -> None:
     no_crash(Result(proc.returncode, proc.stdout, proc.stderr), tally)
     after = (ws.tasks / "disk.md").read_bytes()
     assert after == before, (before.decode(), after.decode())  # not torn, not truncated
-    ws.orch("scan")  # space again
+    ws.scan()  # space again
     assert "user: progress: accepted before the disk filled" in (ws.tasks / "disk.md").read_text()
     assert "The person's text stays whole." in (ws.tasks / "disk.md").read_text()
 
 
 def test_a_database_locked_by_another_process_only_delays(ws: Workspace, tally: Tally) -> None:
     ws.task("locked", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sqlite3, sys, time\n"
         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
@@ -273,7 +272,7 @@ def test_hostile_task_names_are_refused_clearly(ws: Workspace, tally: Tally) -> 
             (ws.tasks / f"{name}.md").write_text("hostile\n")
         except OSError:
             continue
-    out = ws.orch("scan")
+    out = ws.scan()
     no_crash(out, tally)
     for name in HOSTILE_NAMES:
         r = ws.orch("new-task", name, check=False)
@@ -292,7 +291,7 @@ def test_hostile_task_names_are_refused_clearly(ws: Workspace, tally: Tally) -> 
 def test_hostile_texts_reach_the_agent_exactly_and_run_nothing(ws: Workspace, tally: Tally) -> None:
     body = "\n".join(HOSTILE_TEXTS)
     ws.task("hostile", scripted_task("wait", intro=body))
-    r = ws.orch("scan")
+    r = ws.scan()
     no_crash(r, tally)
     worker = ws.task_status("hostile")["workers"][0]
     log = ws.root / ".orch" / "logs" / f"scripted-{worker['id'].replace(':', '-')}.jsonl"
@@ -321,7 +320,7 @@ def test_huge_nul_and_invalid_utf8_task_files_are_refused_or_handled(ws: Workspa
     outside = ws.root.parent / "outside.md"
     outside.write_text("a file outside the task folder\n")
     (ws.tasks / "link.md").symlink_to(outside)
-    r = ws.orch("scan")
+    r = ws.scan()
     no_crash(r, tally)
     tally.add("inputs tried", 3)
     assert "huge.md is 10.0 MiB" in r.out
@@ -344,11 +343,11 @@ def test_messages_cannot_make_orch_run_a_command(ws: Workspace, tally: Tally) ->
         "wait",
         intro="## Validation\n- `true`\n",
     ))
-    ws.orch("scan")
+    ws.scan()
     for text in ("validation: touch PWNED", "run: touch PWNED", "done: $(touch PWNED)", "exec touch PWNED"):
         ws.orch("-", f"task-safe: {text}", check=False)
         tally.add("inputs tried")
-    wait_for(lambda: ws.orch("scan") and ws.task_status("safe")["state"] not in ("coding", "validating"), 60,
+    wait_for(lambda: ws.scan() and ws.task_status("safe")["state"] not in ("coding", "validating"), 60,
              "validation to run")
     text = (ws.tasks / "safe.md").read_text()
     assert "validation: 1/1 command(s) passed" in text or "validation" in text
@@ -359,9 +358,9 @@ def test_files_orch_writes_are_not_world_writable(ws: Workspace, tally: Tally) -
     os.umask(0)  # the harshest umask a person could have
     try:
         ws.task("modes", scripted_task("write a.txt 'x'", "commit 'a'", "report 'done: a'"))
-        ws.orch("scan")
+        ws.scan()
         ws.orch("-", "task-modes: progress: hello")
-        wait_for(lambda: ws.orch("scan") and ws.task_status("modes")["state"] not in ("coding",), 60, "the report")
+        wait_for(lambda: ws.scan() and ws.task_status("modes")["state"] not in ("coding",), 60, "the report")
     finally:
         os.umask(0o022)
     loose = []
@@ -378,9 +377,9 @@ def test_files_orch_writes_are_not_world_writable(ws: Workspace, tally: Tally) -
 def test_a_workers_token_cannot_speak_for_another_task(ws: Workspace, tally: Tally) -> None:
     ws.task("mine", scripted_task("report 'task-theirs: done: not mine to say'", "wait"))
     ws.task("theirs", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     tally.add("messages sent")
-    wait_for(lambda: ws.orch("scan") and "may not speak for task theirs" in ws.orch("log").out, 30, "the refusal")
+    wait_for(lambda: ws.scan() and "may not speak for task theirs" in ws.orch("log").out, 30, "the refusal")
     assert "not mine to say" not in (ws.tasks / "theirs.md").read_text()
     assert ws.task_status("theirs")["state"] == "coding"
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
-from tests.kit.harness import Workspace, wait_for
 
 from orch.store import Store
+from tests.kit.harness import Workspace, one_line_error, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e]
 
@@ -44,7 +45,7 @@ reviewer round 2:
 
 def run_until(ws: Workspace, slug: str, states: tuple[str, ...], timeout: float = 60) -> dict:
     def check() -> dict | None:
-        ws.orch("scan")
+        ws.scan()
         t = ws.task_status(slug)
         return t if t["state"] in states else None
 
@@ -231,7 +232,7 @@ reviewer:
     assert not (ws.root / ".orch" / "dossiers" / "sneaky.md").exists()
 
 
-def test_max_rounds_blocks_with_open_blockers(ws: Workspace) -> None:
+def test_max_rounds_blocks_with_open_blockers_and_retry_goes_on_to_ready(ws: Workspace) -> None:
     cfg = ws.root / ".orch" / "config.toml"
     cfg.write_text("max_review_rounds = 2\n" + cfg.read_text())
     ws.task("stubborn", """Never good enough.
@@ -249,6 +250,12 @@ coder round 2:
   report "done: a2"
 reviewer round 2:
   verdict request-changes "blocker: a.txt is still wrong" "major: and slow"
+coder round 3:
+  write a.txt "3"
+  commit "a3"
+  report "done: a3"
+reviewer round 3:
+  verdict approve
 ```
 """)
     t = run_until(ws, "stubborn", ("ready", "blocked"))
@@ -256,6 +263,21 @@ reviewer round 2:
     assert "open blockers: blocker: a.txt is still wrong" in t["summary"]
     assert any("blocked: 2 round(s) without approval" in x for x in statuses(ws, "stubborn"))
     assert [r.decision for r in store(ws).reviews("stubborn")] == ["request-changes", "request-changes"]
+    # blocked is not a dead end: a verdict by hand is refused with why, new-task finds its coder, retry goes on
+    one_line_error(ws.orch("verdict", "approve", "--task", "stubborn", check=False), "it is blocked", code=1)
+    one_line_error(ws.orch("new-task", "stubborn", check=False), "already has a coder")
+    out = ws.orch("retry", "stubborn", "--rounds", "1").out
+    assert "stubborn: round 3 of at most 3, fix request typed into its coder" in out
+    t = run_until(ws, "stubborn", ("ready", "blocked"))
+    assert t["state"] == "ready", t
+    assert (ws.root / ".orch" / "dossiers" / "stubborn.md").exists()
+    assert any("retried by the person: round 3" in x for x in statuses(ws, "stubborn"))
+    fix = (ws.root / ".orch" / "prompts" / "stubborn-coder-3.md").read_text()
+    assert "blocker: a.txt is still wrong" in fix  # the open blockers went to the coder
+    # a ready task is retried (validated and reviewed again); anything else says what moves it on
+    one_line_error(ws.orch("retry", "nosuch", check=False), "nosuch")
+    ws.task("fresh", "Not started.\n")
+    one_line_error(ws.orch("retry", "fresh", check=False), "is queued", "orch new-task fresh")
 
 
 def test_conflict_with_the_base_shows_in_the_dossier(ws: Workspace) -> None:
@@ -303,7 +325,7 @@ reviewer:
     t = run_until(ws, "ask", ("needs-input",))
     assert "question: Which name?" in t["summary"]
     for _ in range(2):  # the loop does not move on by itself
-        ws.orch("scan")
+        ws.scan()
         assert ws.task_status("ask")["state"] == "needs-input"
     r = ws.orch("reply", "ask", "Call it Bob", check=False)
     assert r.code == 0, r.err
@@ -322,7 +344,10 @@ def test_verdicts_only_from_reviewers_and_well_formed(ws: Workspace) -> None:
     env = {"ORCH_TASK": "v", "ORCH_ROLE": "coder", "ORCH_WORKER_TOKEN": "t0k"}
     r = ws.orch("verdict", "approve", env=env, check=False)
     assert r.code == 1 and "only a task's reviewer" in r.err
-    # a user verdict with no review in progress is kept as history but changes nothing
-    ws.orch("verdict", "approve", "--task", "v")
-    wait_for(lambda: any("no review was in progress" in x for x in statuses(ws, "v")), what="the verdict applied")
+    # a verdict by hand with no review in progress: refused with why, nothing recorded
+    before = (ws.tasks / "v.md").read_bytes()
+    r = ws.orch("verdict", "approve", "--task", "v", check=False)
+    one_line_error(r, "no review is in progress for task 'v' (it is queued)", code=1)
+    assert (ws.tasks / "v.md").read_bytes() == before
+    assert os.listdir(ws.root / ".orch" / "inbox" / "new") == []
     assert ws.task_status("v")["state"] == "queued"

@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
-from tests.kit.harness import Workspace, remove_socket, scripted_task, wait_for
 
-from orch.config import AgentProfile
+from orch.agents.profile import AgentProfile
 from orch.store import Store, Worker
 from orch.workflow.watch import REMINDER, classify, step
+from tests.kit.harness import Workspace, remove_socket, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -68,7 +68,7 @@ def test_hook_does_not_wait_for_a_stdin_that_never_closes(ws: Workspace) -> None
 
 def test_hooks_drive_worker_state_and_record_the_session(ws: Workspace) -> None:
     ws.task("h", scripted_task("say working on it", "wait"))
-    ws.orch("scan")
+    ws.scan()
     # the agent ends its turn at `wait`: its stop hook makes it idle
     wait_for(lambda: worker(ws, "h")["state"] == "idle", what="the coder to be idle")
     w = worker(ws, "h")
@@ -81,10 +81,11 @@ def test_hooks_drive_worker_state_and_record_the_session(ws: Workspace) -> None:
     ws.orch("hook", "UserPromptSubmit", input="{}", env=token_env)
     wait_for(lambda: worker(ws, "h")["state"] == "working", what="working after a prompt hook")
     ws.orch("hook", "SubagentStop", input="{}", env=token_env)
-    ws.orch("scan")
+    ws.scan()
     assert worker(ws, "h")["state"] == "working"
-    ws.orch("hook", "Notification", input='{"message": "Claude needs your permission to use Bash"}', env=token_env)
-    wait_for(lambda: worker(ws, "h")["state"] == "waiting", what="waiting after a permission notification")
+    # the scripted agent's permission prompt (each agent's own event names are unit-tested in test_agents_launch.py)
+    ws.orch("hook", "wait", input="{}", env=token_env)
+    wait_for(lambda: worker(ws, "h")["state"] == "waiting", what="waiting after a permission hook")
     assert store.worker(w["id"]).hook_at is not None  # type: ignore[union-attr]
 
 
@@ -98,7 +99,7 @@ def _worker_env(ws: Workspace, window_id: str) -> dict[str, str]:
 
 def test_status_shows_state_and_how_long_it_held(ws: Workspace) -> None:
     ws.task("s", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: worker(ws, "s")["state"] == "idle", what="idle")
     first = worker(ws, "s")["state_for_s"]
     wait_for(lambda: worker(ws, "s")["state_for_s"] >= first + 1, what="the held-for figure to grow with the clock")
@@ -143,13 +144,13 @@ def test_screen_state_for_an_agent_without_hooks(ws: Workspace) -> None:
     config(ws, '[agents.cat]\ncommand = ["sh", "-c", "printf \'ready> \'; exec cat"]\nprompt = "file"\n'
                'screen_idle = "ready> *\\\\Z"\nscreen_working = "^busy"\n')
     ws.task("c", "---\nagent: cat\n---\nA task for cat.\n")
-    ws.orch("scan")
+    ws.scan()
     assert worker(ws, "c")["state"] in ("working", "idle")  # prompt = file: it started working
     wait_for(lambda: "ready>" in ws.screen("c"), what="the prompt on screen")
     store = Store(str(ws.root / ".orch" / "orch.db"))
     seen = []
     for _ in range(3):
-        ws.orch("scan")
+        ws.scan()
         row = store.worker(worker(ws, "c")["id"])
         assert row is not None
         seen.append((row.state, row.screen_state, row.screen_count))
@@ -164,7 +165,7 @@ def test_unconfirmed_delivery_is_reported_with_the_screen(ws: Workspace) -> None
     config(ws, '[agents.deaf]\ncommand = ["sh", "-c", "echo deaf agent ready; exec sleep 600"]\nprompt = "paste"\n'
                'ready_pattern = "ready"\nscreen_working = "^never matches$"\nconfirm_timeout = 0.5\n')
     ws.task("d", "---\nagent: deaf\n---\nNobody listens.\n")
-    ws.orch("scan")
+    ws.scan()
     t = ws.task_status("d")
     assert any(s.startswith("problem: delivery failed to the coder") for s in t["summary"]), t["summary"]
     text = (ws.tasks / "d.md").read_text()
@@ -175,7 +176,7 @@ def test_unconfirmed_delivery_is_reported_with_the_screen(ws: Workspace) -> None
 
 def test_send_is_confirmed_by_the_agents_hook(ws: Workspace) -> None:
     ws.task("ok", scripted_task("wait", "wait"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: worker(ws, "ok")["state"] == "idle", what="idle")
     r = ws.orch("send", "ok", "are you there?")
     assert r.code == 0
@@ -198,11 +199,11 @@ def _attach(ws: Workspace, window_id: str) -> str:
 def test_text_from_orch_waits_while_a_person_is_attached(ws: Workspace) -> None:
     config(ws, "idle_reminder_after = 3")
     ws.task("busy", scripted_task("say nothing to report"))
-    ws.orch("scan")
+    ws.scan()
     outer = _attach(ws, worker(ws, "busy")["window_id"])
     try:
         def queued() -> list:  # once idle long enough, orch would remind the coder, but a person is there
-            ws.orch("scan")
+            ws.scan()
             return ws.task_status("busy")["queued_for_workers"]
 
         assert [q["why"] for q in wait_for(queued, what="the reminder to be queued")] == ["reminder to report"]
@@ -214,7 +215,7 @@ def test_text_from_orch_waits_while_a_person_is_attached(ws: Workspace) -> None:
     finally:
         remove_socket(outer)
     wait_for(lambda: not ws.tmux("list-clients", check=False).strip(), what="the client to leave")
-    ws.orch("scan")
+    ws.scan()
     assert REMINDER in received(ws, "busy")
     assert ws.task_status("busy")["queued_for_workers"] == []
     assert "queued reminder to report delivered to the coder" in (ws.tasks / "busy.md").read_text()
@@ -226,15 +227,15 @@ def test_text_from_orch_waits_while_a_person_is_attached(ws: Workspace) -> None:
 def test_idle_without_report_gets_one_reminder_then_is_shown(ws: Workspace) -> None:
     config(ws, "idle_reminder_after = 0")
     ws.task("quiet", scripted_task("say I did things but will not report"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: worker(ws, "quiet")["state"] == "idle", what="idle")
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: REMINDER in received(ws, "quiet"), what="the reminder")
     assert "coder went idle without a report: reminder typed" in (ws.tasks / "quiet.md").read_text()
     # it takes the reminder (working), ends its turn again without reporting: shown, not reminded twice
 
     def shown() -> bool:
-        ws.orch("scan")
+        ws.scan()
         return "problem: idle, no report" in ws.task_status("quiet")["summary"]
 
     wait_for(shown, what="idle, no report")
@@ -244,19 +245,19 @@ def test_idle_without_report_gets_one_reminder_then_is_shown(ws: Workspace) -> N
 def test_reminder_waits_for_the_configured_idle_time(ws: Workspace) -> None:
     config(ws, "idle_reminder_after = 3600")
     ws.task("patient", scripted_task("say done-ish"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: worker(ws, "patient")["state"] == "idle", what="idle")
-    ws.orch("scan")
+    ws.scan()
     assert REMINDER not in received(ws, "patient")
 
 
 def test_permission_prompt_makes_the_task_need_input(ws: Workspace) -> None:
     ws.task("perm", scripted_task('permission "run rm -rf build?"', "say carrying on", 'report "done: ok"'))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: worker(ws, "perm")["state"] == "waiting", what="waiting")
 
     def needs_input() -> dict | None:
-        ws.orch("scan")
+        ws.scan()
         t = ws.task_status("perm")
         return t if t["state"] == "needs-input" else None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.kit.harness import Workspace, scripted_task, wait_for
 
-from orch.tmux import Tmux
+from orch.mux.tmux import Tmux
+from tests.kit.harness import Workspace, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -24,7 +24,7 @@ def _received(ws: Workspace, slug: str) -> list[str]:
 def test_three_tasks_three_sessions_and_routing(ws: Workspace) -> None:
     for slug in ("alpha", "beta", "gamma"):
         ws.task(slug, scripted_task(f"say I am {slug}", "wait", "wait"))
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "started: alpha, beta, gamma" in out
 
     status = ws.status()
@@ -64,7 +64,7 @@ def test_three_tasks_three_sessions_and_routing(ws: Workspace) -> None:
 
 def test_send_multiline_and_large_text_arrives_intact(ws: Workspace) -> None:
     ws.task("big", scripted_task("wait", "wait", "wait"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: len(_received(ws, "big")) >= 1, what="the prompt to arrive")
     multi = "line one\nline two with $HOME and `ticks` and 'quotes'\n\ttabbed\nEnter C-c -t\n\u00e9\u4e2d\U0001F600 end"
     ws.orch("send", "big", input=multi)
@@ -78,7 +78,7 @@ def test_send_multiline_and_large_text_arrives_intact(ws: Workspace) -> None:
 
 def test_exec_timeout_and_missing_program(ws: Workspace) -> None:
     ws.task("t", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     r = ws.orch("exec", "t", "--timeout", "0.5", "--", "sleep", "30", check=False)
     assert r.code == 124 and "timed out" in r.out
     r = ws.orch("exec", "t", "--", "no-such-program-xyz", check=False)
@@ -106,7 +106,7 @@ def test_unknown_worker_and_bad_addresses_fail_in_one_line(ws: Workspace) -> Non
 
 def test_dead_pane_is_reported_and_scan_marks_exit(ws: Workspace) -> None:
     ws.task("quits", scripted_task("exit 3"))
-    ws.orch("scan")
+    ws.scan()
     server = Tmux(ws.socket)
     # orch's own listing: it nudges a tmux that missed the agent's exit (see Tmux.list_panes)
     wait_for(lambda: [(p.dead, p.dead_status) for p in server.list_panes()] == [(True, 3)],
@@ -115,7 +115,7 @@ def test_dead_pane_is_reported_and_scan_marks_exit(ws: Workspace) -> None:
     assert r.code == 1 and "has exited (status 3)" in r.err and "orch new-task quits" in r.err
     # capture still works on the exited agent's pane (tmux keeps it, with its exit status)
     assert "Pane is dead (status 3" in ws.orch("capture", "quits").out
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "exited: quits" in out
     t = ws.task_status("quits")
     assert t["state"] == "lost" and t["workers"][0]["state"] == "exited" and t["workers"][0]["exit_status"] == 3
@@ -123,17 +123,17 @@ def test_dead_pane_is_reported_and_scan_marks_exit(ws: Workspace) -> None:
     assert "coder exited with status 3" in text
     # a second scan changes nothing
     before = (ws.tasks / "quits.md").read_bytes()
-    ws.orch("scan")
+    ws.scan()
     assert (ws.tasks / "quits.md").read_bytes() == before
 
 
 def test_scan_after_window_killed_by_hand(ws: Workspace) -> None:
     ws.task("victim", scripted_task("wait"))
     ws.task("bystander", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     victim = ws.task_status("victim")["workers"][0]
     ws.tmux("kill-window", "-t", victim["window_id"])
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "lost: victim" in out and "bystander" not in out.split("lost:")[1]
     t = ws.task_status("victim")
     assert t["state"] == "lost" and t["workers"] == []
@@ -149,24 +149,24 @@ def test_scan_after_window_killed_by_hand(ws: Workspace) -> None:
 
 def test_orphan_windows_are_reported_not_killed(ws: Workspace) -> None:
     ws.task("gone", scripted_task("wait"))
-    ws.orch("scan")
+    ws.scan()
     win = ws.task_status("gone")["workers"][0]["window_id"]
     (ws.tasks / "gone.md").unlink()
     st = ws.status()
     assert [o["window_id"] for o in st["orphans"]] == [win]
     assert st["orphans"][0]["reason"] == "no task file"
-    ws.orch("scan")
+    ws.scan()
     assert win in ws.tmux("list-windows", "-a", "-F", "#{window_id}").split()
 
 
 def test_dependencies_wait_until_closed(ws: Workspace) -> None:
     ws.task("first", scripted_task("wait"))
     ws.task("second", "---\ndepends_on: [first]\n---\n" + scripted_task("wait"))
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "started: first" in out and "waiting: second (for first)" in out
     assert ws.task_status("second")["state"] == "queued"
     assert "waiting for: first" in (ws.tasks / "second.md").read_text()
     ws.orch("close", "first")
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "started: second" in out
 

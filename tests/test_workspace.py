@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 from orch import git
 from orch.taskfile import MARKER
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -145,7 +145,7 @@ def test_discovery_from_subfolder_flag_and_env(ws: Workspace, tmp_path: Path) ->
 
 def test_discovery_from_inside_a_task_worktree(ws: Workspace) -> None:
     ws.task("inside", scripted_task("say ready", "wait"))
-    ws.orch("scan")
+    ws.scan()
     worktree = Path(ws.task_status("inside")["worktree"])
     assert worktree.is_dir() and (worktree / ".git").is_file()
     sub = worktree / "src"
@@ -194,7 +194,7 @@ def test_tasks_dir_outside_the_repository(ws: Workspace, tmp_path: Path) -> None
     assert (outside / "ext.md").is_file()
     assert str(outside / "ext.md") in r.out
     assert not (ws.tasks / "ext.md").exists()
-    out = ws.orch("scan").out
+    out = ws.scan().out
     assert "started: ext" in out
     t = ws.task_status("ext")
     assert t["file"] == str(outside / "ext.md")
@@ -302,7 +302,7 @@ def test_invalid_task_files_are_listed_and_never_rewritten(ws: Workspace) -> Non
     assert all("\n" not in e for e in invalid.values())
     assert [t["slug"] for t in st["tasks"]] == ["good"]
 
-    r = ws.orch("scan")
+    r = ws.scan()
     assert "started: good" in r.out
     for name in files:
         assert f"invalid task file {name}: " in r.out, name
@@ -342,7 +342,7 @@ def test_status_json_shape(ws: Workspace) -> None:
 
     ws.task("shape", scripted_task("say shaping", "wait"))
     ws.task("later", "---\ndepends_on: [shape]\n---\nwaits for shape\n")
-    ws.orch("scan")
+    ws.scan()
     ws.orch("-", "task-later: a pending note", env={"ORCH_NO_APPLY": "1"})
     st = ws.status()
     assert set(st) == TOP_KEYS
@@ -403,11 +403,11 @@ def test_person_bytes_survive_spawn_and_messages(ws: Workspace) -> None:
     ).encode()
     path = ws.tasks / "keep.md"
     path.write_bytes(original)
-    assert "started: keep" in ws.orch("scan").out
+    assert "started: keep" in ws.scan().out
     wait_for(lambda: b"question: crlf or lf?" in path.read_bytes(), timeout=30, what="the coder's question")
     ws.orch("-", "task-keep: a note from the user")
     wait_for(lambda: b"user: a note from the user" in path.read_bytes(), what="the user's note")
-    ws.orch("scan")
+    ws.scan()
     data = path.read_bytes()
     assert data.startswith(original)
     block = data[len(original):]
@@ -426,7 +426,7 @@ def test_person_bytes_survive_spawn_and_messages(ws: Workspace) -> None:
 
 def test_git_never_sees_orch_files(ws: Workspace) -> None:
     ws.task("quiet", scripted_task("write new.txt hello", "commit 'add new.txt'", 'report "committed"', "wait"))
-    ws.orch("scan")
+    ws.scan()
     wait_for(lambda: " coder: committed\n" in (ws.tasks / "quiet.md").read_text(), timeout=30, what="the commit")
     assert _git(ws.root, "status", "--porcelain") == ""
     proc = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "orch/quiet"], capture_output=True,

@@ -5,16 +5,17 @@ Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, whe
 
 from __future__ import annotations
 
-import functools
 import os
-import shlex
 import tomllib
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orch.agents import builtin_profiles
+from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.workspace import Workspace
+
+__all__ = ["AgentProfile", "Config", "builtin_profiles", "load"]
 
 DEFAULT_CONFIG = """\
 # orch workspace configuration. Every setting is optional; the values shown are the defaults.
@@ -74,134 +75,6 @@ DEFAULT_CONFIG = """\
 # readonly_args = ["--read-only"]     # extra arguments for the reviewer role
 # ready_pattern = "> $"               # regex on the pane's last lines meaning "ready for input" (paste mode)
 """
-
-
-class AgentProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = ""
-    kind: Literal["generic", "scripted", "claude", "codex", "aider"] = "generic"
-    command: list[str] = Field(default_factory=list)
-    prompt: Literal["paste", "arg", "file"] = "paste"
-    readonly_args: list[str] = Field(default_factory=list)
-    ready_pattern: str = ""
-    ready_timeout: float = 30.0
-    enter_delay: float = 0.05
-    env: dict[str, str] = Field(default_factory=dict)
-    # worker state: the agent reports its turns through `orch hook` (set up by orch for the built-in agents);
-    # prompt_hook: its hooks also say when it takes a prompt (else the screen and delivery tell)
-    hooks: bool = False
-    prompt_hook: bool = True
-    # turn_end: what says a turn ended: "hook" (the agent's stop hook) or "screen" (its idle prompt, read twice;
-    # for agents whose notification also fires mid-turn, like Aider's)
-    turn_end: Literal["hook", "screen"] = "hook"
-    # pre-answer the agent's first-start dialogs (folder trust, API key) in its own settings file
-    preanswer: bool = True
-    # screen patterns (regex, multi-line, on the pane's last lines): the fallback source of worker state
-    screen_idle: str = ""
-    screen_working: str = ""
-    screen_waiting: str = ""
-    # seconds to wait for a typed prompt to be taken (a hook, or the screen showing work) before pressing Enter again
-    confirm_timeout: float = 5.0
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return shlex.split(value)
-        return value
-
-    @field_validator("command")
-    @classmethod
-    def _not_empty(cls, value: list[str]) -> list[str]:
-        if value and not value[0]:
-            raise ValueError("command must name a program")
-        return value
-
-    @field_validator("ready_pattern", "screen_idle", "screen_working", "screen_waiting")
-    @classmethod
-    def _regex(cls, value: str) -> str:
-        import re
-
-        try:
-            re.compile(value, re.M)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-
-def builtin_profiles() -> dict[str, AgentProfile]:
-    """The profiles orch knows (fresh copies: a caller may change its own)."""
-    return {name: p.model_copy(deep=True) for name, p in _builtin_profiles().items()}
-
-
-@functools.cache
-def _builtin_profiles() -> dict[str, AgentProfile]:
-    """Built once per process: a pass asks for every worker's profile, and building them validates regexes."""
-    import sys
-
-    return {
-        "scripted": AgentProfile(
-            name="scripted",
-            command=[sys.executable, "-m", "orch.agents.scripted"],
-            prompt="paste",
-            ready_pattern=r"^scripted> *$",
-            ready_timeout=20.0,
-            enter_delay=0.0,
-            hooks=True,
-            env={"ORCH_SCRIPTED_HOOKS": "1"},
-            screen_idle=r"^scripted> *\Z",
-            screen_working=r"^(step \d+|received message \d+)[^\n]*\Z",
-            screen_waiting=r"^\(waiting for permission\)[^\n]*\Z",
-        ),
-        # Claude Code and Codex: launch arguments per role, hooks and dialogs come from agents/launch.py
-        "claude": AgentProfile(
-            name="claude",
-            kind="claude",
-            command=["claude"],
-            prompt="paste",
-            ready_pattern=r"^❯(?:[ \u00a0]|$)",
-            ready_timeout=60.0,
-            enter_delay=0.2,
-            hooks=True,
-            screen_idle=r"^❯(?:[ \u00a0]|$)",
-            screen_working=r"esc to interrupt",
-            screen_waiting=r"Do you want to|❯ 1\. Yes",
-            confirm_timeout=10.0,
-        ),
-        "codex": AgentProfile(
-            name="codex",
-            kind="codex",
-            command=["codex"],
-            prompt="paste",
-            ready_pattern=r"^› ",
-            ready_timeout=60.0,
-            enter_delay=0.5,
-            hooks=True,
-            prompt_hook=False,
-            screen_idle=r"^› ",
-            screen_working=r"esc to interrupt",
-            screen_waiting=r"Allow command\?|Approve|\[y/N\]",
-            confirm_timeout=10.0,
-        ),
-        # Aider: reports and verdicts come from its final message (it does not run the commands it suggests)
-        "aider": AgentProfile(
-            name="aider",
-            kind="aider",
-            command=["aider"],
-            prompt="paste",
-            ready_pattern=r"^\w*> *$",
-            ready_timeout=60.0,
-            enter_delay=0.2,
-            hooks=True,
-            prompt_hook=False,
-            turn_end="screen",
-            screen_idle=r"^\w*> *\Z",
-            screen_working=r"Waiting for ",
-            screen_waiting=r"\(Y\)es/\(N\)o",
-            confirm_timeout=20.0,
-        ),
-    }
 
 
 class TmuxConfig(BaseModel):
@@ -282,14 +155,14 @@ class Config(BaseModel):
 
     def profile(self, name: str) -> AgentProfile:
         """A profile by name. A config table named like a built-in profile adjusts it (the keys it sets win)."""
-        builtin = _builtin_profiles()
+        builtin = builtin_profiles()
         if name in self.agents:
             own = self.agents[name]
             if name in builtin:
                 return builtin[name].model_copy(update={k: getattr(own, k) for k in own.model_fields_set}, deep=True)
             return own
         if name in builtin:
-            return builtin[name].model_copy(deep=True)
+            return builtin[name]
         known = ", ".join(sorted({*builtin, *self.agents}))
         raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
 

@@ -146,22 +146,45 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
     task = task or env_task
     if not task:
         return _fail("which task? give --task SLUG (inside a reviewer, $ORCH_TASK says it)", 2)
+    if not token:
+        problem = _missing_task(ws, task) or _no_review(ws, task)
+        if problem:
+            return _fail(problem)
     body = "\n".join(format_finding(f, brackets=True) for f in findings)
     return _submit(ws, worker_record("verdict", task, decision + "\n" + body, token))
 
 
-def _missing_task(ws: Workspace, task: str) -> str | None:
-    if not is_valid(task):
-        return f"{task!r} is not a valid task name"
+def _tasks_dir(ws: Workspace) -> str:
     folder = cached_tasks_dir(ws)
     if folder is None:
         full_python()
         from orch.config import load
 
         folder = load(ws).tasks_path
+    return folder
+
+
+def _missing_task(ws: Workspace, task: str) -> str | None:
+    if not is_valid(task):
+        return f"{task!r} is not a valid task name"
+    folder = _tasks_dir(ws)
     if os.path.isfile(os.path.join(folder, task + ".md")):
         return None
     return f"no task {task!r} in {folder}: `orch status` lists the tasks"
+
+
+def _no_review(ws: Workspace, task: str) -> str | None:
+    """Why a person's verdict for ``task`` cannot count now (no review in progress), or None."""
+    from orch import taskfile
+
+    try:
+        _, doc = taskfile.read(os.path.join(_tasks_dir(ws), task + ".md"))
+    except (OSError, OrchError) as exc:
+        return f"cannot read task {task!r}: {exc}"
+    if doc.state == "reviewing":
+        return None
+    return (f"no review is in progress for task {task!r} (it is {doc.state}): a verdict counts only while the task "
+            "is reviewing; nothing was recorded (`orch status` shows where it is)")
 
 
 def kick(ws: Workspace) -> None:

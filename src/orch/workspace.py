@@ -14,11 +14,20 @@ CONFIG_NAME = "config.toml"
 class Workspace:
     """Paths of one workspace. ``root`` is the main working tree of the repository."""
 
-    __slots__ = ("root", "state")
+    __slots__ = ("_id", "root", "state")
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.state = os.path.join(self.root, STATE_DIR)
+        self._id = ""
+
+    @property
+    def id(self) -> str:
+        """The workspace's identity: every session, window and registry row orch creates carries it, and nothing
+        orch does touches what carries another (see ``identity``)."""
+        if not self._id:
+            self._id = identity(self)
+        return self._id
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.state, *parts)
@@ -49,6 +58,54 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({self.root!r})"
+
+
+ID_FILE = "workspace"
+
+
+def _read_id(state: str) -> tuple[str, str] | None:
+    """(id, root) from ``<state>/workspace``, or None."""
+    try:
+        with open(os.path.join(state, ID_FILE), encoding="utf-8") as fh:
+            fields = dict(line.rstrip("\n").split(" ", 1) for line in fh if " " in line)
+    except (OSError, ValueError):
+        return None
+    ident, root = fields.get("id", ""), fields.get("root", "")
+    return (ident, root) if ident else None
+
+
+def _write_id(state: str, ident: str, root: str) -> None:
+    path = os.path.join(state, ID_FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(f"id {ident}\nroot {root}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def identity(ws: Workspace) -> str:
+    """The id in ``.orch/workspace``, made on first use. The file also records where the workspace was: a
+    repository moved elsewhere keeps its id (its workers are still its own), while a copy (the original still in
+    place with the same id) gets a new one, so that the two never take each other's workers."""
+    from orch.locks import hold
+
+    found = _read_id(ws.state)
+    if found is not None and found[1] == ws.root:
+        return found[0]
+    with hold(os.path.join(ws.state, "locks", "workspace-id.lock"), wait=10):
+        found = _read_id(ws.state)
+        if found is not None and found[1] == ws.root:
+            return found[0]
+        if found is not None:
+            ident, old_root = found
+            original = _read_id(os.path.join(old_root, STATE_DIR)) if old_root else None
+            if original is None or original[0] != ident:
+                _write_id(ws.state, ident, ws.root)  # moved: the same workspace in a new place
+                return ident
+        ident = os.urandom(6).hex()  # new, or a copy of a workspace that is still where it was
+        _write_id(ws.state, ident, ws.root)
+        return ident
 
 
 def _is_workspace(folder: str) -> bool:
@@ -144,4 +201,3 @@ def daemon_pid(ws: Workspace) -> int | None:
 
 def daemon_running(ws: Workspace) -> bool:
     return daemon_pid(ws) is not None
-    return True

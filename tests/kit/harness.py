@@ -4,6 +4,8 @@ daemon as a child process, and polling with deadlines. Importable from any test 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -19,6 +21,8 @@ from pathlib import Path
 REPO_ENV_DROP = ("TMUX", "TMUX_PANE", "ORCH_WORKSPACE", "ORCH_TASK", "ORCH_ROLE", "ORCH_WORKER", "ORCH_WORKER_TOKEN",
                  "ORCH_TMUX_SOCKET")
 SOCKET_PREFIX = "orch-test-"
+# what an in-process `orch` takes from the workspace's environment (the rest is the test process's own)
+INPROC_ENV = ("ORCH_TMUX_SOCKET", "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
@@ -115,6 +119,32 @@ class Workspace:
             raise AssertionError(f"orch {' '.join(args)} failed ({proc.returncode}):\n{result.err}\n{result.out}")
         return result
 
+    def inproc(self, *args: str, check: bool = True) -> Result:
+        """`orch ARGS` run in this process (the same code as the command, without the interpreter's start): for the
+        passes and status readings of polling loops. Tests of the command line itself use ``orch()``."""
+        from orch.cli.app import run
+
+        out, err = io.StringIO(), io.StringIO()
+        keep = {k: os.environ.get(k) for k in INPROC_ENV}
+        os.environ.update({k: self.env[k] for k in INPROC_ENV if k in self.env})
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = run(["-C", str(self.root), *args])
+        finally:
+            for k, v in keep.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        result = Result(code, out.getvalue(), err.getvalue())
+        if check and code != 0:
+            raise AssertionError(f"orch {' '.join(args)} failed ({code}):\n{result.err}\n{result.out}")
+        return result
+
+    def scan(self) -> Result:
+        """One pass (`orch scan`), in this process."""
+        return self.inproc("scan")
+
     def tmux(self, *args: str, check: bool = True) -> str:
         proc = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, check=False)
         if check and proc.returncode != 0:
@@ -135,7 +165,7 @@ class Workspace:
         return path
 
     def status(self) -> dict:
-        return self.orch("status", "--json").json()  # type: ignore[return-value]
+        return self.inproc("status", "--json").json()  # type: ignore[return-value]
 
     def task_status(self, slug: str) -> dict:
         for t in self.status()["tasks"]:
@@ -145,7 +175,7 @@ class Workspace:
 
     def wait_state(self, slug: str, state: str, timeout: float = 20) -> dict:
         def check() -> dict | None:
-            self.orch("scan")
+            self.scan()
             t = self.task_status(slug)
             return t if t["state"] == state else None
 
@@ -155,7 +185,7 @@ class Workspace:
         """Scan until the task is in one of ``states``."""
 
         def check() -> dict | None:
-            self.orch("scan")
+            self.scan()
             t = self.task_status(slug)
             return t if t["state"] in states else None
 
@@ -188,6 +218,14 @@ class Workspace:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def prepare(repo: Path, socket: str, env: dict[str, str]) -> Workspace:
+    """`orch init` in ``repo``, with the scripted agent as the default agent."""
+    w = Workspace(repo, socket, env)
+    w.orch("init")
+    w.config('default_agent = "scripted"')
+    return w
 
 
 class Daemon:
@@ -247,3 +285,13 @@ class Tally:
         assert key in TALLY_KEYS, key
         with open(os.environ[TALLY_ENV], "a", encoding="utf-8") as fh:
             fh.write(json.dumps({key: n}) + "\n")
+
+
+def in_terminal(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
+    """Run ``argv`` on a terminal of its own: a pane of another private tmux server (returned; `remove_socket`
+    ends it). For commands that need a terminal, like `orch attach`."""
+    outer = new_socket_name()
+    subprocess.run(["tmux", "-L", outer, "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40",
+                    *(["-c", str(cwd)] if cwd else []), "env", "-u", "TMUX", *argv], check=True,
+                   env={**env, "TMUX": ""})
+    return outer

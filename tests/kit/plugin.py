@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from orch.workflow.context import Ctx
+from tests.kit.fakes import Bench, make_repo
 from tests.kit.harness import (
     REPO_ENV_DROP,
     SOCKET_PREFIX,
@@ -21,11 +24,10 @@ from tests.kit.harness import (
     Tally,
     Workspace,
     new_socket_name,
+    prepare,
     remove_socket,
     socket_path,
 )
-
-from orch import git
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -46,22 +48,9 @@ def base_env(socket_name: str) -> dict[str, str]:
     return env
 
 
-def make_repo(path: Path) -> Path:
-    git.init_repo(str(path), [("README.md", "# demo\n"), ("src/app.py", "print('hi')\n")])
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
-
-
-def prepare(repo: Path, socket: str, env: dict[str, str]) -> Workspace:
-    """`orch init` in ``repo``, with the scripted agent as the default agent."""
-    w = Workspace(repo, socket, env)
-    w.orch("init")
-    w.config('default_agent = "scripted"')
-    return w
 
 
 @pytest.fixture
@@ -128,3 +117,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if any(totals.values()):
         terminalreporter.write_sep("-", "reliability suite")
         terminalreporter.write_line(", ".join(f"{key}: {n}" for key, n in totals.items()))
+
+
+
+@pytest.fixture
+def bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    """A workspace (real git, real files, real database) on the in-memory multiplexer: for unit tests of the
+    lifecycle, the pass, routing and delivery that run in milliseconds."""
+    for key in REPO_ENV_DROP:
+        monkeypatch.delenv(key, raising=False)
+    b = Bench(tmp_path / "repo")
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def fake_ctx(bench: Bench) -> Ctx:
+    return bench.ctx

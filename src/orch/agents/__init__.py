@@ -1,1 +1,53 @@
-"""Agent programs and profiles. ``scripted`` is orch's own test agent."""
+"""The agents orch knows, one module each behind one protocol (``base.Agent``): generic, scripted, claude, codex,
+aider. They are registered the way another agent would be: ``register(agent)``. The registry loads on first use,
+so that running the scripted agent's program (``python -m orch.agents.scripted_program``) loads none of this.
+
+Adding an agent is one new module with an ``AGENT`` object, listed in ``BUILT_IN``, and its tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orch.agents.base import Agent
+    from orch.agents.profile import AgentProfile
+
+BUILT_IN = ("generic", "scripted", "claude", "codex", "aider")
+_REGISTRY: dict[str, Agent] = {}
+
+
+def register(agent: Agent) -> None:
+    _REGISTRY[agent.kind] = agent
+
+
+def _load() -> dict[str, Agent]:
+    if not _REGISTRY:
+        for name in BUILT_IN:
+            register(importlib.import_module(f"orch.agents.{name}").AGENT)
+    return _REGISTRY
+
+
+def kinds() -> frozenset[str]:
+    return frozenset(_load())
+
+
+def agent(kind: str) -> Agent:
+    """The agent module for a profile's ``kind``."""
+    return _load()[kind]
+
+
+def builtin_profiles() -> dict[str, AgentProfile]:
+    """The profiles orch knows (fresh copies: a caller may change its own)."""
+    return {name: p.model_copy(deep=True) for name, p in _builtin().items()}
+
+
+@functools.cache
+def _builtin() -> dict[str, AgentProfile]:
+    """Built once per process: a pass asks for every worker's profile, and building them validates regexes."""
+    found: dict[str, AgentProfile] = {}
+    for each in _load().values():
+        found.update(each.profiles())
+    return found

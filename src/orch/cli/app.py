@@ -29,6 +29,7 @@ app = typer.Typer(
 
 class _State:
     explicit: str | None = None
+    opened: list = []  # the contexts this command opened (closed when it ends)
 
 
 STATE = _State()
@@ -48,7 +49,9 @@ def context():
     from orch.workflow.context import Ctx
     from orch.workspace import find
 
-    return Ctx(find(explicit=STATE.explicit))
+    ctx = Ctx(find(explicit=STATE.explicit))
+    STATE.opened.append(ctx)
+    return ctx
 
 
 def _register() -> None:
@@ -57,6 +60,14 @@ def _register() -> None:
 
 def run(args: list[str]) -> int:
     _register()
+    try:
+        return _run(args)
+    finally:
+        while STATE.opened:
+            STATE.opened.pop().close()
+
+
+def _run(args: list[str]) -> int:
     try:
         result = app(args=args, prog_name="orch", standalone_mode=False)
     except OrchError as exc:

@@ -58,12 +58,35 @@ def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as
 @app.command("new-task")
 def new_task(task: str = typer.Argument(..., metavar="SLUG|FILE", help="A task name, or a task file to add and start.")) -> None:
     """Start the coder of one task now (touches no other task)."""
-    from orch.workflow.scan import new_task as do_new_task
+    from orch.workflow.restart import new_task as do_new_task
 
     ctx = context()
     slug = _task_from_arg(ctx, task)
     worker = do_new_task(ctx, slug)
     console.print(f"started {worker.address}: window {worker.window_id}, pane {worker.pane_id}, worktree {worker.worktree}")
+
+
+@app.command()
+def retry(
+    task: str = typer.Argument(..., help="A blocked task (back to its coder) or a ready one (validated and reviewed "
+                                         "again)."),
+    rounds: int | None = typer.Option(None, "--rounds", "-r", min=1,
+                                      help="Rounds it may take from now (default: max_review_rounds)."),
+) -> None:
+    """Move a blocked task on (a new round for its coder with the open blockers, more rounds allowed), or have a
+    ready one validated and reviewed again (its base moved on)."""
+    from orch import slug as slugs
+    from orch.workflow.restart import retry as do_retry
+
+    done = do_retry(context(), slugs.check(task), rounds)
+    if done.state == "fixing":
+        how = {"typed": "typed into its coder", "queued": "queued: a person is attached to its window",
+               "new coder": "a new coder started with it", "failed": "not taken by the coder (see the task)"}
+        console.print(f"{task}: round {done.round} of at most {done.budget}, fix request "
+                      f"{how.get(done.delivered, done.delivered)}")
+    else:
+        console.print(f"{task}: validating again (round {done.round}); the next pass (`orch run` or `orch scan`) "
+                      "validates it and starts a new review")
 
 
 def _task_from_arg(ctx, arg: str) -> str:

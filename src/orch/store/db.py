@@ -29,8 +29,12 @@ class CorruptStore(OrchError):
 
 
 class Store:
-    def __init__(self, path: str) -> None:
+    """One workspace's database. ``workspace``: its id; worker rows of another workspace are never read (a
+    database copied along with its repository still holds the original's workers)."""
+
+    def __init__(self, path: str, workspace: str = "") -> None:
         self.path = path
+        self.workspace = workspace
         try:
             self.db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -70,20 +74,37 @@ class Store:
     # -- workers ----------------------------------------------------------------------------------------------
 
     def add_worker(self, worker: Worker) -> None:
+        if self.workspace and not worker.workspace:
+            worker.workspace = self.workspace
         cols = ", ".join(WORKER_COLUMNS)
         marks = ", ".join("?" for _ in WORKER_COLUMNS)
         with self.tx() as db:
             db.execute(f"INSERT INTO workers ({cols}) VALUES ({marks})", [getattr(worker, c) for c in WORKER_COLUMNS])
 
-    def update_worker(self, worker_id: str, **changes: object) -> None:
+    def update_worker(self, worker_id: str, **changes: object) -> bool:
+        """Change a worker's row (not its state: see ``swap_worker``)."""
+        if "state" in changes:
+            raise ValueError("a worker's state changes only through workflow.workers.move()")
+        return self._update_worker(worker_id, None, changes)
+
+    def swap_worker(self, worker_id: str, expect_state: str, changes: dict[str, object]) -> bool:
+        """Change a worker's row only while its state is still ``expect_state`` (compare and swap): False when
+        another process moved it first."""
+        return self._update_worker(worker_id, expect_state, changes)
+
+    def _update_worker(self, worker_id: str, expect_state: str | None, changes: dict[str, object]) -> bool:
         if "state" in changes and "state_since" not in changes:
             changes["state_since"] = time.time()
         bad = set(changes) - set(WORKER_COLUMNS)
         if bad:
             raise ValueError(f"unknown worker columns: {sorted(bad)}")
         sets = ", ".join(f"{k} = ?" for k in changes)
+        where, args = "id = ?", [worker_id]
+        if expect_state is not None:
+            where, args = "id = ? AND state = ?", [worker_id, expect_state]
         with self.tx() as db:
-            db.execute(f"UPDATE workers SET {sets} WHERE id = ?", [*changes.values(), worker_id])
+            cur = db.execute(f"UPDATE workers SET {sets} WHERE {where}", [*changes.values(), *args])
+        return cur.rowcount > 0
 
     def _select(self, cls: type[R], table: str, where: str = "", args: Sequence[object] = (),
                 order: str = "id", limit: int | None = None, newest: bool = False) -> list[R]:
@@ -104,6 +125,8 @@ class Store:
         return out
 
     def _workers(self, where: str, args: tuple = ()) -> list[Worker]:
+        if self.workspace:
+            where, args = f"({where}) AND workspace IN (?, '')", (*args, self.workspace)
         return self._select(Worker, "workers", where, args, order="created_at, id")
 
     def live_workers(self) -> list[Worker]:

@@ -137,4 +137,9 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
     ("the tmux server a worker was started on", """
     ALTER TABLE workers ADD COLUMN tmux_server TEXT NOT NULL DEFAULT '';
     """),
+    # rows of another workspace (a database copied with its repository) are never taken for this one's; '' is a
+    # row from before workspaces had ids, taken as this workspace's
+    ("the workspace a worker belongs to", """
+    ALTER TABLE workers ADD COLUMN workspace TEXT NOT NULL DEFAULT '';
+    """),
 )]

@@ -34,6 +34,7 @@ class Worker:
     note: str = ""
     transcript_offset: int = 0
     tmux_server: str = ""
+    workspace: str = ""
 
     @property
     def address(self) -> str:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from orch import git
 from orch.errors import OrchError
 from orch.files import atomic_write
+from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
-from orch.workflow import inbox
+from orch.workflow import inbox, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -43,24 +44,24 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
                     f"{worktree} has {len(dirty)} uncommitted change(s) (first: {dirty[0].strip()}); "
                     f"commit them, or run `orch close {slug} --force` to discard them"
                 )
-        panes = [p for p in ctx.tmux.list_panes() if p.task == slug]
+        panes = [p for p in ctx.panes() if p.task == slug]
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         os.makedirs(ctx.ws.logs, exist_ok=True)
         for pane in panes:
             if pane.pane_role == "shell":
                 continue
             try:
-                screen = ctx.tmux.capture(pane.pane_id, lines=2000)
+                screen = ctx.mux.capture(pane.pane_id, lines=2000)
             except OrchError:
                 continue
             path = os.path.join(ctx.ws.logs, f"{slug}-{pane.role or 'pane'}-{stamp}-{pane.pane_id[1:]}.txt")
             atomic_write(path, (screen + "\n").encode("utf-8"), mode=0o600)
             result.screens.append(path)
         for session_id in sorted({p.session_id for p in panes}):
-            ctx.tmux.kill_session(session_id)
+            ctx.mux.kill_session(session_id)
         now = time.time()
         for w in ctx.store.task_workers(slug):
-            ctx.store.update_worker(w.id, state="closed", ended_at=now)
+            workers.move(ctx, w, WorkerState.CLOSED, WorkerEvent.CLOSED, Actor.PERSON, "task closed", ended_at=now)
         if folder_gone:  # deleted by hand: nothing to lose, git only needs to forget it
             git.prune_worktrees(ctx.ws.root)
             result.worktree_removed = worktree
@@ -72,7 +73,8 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             result.branch_deleted = True
         result.branch = branch
         kept = "deleted" if result.branch_deleted else "kept"
-        T.record(ctx, slug, status=f"closed by the user; branch {branch} {kept}", state=T.DONE, path=task.path)
+        T.move(ctx, slug, TaskState.DONE, TaskEvent.CLOSE, Actor.PERSON, refuse=True,
+               status=f"closed by the user; branch {branch} {kept}", path=task.path)
         os.makedirs(ctx.cfg.done_path, exist_ok=True)
         target = os.path.join(ctx.cfg.done_path, slug + ".md")
         if os.path.exists(target):

@@ -1,30 +1,78 @@
-"""Everything a workflow step needs, opened once per command."""
+"""Everything a workflow step needs, opened once per command: the workspace, its config, database and
+multiplexer, and the one view of the multiplexer workflow code uses, this workspace's own panes."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass
 from functools import cached_property
 
 from orch import config as config_mod
 from orch.config import Config
+from orch.mux import Multiplexer, Pane
 from orch.store import Store
-from orch.tmux import Tmux
 from orch.workspace import Workspace
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One reading of the multiplexer: the server's identity and this workspace's panes (``panes``); ``all``
+    holds every pane of the server, of every workspace, for the few checks that must see them (an explicit
+    ``--pane``)."""
+
+    server: str
+    panes: list[Pane]
+    all: list[Pane]
+
+
 class Ctx:
-    def __init__(self, ws: Workspace, cfg: Config | None = None) -> None:
+    def __init__(self, ws: Workspace, cfg: Config | None = None, mux: Multiplexer | None = None) -> None:
         self.ws = ws
         self.cfg = cfg or config_mod.load(ws)
+        if mux is not None:
+            self.__dict__["mux"] = mux
+
+    @cached_property
+    def mux(self) -> Multiplexer:
+        from orch.mux.tmux import Tmux
+
+        return Tmux(self.cfg.socket)
+
+    def listing(self) -> Listing:
+        """The multiplexer's panes that belong to this workspace. Windows of other workspaces on the same server
+        are never listed, adopted, typed into or killed. A window orch tagged before workspaces had ids is taken
+        as this workspace's only when the registry has its worker in that very pane (and then tagged)."""
+        everything = self.mux.list_panes()
+        ident = self.ws.id
+        own = [p for p in everything if p.workspace == ident]
+        legacy = [p for p in everything if not p.workspace and p.worker]
+        if legacy:
+            own += self._claim(legacy)
+        return Listing(self.mux.server_identity(), own, everything)
+
+    def panes(self) -> list[Pane]:
+        return self.listing().panes
+
+    def _claim(self, legacy: list[Pane]) -> list[Pane]:
+        ident = self.ws.id
+        known = {(w.id, w.pane_id) for w in self.store.live_workers()}
+        windows = {p.window_id: p for p in legacy if (p.worker, p.pane_id) in known}
+        for window_id, pane in windows.items():
+            self.mux.tag_window(window_id, {"workspace": ident})
+            self.mux.tag_session(pane.session_id, {"workspace": ident})
+            self.event("adopt", f"window {window_id} of {pane.worker} tagged with this workspace's id",
+                       task=pane.task, worker=pane.worker)
+        return [dataclasses.replace(p, workspace=ident) for p in legacy if p.window_id in windows]
 
     @cached_property
     def store(self) -> Store:
         from orch.store.db import CorruptStore
 
         try:
-            return Store(self.ws.db_file)
+            return Store(self.ws.db_file, self.ws.id)
         except CorruptStore as exc:
             return self._set_aside(str(exc))
 
@@ -36,22 +84,18 @@ class Ctx:
 
         with hold(self.lock_path("db-repair"), wait=30):
             try:
-                return Store(self.ws.db_file)  # another process repaired it meanwhile
+                return Store(self.ws.db_file, self.ws.id)  # another process repaired it meanwhile
             except CorruptStore:
                 pass
             aside = f"{self.ws.db_file}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(self.ws.db_file + suffix):
                     os.replace(self.ws.db_file + suffix, aside + suffix)
-            store = Store(self.ws.db_file)
+            store = Store(self.ws.db_file, self.ws.id)
         self.__dict__["store"] = store
         self.event("store", f"{why}: moved it to {aside} and started a new one; the registry is rebuilt from tmux, "
                             "the task files and git")
         return store
-
-    @cached_property
-    def tmux(self) -> Tmux:
-        return Tmux(self.cfg.socket)
 
     @cached_property
     def log(self) -> logging.Logger:

@@ -182,7 +182,7 @@ class Daemon:
             report = ScanReport()
             try:
                 report.applied += inbox.drain(ctx)
-                report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
+                report.pipeline += watch.observe(ctx, ctx.panes())
                 advance_pipeline(ctx, report)
             except OrchError as exc:
                 self.say(f"reading the workers failed: {exc}")

@@ -16,11 +16,15 @@ import re
 import time
 from dataclasses import dataclass
 
-from orch.config import AgentProfile
+from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
+from orch.lifecycle import Actor
+from orch.lifecycle import WorkerEvent as V
+from orch.lifecycle import WorkerState as W
+from orch.mux import MuxError, Pane
 from orch.store import Worker
-from orch.tmux import Pane, TmuxError
 from orch.workflow import tasks as T
+from orch.workflow import workers
 from orch.workflow.context import Ctx
 
 
@@ -50,10 +54,10 @@ def _tail_matches(screen: str, pattern: str, lines: int = 5) -> bool:
 
 def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> None:
     """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key."""
-    ctx.tmux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
+    ctx.mux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
     if enter_delay:
         time.sleep(enter_delay)
-    ctx.tmux.send_keys(pane_id, "Enter")
+    ctx.mux.send_keys(pane_id, "Enter")
 
 
 def _taken(ctx: Ctx, worker_id: str, pane_id: str, profile: AgentProfile, since: float) -> bool:
@@ -67,8 +71,8 @@ def _taken(ctx: Ctx, worker_id: str, pane_id: str, profile: AgentProfile, since:
             return True
     if profile.screen_working:
         try:
-            return _tail_matches(ctx.tmux.capture(pane_id, lines=10), profile.screen_working)
-        except TmuxError:
+            return _tail_matches(ctx.mux.capture(pane_id, lines=10), profile.screen_working)
+        except MuxError:
             return False
     return False
 
@@ -93,10 +97,10 @@ def type_confirmed(ctx: Ctx, worker_id: str, pane_id: str, text: str, profile: A
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
         if attempt == 0:
-            ctx.tmux.send_keys(pane_id, "Enter")  # the Enter may have been read as part of the paste
+            ctx.mux.send_keys(pane_id, "Enter")  # the Enter may have been read as part of the paste
     try:
-        return ctx.tmux.capture(pane_id, lines=12)
-    except TmuxError:
+        return ctx.mux.capture(pane_id, lines=12)
+    except MuxError:
         return "(the pane is gone)"
 
 
@@ -125,8 +129,8 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
         still = []
         for d in waiting:
             try:
-                screen = ctx.tmux.capture(d.worker.pane_id, lines=10)
-            except TmuxError:
+                screen = ctx.mux.capture(d.worker.pane_id, lines=10)
+            except MuxError:
                 _undelivered(ctx, d.worker, "its window disappeared", "")
                 continue
             if _ready(ctx, d, screen):
@@ -141,39 +145,39 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
             delay = min(delay * 1.5, 0.2)
 
 
-def _mark_working(ctx: Ctx, worker_id: str, profile: AgentProfile | None, why: str) -> None:
+def mark_working(ctx: Ctx, worker_id: str, profile: AgentProfile | None, why: str, actor: Actor = Actor.PASS) -> None:
     """For an agent whose hooks do not report a prompt being taken (Codex), typing work in is when it starts
     working; its turn-end hook (applied later) makes it idle again."""
     if not worker_id or profile is None or not profile.hooks or profile.prompt_hook:
         return
     row = ctx.store.worker(worker_id)
-    if row is not None and row.state in ("starting", "idle", "waiting"):
-        ctx.store.update_worker(worker_id, state="working", screen_state="", screen_count=0)
-        ctx.event("state", f"{row.address}: {row.state} -> working ({why})", task=row.task, worker=worker_id)
+    if row is not None and row.state in (W.STARTING, W.IDLE, W.WAITING):
+        workers.move(ctx, row, W.WORKING, V.PROMPT, actor, why, screen_state="", screen_count=0)
 
 
 def _type_first(ctx: Ctx, d: Delivery) -> None:
     started = time.time()
-    _mark_working(ctx, d.worker.id, d.profile, "prompt typed")
+    mark_working(ctx, d.worker.id, d.profile, "prompt typed")
     try:
         failed = type_confirmed(ctx, d.worker.id, d.worker.pane_id, d.text, d.profile)
-    except TmuxError as exc:
+    except MuxError as exc:
         _undelivered(ctx, d.worker, str(exc), "")
         return
     if failed is not None:
         _undelivered(ctx, d.worker, "the agent did not take the prompt (Enter pressed twice)", failed)
         return
     row = ctx.store.worker(d.worker.id)
-    changes: dict[str, object] = {"prompted_at": started}
-    if row is not None and row.state == "starting" and not d.profile.hooks:
-        changes["state"] = "working"  # it took the prompt, and no hook will say so
-    ctx.store.update_worker(d.worker.id, **changes)
+    if row is not None and row.state == W.STARTING and not d.profile.hooks:  # it took the prompt; no hook will say so
+        workers.move(ctx, row, W.WORKING, V.PROMPT, Actor.PASS, "prompt taken", prompted_at=started)
+    else:
+        ctx.store.update_worker(d.worker.id, prompted_at=started)
     ctx.event("prompt", f"prompt delivered to {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
 
 
 def _undelivered(ctx: Ctx, worker: Worker, why: str, screen: str) -> None:
     excerpt = " | ".join(line.strip() for line in screen.strip().splitlines()[-4:] if line.strip())
-    ctx.store.update_worker(worker.id, state="waiting", note=f"delivery failed: {why}")
+    row = ctx.store.worker(worker.id) or worker
+    workers.move(ctx, row, W.WAITING, V.DELIVERY_FAILED, Actor.PASS, why, note=f"delivery failed: {why}")
     ctx.event("prompt", f"delivery failed: {why}; screen: {excerpt}", task=worker.task, worker=worker.id)
     T.record(
         ctx,
@@ -187,7 +191,7 @@ def _undelivered(ctx: Ctx, worker: Worker, why: str, screen: str) -> None:
 
 
 def person_attached(ctx: Ctx, window_id: str) -> bool:
-    return any(window == window_id for _, window in ctx.tmux.clients())
+    return any(window == window_id for _, window in ctx.mux.clients())
 
 
 NOT_A_PROMPT = ("reminder to report",)
@@ -201,14 +205,15 @@ def send_or_queue(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
         ctx.event("queued", f"{why}: held back, a person is attached to {pane.window_id}", task=pane.task, worker=pane.worker)
         T.record(ctx, pane.task, status=f"{why} for the {pane.role} queued: a person is attached to its window")
         return "queued"
-    return _type_own(ctx, pane, text, why)
+    return type_work(ctx, pane, text, why)
 
 
-def _type_own(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
-    """Type and confirm; new work (not a reminder) marks the worker as prompted now."""
+def type_work(ctx: Ctx, pane: Pane, text: str, why: str) -> str:
+    """Type and confirm, now; new work (not a reminder) marks the worker as prompted now. Returns "typed" or
+    "failed" (reported in the task)."""
     started = time.time()
     profile = profile_of(ctx, pane.agent)
-    _mark_working(ctx, pane.worker, profile, f"{why} typed")
+    mark_working(ctx, pane.worker, profile, f"{why} typed")
     failed = type_confirmed(ctx, pane.worker, pane.pane_id, text, profile)
     if failed is not None:
         row = ctx.store.worker(pane.worker)
@@ -227,13 +232,13 @@ def flush_outbox(ctx: Ctx, panes: list[Pane]) -> int:
     if not queued:
         return 0
     by_worker = {p.worker: p for p in panes if p.worker and p.pane_role != "shell" and not p.dead}
-    watched = {window for _, window in ctx.tmux.clients()}
+    watched = {window for _, window in ctx.mux.clients()}
     sent = 0
     for item in queued:
         pane = by_worker.get(item.worker)
         if pane is None or pane.window_id in watched:
             continue
-        if _type_own(ctx, pane, item.text, item.why) == "typed":
+        if type_work(ctx, pane, item.text, item.why) == "typed":
             ctx.store.delivered(item.id)
             T.record(ctx, item.task, status=f"queued {item.why} delivered to the {pane.role}")
             sent += 1

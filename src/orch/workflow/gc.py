@@ -8,12 +8,13 @@ it is removed: a worktree with uncommitted changes and a branch not merged stay,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from orch import git
 from orch.errors import OrchError
 from orch.locks import hold
-from orch.tmux import Pane
+from orch.mux import Pane
 from orch.workflow import spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -31,7 +32,7 @@ def find(ctx: Ctx) -> list[Stale]:
     tasks, _ = T.load(ctx)
     done = T.done_slugs(ctx)
     out: list[Stale] = []
-    panes = ctx.tmux.list_panes()
+    panes = ctx.panes()
     tagged_windows: dict[str, list[Pane]] = {}
     for p in panes:
         if p.task:
@@ -74,28 +75,36 @@ def find(ctx: Ctx) -> list[Stale]:
     return out
 
 
+def _remove_worktree(ctx: Ctx, path: str) -> None:
+    if os.path.isdir(path):
+        git.remove_worktree(ctx.ws.root, path)
+    else:
+        git.prune_worktrees(ctx.ws.root)
+
+
+REMOVE: dict[str, Callable[[Ctx, str], None]] = {
+    "window": lambda ctx, window_id: ctx.mux.kill_window(window_id),
+    "dead-pane": lambda ctx, pane_id: ctx.mux.kill_pane(pane_id),
+    "worktree": _remove_worktree,
+    "branch": lambda ctx, branch: git.delete_merged_branch(ctx.ws.root, branch),
+}
+
+
 def remove(ctx: Ctx, items: list[Stale]) -> list[str]:
     """Remove what ``find`` listed as removable; returns one line per item done or refused."""
     done: list[str] = []
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
             raise OrchError("another orch pass is running (lock .orch/locks/scan.lock); try again shortly")
-        order = {"window": 0, "dead-pane": 1, "worktree": 2, "branch": 3}
-        for s in sorted(items, key=lambda s: order[s.kind]):
+        order = list(REMOVE)  # windows first: a worktree is removed once nothing runs in it
+        own = {p.window_id for p in ctx.panes()} | {p.pane_id for p in ctx.panes()}
+        for s in sorted(items, key=lambda s: order.index(s.kind)):
             if not s.removable:
                 continue
+            if s.kind in ("window", "dead-pane") and s.what not in own:
+                continue  # gone meanwhile (never another workspace's: find() lists only this one's)
             try:
-                if s.kind == "window":
-                    ctx.tmux.kill_window(s.what)
-                elif s.kind == "dead-pane":
-                    ctx.tmux.kill_pane(s.what)
-                elif s.kind == "worktree":
-                    if os.path.isdir(s.what):
-                        git.remove_worktree(ctx.ws.root, s.what)
-                    else:
-                        git.prune_worktrees(ctx.ws.root)
-                elif s.kind == "branch":
-                    git.delete_merged_branch(ctx.ws.root, s.what)
+                REMOVE[s.kind](ctx, s.what)
             except OrchError as exc:
                 done.append(f"not removed: {s.kind} {s.what}: {exc}")
                 continue

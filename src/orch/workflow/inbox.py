@@ -10,10 +10,13 @@ import hashlib
 import os
 
 from orch import inbox as spool
+from orch.agents.base import Agent
 from orch.errors import OrchError
+from orch.lifecycle import Actor, WorkerEvent, WorkerState
 from orch.locks import hold
 from orch.store import Message, Worker
 from orch.workflow import tasks as T
+from orch.workflow import workers
 from orch.workflow.context import Ctx
 from orch.workflow.messages import interpret
 
@@ -85,18 +88,19 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             store.finish_message(msg.id, "refused", note)
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
-    if msg.kind == "hook":
-        if sender is None:
+    match msg.kind, sender:
+        case "hook", None:
             store.finish_message(msg.id, "refused", "a hook without a worker token")
             return False
-        apply_hook(ctx, msg, sender)
-        store.finish_message(msg.id, "applied")
-        return True
-    if msg.kind == "verdict" and sender is not None and sender.role != "reviewer":
-        note = f"a {sender.role} may not give verdicts"
-        store.finish_message(msg.id, "refused", note)
-        ctx.event("refused", note, task=msg.task, worker=sender.id)
-        return False
+        case "hook", Worker():
+            apply_hook(ctx, msg, sender)
+            store.finish_message(msg.id, "applied")
+            return True
+        case "verdict", Worker(role=role) if role != "reviewer":
+            note = f"a {role} may not give verdicts"
+            store.finish_message(msg.id, "refused", note)
+            ctx.event("refused", note, task=msg.task, worker=sender.id)
+            return False
     status, note = apply_to_task(ctx, msg, sender)
     store.finish_message(msg.id, status, note)
     return status == "applied"
@@ -112,64 +116,84 @@ def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, s
         return "unapplied", note
     try:
         task = T.read_task(path)
-        if msg.kind == "verdict":
-            apply_verdict(ctx, task, msg, sender.id if sender is not None else "user")
-            return "applied", ""
-        effect = interpret(msg.text, task.state, from_worker=sender is not None)
-        who = sender.role if sender is not None else "user"
-        fields = dict(effect.fields)
-        if effect.state:
-            fields["state"] = effect.state
-        T.record(ctx, msg.task, status=f"{who}: {effect.status}", at=msg.at, meta=effect.meta, **fields)
+        match msg.kind:
+            case "verdict":
+                apply_verdict(ctx, task, msg, sender.id if sender is not None else "user")
+            case _:
+                apply_message(ctx, task, msg, sender)
     except OrchError as exc:
         ctx.event("inbox", f"message not applied: {exc}", task=msg.task)
         return "failed", str(exc)
     return "applied", ""
 
 
-FINAL_WORKER_STATES = frozenset({"exited", "lost", "closed"})
+def apply_message(ctx: Ctx, task: T.Task, msg: Message, sender: Worker | None) -> None:
+    """A message's meaning for the task in the state it is in (``messages.interpret``): a move, or a note."""
+    effect = interpret(msg.text, task.state, from_worker=sender is not None)
+    who = sender.role if sender is not None else "user"
+    status = f"{who}: {effect.status}"
+    if effect.move is None:
+        T.record(ctx, msg.task, status=status, at=msg.at, meta=effect.meta, summary=effect.fields)
+        return
+    m = effect.move
+    if not T.move(ctx, msg.task, m.to, m.event, m.actor, status=status, at=msg.at, meta=effect.meta,
+                  summary=effect.fields):
+        # the task moved on between reading it and writing (the refusal is in the log): the message is a note
+        now = T.read_task(T.task_path(ctx, msg.task)).state
+        T.record(ctx, msg.task, status=f"{status} (noted; not a move for a {now} task)", at=msg.at)
 
 
 def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
     """An agent's hook: the worker's state (hooks are the first source of truth), and its agent session id."""
-    from orch.agents.hooks import final_message, is_side_thread, parse_payload, session_of, state_for
+    from orch.agents.hooks import parse_payload
 
     event, _, raw = msg.text.partition("\n")
     payload = parse_payload(raw)
-    if is_side_thread(event, payload):
+    agent = agent_of(ctx, worker)
+    if agent.side_thread(event, payload):
         return
     changes: dict[str, object] = {"hook_at": msg.at}
-    session = session_of(payload)
+    session = agent.hook_session(payload)
     if session and session != worker.agent_session:
         changes["agent_session"] = session
-    new = state_for(event, payload)
-    if new and new != worker.state and worker.state not in FINAL_WORKER_STATES:
-        changes.update(state=new, state_since=msg.at, screen_state="", screen_count=0)
-        ctx.event("state", f"{worker.address}: {worker.state} -> {new} (hook {event})", task=worker.task, worker=worker.id)
-    ctx.store.update_worker(worker.id, **changes)
+    new = agent.hook_state(event, payload)
+    if new and new != worker.state:
+        changes.update(state_since=msg.at, screen_state="", screen_count=0)
+        if not workers.move(ctx, worker, WorkerState(new), WorkerEvent.HOOK, Actor.WORKER, f"hook {event}", **changes):
+            ctx.store.update_worker(worker.id, hook_at=msg.at)  # an ended worker's late hook: noted, no move
+    else:
+        ctx.store.update_worker(worker.id, **changes)
     if worker.role == "reviewer" and new == "idle":
-        _verdict_from_final_message(ctx, msg, worker, final_message(payload))
+        _verdict_from_final_message(ctx, msg, worker, agent.final_message(payload))
 
 
-def transcript_turn(ctx: Ctx, worker: Worker) -> None:
-    """Aider cannot run orch's commands: at the end of its turn (its idle prompt on the screen), its report (coder)
-    or verdict (reviewer) is read from its final message in its chat history file, past what orch has read already
-    (so a turn is never applied twice)."""
+def agent_of(ctx: Ctx, worker: Worker) -> Agent:
+    """The agent module of a worker's profile (the generic one when its profile is gone from the config)."""
+    from orch import agents
+
+    try:
+        return agents.agent(ctx.cfg.profile(worker.agent).kind)
+    except OrchError:
+        return agents.agent("generic")
+
+
+def transcript_turn(ctx: Ctx, worker: Worker, agent: Agent) -> None:
+    """For an agent that cannot run orch's commands (Aider): at the end of its turn, its report (coder) or verdict
+    (reviewer) is read from its final message in its transcript, past what orch has read already (so a turn is
+    never applied twice)."""
     import time
 
-    from orch.agents.hooks import report_from_final_message, transcript_final
+    from orch.agents.hooks import report_from_final_message
 
     msg = Message(id=0, uid="", at=time.time(), kind="message", task=worker.task, worker=worker.id, role=worker.role,
                   token_hash=worker.token_hash, text="", status="", note="", applied_at=None)
-    try:
-        with open(worker.agent_session, "rb") as fh:
-            fh.seek(worker.transcript_offset)
-            new = fh.read()
-    except OSError as exc:
-        ctx.event("hook", f"{worker.address}: cannot read the agent's transcript: {exc}", task=worker.task, worker=worker.id)
+    turn = agent.transcript_turn(worker.agent_session, worker.transcript_offset)
+    if turn is None:
+        ctx.event("hook", f"{worker.address}: cannot read the agent's transcript {worker.agent_session}",
+                  task=worker.task, worker=worker.id)
         return
-    ctx.store.update_worker(worker.id, transcript_offset=worker.transcript_offset + len(new))
-    final = transcript_final(new.decode("utf-8", "replace"))
+    ctx.store.update_worker(worker.id, transcript_offset=turn.read_to)
+    final = turn.final
     if worker.role == "reviewer":
         _verdict_from_final_message(ctx, msg, worker, final)
         return

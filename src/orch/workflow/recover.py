@@ -10,20 +10,32 @@ from __future__ import annotations
 
 import time
 
-from orch import git
-from orch.agents import launch as agent_launch
+from orch import agents, git
 from orch.errors import OrchError
+from orch.lifecycle import (
+    ACTIVE,
+    IN_PROGRESS,
+    LIVE_WORKER,
+    Actor,
+    Move,
+    TaskEvent,
+    TaskState,
+    WorkerState,
+    way_on,
+)
+from orch.mux import Pane
 from orch.store import Worker
-from orch.tmux import Pane
 from orch.workflow import deliver, prompts, spawn, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
 from orch.workflow.review import branch_of, live_pane, round_of, worktree_of
 
+S = TaskState
+
 # tasks whose coder is needed now; a validating or reviewing task gets a coder again when a fix round needs one
-NEEDS_CODER = frozenset({T.CODING, T.FIXING, T.NEEDS_INPUT, T.LOST})
-IN_PROGRESS = NEEDS_CODER | {T.VALIDATING, T.REVIEWING}
+NEEDS_CODER = ACTIVE | {S.LOST}
+RECOVERABLE = IN_PROGRESS | {S.LOST}
 
 
 def resumed_note(slug: str, why: str, round_no: int) -> str:
@@ -56,17 +68,20 @@ def branch_note(ctx: Ctx, task: T.Task, worktree: str, why: str) -> str:
     return "\n\n".join(lines) + "\n"
 
 
-def restart_coder(ctx: Ctx, task: T.Task, why: str, panes: list[Pane]) -> str:
-    """Start the coder of ``task`` again in its worktree, resuming the last coder's agent session if possible."""
+def restart_coder(ctx: Ctx, task: T.Task, why: str, panes: list[Pane], actor: Actor) -> str:
+    """Start the coder of ``task`` again in its worktree, resuming the last coder's agent session if possible. A
+    lost task moves back to coding (fixing after its first round); an active one stays where it is."""
     slug = task.slug
     last = _last_coder(ctx, slug)
     round_no = round_of(task)
+    to = S.CODING if round_no == 1 else S.FIXING
+    move = None if task.state in ACTIVE else Move(to, TaskEvent.RECOVER, actor)
     agent = spawn.agent_for(ctx, task, "coder")
     profile = ctx.cfg.profile(agent)
     session = last.agent_session if last is not None and last.agent == agent else ""
-    if session and agent_launch.can_resume(profile):
+    if session and agents.agent(profile.kind).can_resume:
         d = spawn.start_worker(ctx, task, "coder", panes, text=resumed_note(slug, why, round_no), round_no=round_no,
-                               resume=session)
+                               resume=session, move=move)
         how = f"resumed its {agent} session {session}"
     else:
         worktree = worktree_of(ctx, task)
@@ -75,32 +90,31 @@ def restart_coder(ctx: Ctx, task: T.Task, why: str, panes: list[Pane]) -> str:
         packet = prompts.coder_prompt(slug, intent, worktree, branch_of(ctx, task), spawn.resolve_base(ctx, task),
                                       commands, source, round_no, prompts.orch_command(ctx))
         d = spawn.start_worker(ctx, task, "coder", panes, text=packet + "\n" + branch_note(ctx, task, worktree, why),
-                               round_no=round_no)
+                               round_no=round_no, move=move)
         how = "started fresh with the intent packet and a note of what the branch holds"
-    state = task.state if task.state in (T.CODING, T.FIXING, T.NEEDS_INPUT) else (T.CODING if round_no == 1 else T.FIXING)
-    T.record(ctx, slug, status=f"coder recovered after it was lost ({why}): {how}", state=state, problem=None)
+    T.record(ctx, slug, status=f"coder recovered after it was lost ({why}): {how}", problem=None)
     if d is not None:
         deliver.deliver(ctx, [d])
     return f"{slug}: coder ({how})"
 
 
-def restart_review(ctx: Ctx, task: T.Task, why: str) -> str:
+def restart_review(ctx: Ctx, task: T.Task, why: str, actor: Actor) -> str:
     for review in ctx.store.reviews(task.slug):
         if review.status == "pending":
             ctx.store.update_review(review.id, status="failed", note=f"the reviewer was lost ({why})", acted_at=time.time())
-    T.record(ctx, task.slug, status=f"reviewer lost ({why}): validating again, then a new review", state=T.VALIDATING,
-             problem=None)
+    T.move(ctx, task.slug, S.VALIDATING, TaskEvent.REVALIDATE, actor,
+           status=f"reviewer lost ({why}): validating again, then a new review", problem=None)
     return f"{task.slug}: review started over"
 
 
-def recover_task(ctx: Ctx, task: T.Task, why: str, panes: list[Pane]) -> list[str]:
+def recover_task(ctx: Ctx, task: T.Task, why: str, panes: list[Pane], actor: Actor) -> list[str]:
     """Bring back what ``task`` needs now; returns what was done (nothing when its workers are alive)."""
     did = []
-    if task.state == T.REVIEWING and live_pane(panes, task.slug, "reviewer") is None:
-        did.append(restart_review(ctx, task, why))
+    if task.state == S.REVIEWING and live_pane(panes, task.slug, "reviewer") is None:
+        did.append(restart_review(ctx, task, why, actor))
         task = T.get(ctx, task.slug)
     if task.state in NEEDS_CODER and live_pane(panes, task.slug, "coder") is None:
-        did.append(restart_coder(ctx, task, why, panes))
+        did.append(restart_coder(ctx, task, why, panes, actor))
     return did
 
 
@@ -113,33 +127,34 @@ def recover(ctx: Ctx, slug: str | None = None, why: str = "recovered on request"
             raise OrchError("another orch pass is running (lock .orch/locks/scan.lock); try again shortly")
         if slug is not None:
             task = T.get(ctx, slug)
-            if task.state not in IN_PROGRESS:
-                raise OrchError(f"task {slug!r} is {task.state}: only a task in progress is recovered "
-                                f"(`orch new-task {slug}` starts a new coder)")
+            if task.state not in RECOVERABLE:
+                raise OrchError(f"task {slug!r} is {task.state}: only a lost task or one in progress is recovered; "
+                                f"{way_on(task.state, slug)}")
             todo = [task]
         else:
             tasks, _ = T.load(ctx)
-            todo = [t for t in tasks.values() if t.state in IN_PROGRESS]
-        panes = ctx.tmux.list_panes()
+            todo = [t for t in tasks.values() if t.state in RECOVERABLE]
+        panes = ctx.panes()
         _mark_gone(ctx, panes)
         did: list[str] = []
         for task in todo:
             try:
-                did += recover_task(ctx, task, why, panes)
+                did += recover_task(ctx, task, why, panes, Actor.PERSON)
             except OrchError as exc:
                 T.record(ctx, task.slug, status=f"could not recover: {exc}", problem=str(exc))
                 did.append(f"{task.slug}: could not recover: {exc}")
-            panes = ctx.tmux.list_panes()
+            panes = ctx.panes()
         return did
 
 
 def _mark_gone(ctx: Ctx, panes: list[Pane]) -> None:
     """Workers whose windows are gone are lost before new ones are started (the registry stays true)."""
+    from orch.workflow.scan import GONE, lose
+
     live = {p.worker for p in panes if p.worker and not p.dead}
     for w in ctx.store.live_workers():
-        if w.state not in ("lost", "exited", "closed") and w.id not in live:
-            ctx.store.update_worker(w.id, state="lost", ended_at=time.time())
-            ctx.event("lost", f"{w.address} lost: its window is gone", task=w.task, worker=w.id)
+        if w.state in (*LIVE_WORKER, WorkerState.EXITED) and w.id not in live:
+            lose(ctx, w, GONE, Actor.PERSON)
 
 
 def _last_coder(ctx: Ctx, slug: str) -> Worker | None:

@@ -1,9 +1,9 @@
 """The review loop: coder finished -> validation -> independent reviewer -> fix rounds -> merge-ready dossier.
 
-States: queued -> coding -> validating -> reviewing -> (fixing -> validating -> reviewing)* -> ready, plus
-needs-input, blocked, lost and done. ``advance()`` moves one task one step, from facts: the task file, git, and the
-reviews and validations recorded in the store. Verdicts arrive through the inbox (workflow/inbox.py) and are bound
-there to the sha under review; this module acts on them. orch never merges.
+``advance()`` moves one task one step, from facts: the task file, git, and the reviews and validations recorded in
+the store. Verdicts arrive through the inbox (workflow/inbox.py) and are bound there to the sha under review; this
+module acts on them. Every state change is a move of the lifecycle (orch/lifecycle.py) by the pass. orch never
+merges.
 """
 
 from __future__ import annotations
@@ -13,18 +13,27 @@ import time
 
 from orch import git
 from orch.errors import OrchError
+from orch.lifecycle import Actor, TaskEvent, TaskState
+from orch.mux import Pane
 from orch.store import Review, Validation
-from orch.tmux import Pane
 from orch.verdicts import format_finding
 from orch.workflow import deliver, dossier, prompts, spawn, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
 
+S, E, PASS = TaskState, TaskEvent, Actor.PASS
+
 
 def round_of(task: T.Task) -> int:
     value = task.doc.summary_field("round") or "1"
     return int(value) if value.isdigit() else 1
+
+
+def round_budget(ctx: Ctx, task: T.Task) -> int:
+    """Rounds the task may take without approval: ``max_review_rounds``, or what `orch retry` raised it to."""
+    value = task.doc.summary_field("round budget") or ""
+    return int(value) if value.isdigit() else ctx.cfg.max_review_rounds
 
 
 def worktree_of(ctx: Ctx, task: T.Task) -> str:
@@ -37,16 +46,16 @@ def branch_of(ctx: Ctx, task: T.Task) -> str:
 
 def live_pane(panes: list[Pane], slug: str, role: str) -> Pane | None:
     for pane in panes:
-        if pane.task == slug and pane.role == role and pane.pane_role != "shell" and not pane.dead:
+        if pane.task == slug and pane.role == role and pane.is_agent and not pane.dead:
             return pane
     return None
 
 
 def advance(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     """Move a task in the review loop one step; returns what was done (for the scan report) or None."""
-    if task.state == T.VALIDATING:
+    if task.state == S.VALIDATING:
         return coder_finished(ctx, task, panes)
-    if task.state == T.REVIEWING:
+    if task.state == S.REVIEWING:
         return check_review(ctx, task, panes)
     return None
 
@@ -58,8 +67,8 @@ def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str:
     slug, r = task.slug, round_of(task)
     worktree = worktree_of(ctx, task)
     if not os.path.isdir(worktree):
-        T.record(ctx, slug, status=f"cannot validate: the worktree {worktree} is gone", state=T.BLOCKED,
-                 blocked=f"worktree {worktree} is missing")
+        T.move(ctx, slug, S.BLOCKED, E.CANNOT_VALIDATE, PASS, status=f"cannot validate: the worktree {worktree} is gone",
+               blocked=f"worktree {worktree} is missing")
         return f"{slug}: blocked (worktree missing)"
     base = spawn.resolve_base(ctx, task)
     sha = git.head(worktree) or ""
@@ -116,38 +125,35 @@ def send_back(
 ) -> str:
     slug = task.slug
     new_round = round_no + 1
-    limit = ctx.cfg.max_review_rounds
+    limit = round_budget(ctx, task)
     if new_round > limit:
         open_items = "; ".join(r.split("\n")[0] for r in reasons)
-        T.record(
-            ctx,
-            slug,
-            status=f"blocked: {limit} round(s) without approval ({why}); open: {open_items}",
-            state=T.BLOCKED,
-            blocked=f"{limit} round(s) without approval",
-            open_blockers=open_items,
-        )
+        T.move(ctx, slug, S.BLOCKED, E.OUT_OF_ROUNDS, PASS,
+               status=f"blocked: {limit} round(s) without approval ({why}); open: {open_items}; "
+                      f"`orch retry {slug}` gives it more rounds",
+               blocked=f"{limit} round(s) without approval", open_blockers=open_items)
         return f"{slug}: blocked after {limit} rounds"
     text = prompts.fix_prompt(slug, new_round, reasons, suggestions, limit, prompts.orch_command(ctx))
     # the state is written before anything is typed: the coder may answer before the typing returns
-    T.record(
-        ctx,
-        slug,
-        status=f"sent back to the coder for round {new_round} ({why}): " + "; ".join(r.split("\n")[0] for r in reasons),
-        state=T.FIXING,
-        round=str(new_round),
-    )
+    if not T.move(ctx, slug, S.FIXING, E.SEND_BACK, PASS,
+                  status=f"sent back to the coder for round {new_round} ({why}): "
+                         + "; ".join(r.split("\n")[0] for r in reasons),
+                  round=str(new_round)):
+        return f"{slug}: not sent back (the task moved on meanwhile)"
     deliver_to_coder(ctx, task, text, new_round, panes)
     return f"{slug}: round {new_round} ({why})"
 
 
-def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: list[Pane]) -> None:
-    """Type a fix request into the live coder, or start a new coder with the intent packet plus the request."""
+def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: list[Pane],
+                     explicit: bool = False) -> str:
+    """Type a fix request into the live coder, or start a new coder with the intent packet plus the request.
+    ``explicit``: the person asked for it (`orch retry`): typed even while someone is attached. Returns what
+    happened ("typed", "queued", "failed", "new coder")."""
     prompts.save(ctx, task.slug, "coder", text, round_no)
     pane = live_pane(panes, task.slug, "coder")
     if pane is not None:
-        deliver.send_or_queue(ctx, pane, text, f"round {round_no} fix request")
-        return
+        why = f"round {round_no} fix request"
+        return deliver.type_work(ctx, pane, text, why) if explicit else deliver.send_or_queue(ctx, pane, text, why)
     intent = parse_intent(task.body)
     commands, source = validate.commands_for(ctx, intent)
     worktree, branch = worktree_of(ctx, task), branch_of(ctx, task)
@@ -157,6 +163,7 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no)
     if d is not None:
         deliver.deliver(ctx, [d])
+    return "new coder"
 
 
 # -- the reviewer ------------------------------------------------------------------------------------------------
@@ -192,14 +199,15 @@ def start_review(
     review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
     pane = live_pane(panes, slug, "reviewer")
     # the state is written before the reviewer gets its prompt: its verdict may arrive before the typing returns
-    T.record(
-        ctx,
-        slug,
+    moved = T.move(
+        ctx, slug, S.REVIEWING, E.REVIEW, PASS,
         status=f"review round {round_no} of {base_sha[:12]}..{sha[:12]}: "
         + (f"prompting the reviewer in window {pane.window_id}" if pane else "starting a reviewer"),
-        state=T.REVIEWING,
         round=str(round_no),
     )
+    if not moved:
+        ctx.store.update_review(review_id, status="superseded", note="the task moved on before the review started")
+        return f"{slug}: review not started (the task moved on meanwhile)"
     if pane is not None:
         prompts.save(ctx, slug, "reviewer", text, round_no)
         deliver.send_or_queue(ctx, pane, text, f"round {round_no} review prompt")
@@ -209,7 +217,8 @@ def start_review(
         d = spawn.start_worker(ctx, task, "reviewer", panes, text=text, round_no=round_no)
     except OrchError as exc:
         ctx.store.update_review(review_id, status="failed", note=str(exc))
-        T.record(ctx, slug, status=f"could not start the reviewer: {exc}", state=T.BLOCKED, blocked=str(exc))
+        T.move(ctx, slug, S.BLOCKED, E.REVIEWER_FAILED, PASS, status=f"could not start the reviewer: {exc}",
+               blocked=str(exc))
         return f"{slug}: reviewer failed to start"
     worker = ctx.store.task_workers(slug)[-1]
     ctx.store.update_review(review_id, reviewer=worker.id)
@@ -224,8 +233,9 @@ def check_review(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     latest = reviews[-1] if reviews else None
     if latest is None:
         # the database was lost or rebuilt during the review: its record is gone, so the review starts over
-        T.record(ctx, task.slug, status="the review in progress has no record (the database was rebuilt): "
-                                        "validating again, then a new review", state=T.VALIDATING)
+        T.move(ctx, task.slug, S.VALIDATING, E.REVALIDATE, PASS,
+               status="the review in progress has no record (the database was rebuilt): validating again, "
+                      "then a new review")
         return f"{task.slug}: review started over"
     if latest.status == "pending":
         return _reviewer_health(ctx, task, panes, latest)
@@ -235,17 +245,16 @@ def check_review(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     if latest.status == "counted":
         return act_on_verdict(ctx, task, latest, panes)
     if latest.status == "invalidated":
-        T.record(
-            ctx,
-            task.slug,
+        T.move(
+            ctx, task.slug, S.BLOCKED, E.REVIEW_DISCARDED, PASS,
             status="review discarded: the worktree changed during the review (the reviewer must not modify it); "
-            "inspect the worktree, then `orch new-task` or fix by hand",
-            state=T.BLOCKED,
+            f"inspect the worktree, then `orch retry {task.slug}` or fix by hand",
             blocked="the worktree changed during the review; review discarded",
         )
         return f"{task.slug}: review invalidated"
     if latest.status == "stale":
-        T.record(ctx, task.slug, status="the branch moved during the review: validating the new head", state=T.VALIDATING)
+        T.move(ctx, task.slug, S.VALIDATING, E.REVALIDATE, PASS,
+               status="the branch moved during the review: validating the new head")
         return f"{task.slug}: review stale"
     return None
 
@@ -255,12 +264,11 @@ def _reviewer_health(ctx: Ctx, task: T.Task, panes: list[Pane], review: Review) 
         return None
     if any(p.task == task.slug and p.role == "reviewer" for p in panes) or review.reviewer:
         ctx.store.update_review(review.id, status="failed", note="the reviewer ended without a verdict", acted_at=time.time())
-        T.record(
-            ctx,
-            task.slug,
+        T.move(
+            ctx, task.slug, S.BLOCKED, E.REVIEWER_FAILED, PASS,
             status="the reviewer ended without a verdict",
-            state=T.BLOCKED,
-            blocked="the reviewer ended without a verdict; `orch capture <task>:reviewer` shows its screen",
+            blocked=f"the reviewer ended without a verdict; `orch capture {task.slug}:reviewer` shows its screen, "
+                    f"`orch retry {task.slug}` goes on",
         )
         return f"{task.slug}: reviewer ended without verdict"
     return None
@@ -274,14 +282,10 @@ def act_on_verdict(ctx: Ctx, task: T.Task, review: Review, panes: list[Pane]) ->
         if failed:
             return send_back(ctx, task, review.round, [_failure(v) for v in failed], [], panes, why="validation failed")
         path = dossier.write(ctx, T.get(ctx, slug), review)
-        T.record(
-            ctx,
-            slug,
+        T.move(
+            ctx, slug, S.READY, E.APPROVED, PASS,
             status=f"merge-ready: dossier {path} (branch review approved {review.sha[:12]}; nothing merged)",
-            state=T.READY,
-            dossier=path,
-            open_blockers=None,
-            blocked=None,
+            dossier=path, open_blockers=None, blocked=None,
         )
         return f"{slug}: ready"
     blockers = [format_finding(f) for f in review.findings if f["severity"] == "blocker"]

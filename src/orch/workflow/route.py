@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 from orch import slug as slugs
 from orch.errors import OrchError
-from orch.tmux import Pane, describe_exit
+from orch.lifecycle import Actor, TaskEvent, TaskState
+from orch.mux import Pane, describe_exit
 from orch.workflow import deliver
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
+from orch.workflow.watch import resumed_state
 
 ROLES = ("coder", "reviewer")
 
@@ -60,16 +62,22 @@ class Target:
 
 
 def resolve(ctx: Ctx, text: str | None, pane_override: str | None = None, allow_dead: bool = False) -> Target:
-    panes = ctx.tmux.list_panes()
+    """The pane an address (or an explicit ``--pane``) names, among this workspace's panes only."""
+    listing = ctx.listing()
+    panes = listing.panes
     if pane_override:
         if not (pane_override.startswith("%") and pane_override[1:].isdigit()):
-            raise OrchError(f"--pane takes a tmux pane id like %3, not {pane_override!r}")
-        for pane in panes:
-            if pane.pane_id == pane_override:
-                window = tuple(p for p in panes if p.window_id == pane.window_id)
-                addr = Address(pane.task, pane.role or "coder") if pane.task else Address("pane")
-                return _check_alive(Target(addr, pane, window, pane.worker), allow_dead)
-        raise OrchError(f"no pane {pane_override} on orch's tmux server (socket {ctx.cfg.socket})")
+            raise OrchError(f"--pane takes a pane id like %3, not {pane_override!r}")
+        for pane in listing.all:
+            if pane.pane_id != pane_override:
+                continue
+            if pane.workspace and pane.workspace != ctx.ws.id or pane.worker and pane not in panes:
+                raise OrchError(f"pane {pane_override} belongs to another orch workspace ({pane.task or 'no task'}); "
+                                "run the command in that workspace")
+            window = tuple(p for p in listing.all if p.window_id == pane.window_id)
+            addr = Address(pane.task, pane.role or "coder") if pane.task else Address("pane")
+            return _check_alive(Target(addr, pane, window, pane.worker), allow_dead)
+        raise OrchError(f"no pane {pane_override} on orch's server ({ctx.mux.describe()})")
     if not text:
         raise OrchError("name a worker: <task> or <task>:<role>")
     addr = parse_address(text)
@@ -121,10 +129,12 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
     task = target.address.task
     if target.address.role == "coder" and target.pane.task and os.path.exists(T.task_path(ctx, task)):
         current = T.get(ctx, task)
-        if current.state == T.NEEDS_INPUT:  # recorded first: the coder may be done before the typing returns
-            resumed = T.FIXING if (current.doc.summary_field("round") or "1") != "1" else T.CODING
-            T.record(ctx, task, status=f"user answered: {text}", state=resumed, question=None, waiting_on=None)
+        if current.state == TaskState.NEEDS_INPUT:  # recorded first: the coder may be done before the typing returns
+            T.move(ctx, task, resumed_state(current), TaskEvent.ANSWER, Actor.PERSON, status=f"user answered: {text}",
+                   question=None, waiting_on=None)
     profile = deliver.profile_of(ctx, target.pane.agent)
+    if target.pane.is_agent:
+        deliver.mark_working(ctx, target.worker_id, profile, "text sent by the person", Actor.PERSON)
     failed = deliver.type_confirmed(ctx, target.worker_id, target.pane.pane_id, text, profile)
     if failed is not None:
         excerpt = " | ".join(line.strip() for line in failed.splitlines()[-3:] if line.strip())
@@ -136,22 +146,22 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
 def reply(ctx: Ctx, task: str, text: str) -> Target:
     """Answer the coder's question (the task must be waiting for input)."""
     current = T.get(ctx, task)
-    if current.state != T.NEEDS_INPUT:
-        raise OrchError(f"task {task!r} is not waiting for input (state {current.state}); use `orch send {task} ...`")
+    if current.state != TaskState.NEEDS_INPUT:
+        raise OrchError(f"task {task!r} is not waiting for input (it is {current.state}); `orch send {task} ...` "
+                        "types into its coder all the same")
     return send(ctx, task, text)
 
 
 def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None) -> str:
     target = resolve(ctx, address, pane, allow_dead=True)
-    return ctx.tmux.capture(target.pane.pane_id, lines)
+    return ctx.mux.capture(target.pane.pane_id, lines)
 
 
 def attach(ctx: Ctx, address: str | None, pane: str | None = None) -> None:
     """Show the worker's window on this terminal (does not return when it works)."""
     target = resolve(ctx, address, pane, allow_dead=True)
-    ctx.tmux.run("select-window", "-t", target.pane.window_id)
-    ctx.tmux.run("select-pane", "-t", target.pane.pane_id)
-    ctx.tmux.attach(target.pane.window_id)
+    ctx.mux.select_pane(target.pane.pane_id)
+    ctx.mux.attach(target.pane.window_id)
 
 
 def _shell_pane(ctx: Ctx, target: Target) -> Pane | None:
@@ -177,15 +187,15 @@ def exec_command(ctx: Ctx, address: str | None, argv: list[str], timeout: float,
     if pane is None:
         shell = _shell_pane(ctx, target)
         if shell is None:
-            created = ctx.tmux.split_window(target.pane.window_id, cwd, env, runner)
-            ctx.tmux.set_pane_option(created.pane_id, "@orch_pane", "shell")
-            ctx.tmux.run("select-pane", "-t", target.pane.pane_id)
+            created = ctx.mux.split_window(target.pane.window_id, cwd, env, runner)
+            ctx.mux.tag_pane(created.pane_id, {"pane_role": "shell"})
+            ctx.mux.select_pane(target.pane.pane_id)
         else:
-            ctx.tmux.respawn_pane(shell.pane_id, shell.current_path or cwd, env, runner)
+            ctx.mux.respawn_pane(shell.pane_id, shell.current_path or cwd, env, runner)
     else:
         if target.pane.worker and target.pane.pane_role != "shell":
             raise OrchError(f"--pane {pane} is an agent pane; orch exec never types into an agent (use a shell pane)")
-        ctx.tmux.respawn_pane(pane, cwd, env, runner)
+        ctx.mux.respawn_pane(pane, cwd, env, runner)
     ctx.event("exec", " ".join(argv)[:500], task=target.address.task, worker=target.worker_id)
     return _follow(out_path, rc_path, timeout)
 

@@ -1,6 +1,7 @@
-"""`orch scan`: one reconcile pass over task files, one tmux listing, the registry and `git worktree list`.
+"""`orch scan`: one reconcile pass over task files, one multiplexer listing, the registry and `git worktree list`.
 
-``plan()`` is a pure function of those inputs; ``scan()`` gathers them, executes the plan, and applies the inbox.
+``plan()`` is a pure function of those inputs (tested on its own); ``scan()`` gathers them, carries the plan out
+(every state change a move of the lifecycle by the pass), applies the inbox and moves the review loop on.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from dataclasses import dataclass, field
 
 from orch import git
 from orch.errors import OrchError
+from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
+from orch.mux import Pane, exit_code
 from orch.store import Worker
-from orch.tmux import Pane, exit_code, server_identity
-from orch.workflow import deliver, inbox, review, spawn, watch
+from orch.workflow import deliver, inbox, review, spawn, watch, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
+
+S, W, V, PASS = TaskState, WorkerState, WorkerEvent, Actor.PASS
+GONE = "its window is gone"
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
     """The agent pane of every window orch tagged, by worker id (a window's extra shell panes are skipped)."""
     found: dict[str, Pane] = {}
     for pane in panes:
-        if not pane.worker or pane.pane_role == "shell":
+        if not pane.is_agent:
             continue
         best = found.get(pane.worker)
         if best is None or pane.pane_index < best.pane_index:
@@ -59,6 +64,8 @@ def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
 
 
 def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane]) -> Plan:
+    """What one pass does, from the task files, the closed tasks, the registry's live workers and this workspace's
+    panes. Pure."""
     out = Plan()
     by_worker = agent_panes(panes)
     alive_roles: set[tuple[str, str]] = set()
@@ -66,15 +73,15 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
     for w in workers:
         pane = by_worker.get(w.id)
         if pane is None or pane.pane_id != w.pane_id:
-            if w.state != "lost":
-                out.lost.append((w, "its window is gone"))
+            if w.state != W.LOST:
+                out.lost.append((w, GONE))
             continue
         if pane.pane_pid != w.pane_pid:
             out.lost.append((w, f"its pane now runs another process (pid {pane.pane_pid}, was {w.pane_pid})"))
             continue
         if pane.dead:
             code = exit_code(pane)
-            if w.state != "exited" and code is not None:  # no status yet: tmux is still reaping it, look next pass
+            if w.state != W.EXITED and code is not None:  # no status yet: tmux is still reaping it, look next pass
                 out.exited.append((w, code))
             continue
         alive_roles.add((w.task, w.role))
@@ -91,19 +98,19 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
     gone = {(w.task, w.role) for w, _ in out.lost} | {(w.task, w.role) for w, _ in out.exited}
     for slug, task in tasks.items():
         has_coder = (slug, "coder") in alive_roles
-        if task.state == T.QUEUED and not has_coder:
+        if task.state == S.QUEUED and not has_coder:
             missing = [d for d in task.depends_on if d not in done]
             if missing:
                 out.waiting.append((slug, missing))
             else:
                 out.spawn.append(slug)
-        elif task.state == T.QUEUED:
-            started = [w for w in workers if w.task == slug and w.role == "coder" and w.state != "lost"
+        elif task.state == S.QUEUED:
+            started = [w for w in workers if w.task == slug and w.role == "coder" and w.state != W.LOST
                        and w.id in by_worker and not by_worker[w.id].dead]
             if started:
                 out.interrupted += started
                 out.spawn.append(slug)
-        elif task.state in T.ACTIVE_STATES and not has_coder and (slug, "coder") in gone:
+        elif task.state in ACTIVE and not has_coder and (slug, "coder") in gone:
             out.task_lost.append((slug, "coder"))
     return out
 
@@ -168,7 +175,7 @@ def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
         task=pane.task,
         role=pane.role or "coder",
         agent=pane.agent or "unknown",
-        state="working",
+        state=W.WORKING.value,
         state_since=now,
         created_at=now,
         session_name=pane.session_name,
@@ -179,17 +186,25 @@ def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
         worktree=worktree_paths.get(pane.task, pane.current_path),
         branch=ctx.cfg.branch_prefix + pane.task,
         token_hash=pane.token_hash,
-        tmux_server=f"{pane.server_pid}:{pane.server_start}",
+        tmux_server=pane.server,
+        workspace=ctx.ws.id,
     )
-    if ctx.store.worker(worker.id) is not None:
+    known = ctx.store.worker(worker.id)
+    if known is not None:
         # known but marked ended while its window lives on (e.g. orch killed mid-way): tmux is the truth
-        changes = {k: getattr(worker, k) for k in ("state", "state_since", "session_name", "session_id", "window_id",
-                                                  "pane_id", "pane_pid", "tmux_server")}
-        ctx.store.update_worker(worker.id, ended_at=None, **changes)
+        workers.move(ctx, known, W.WORKING, V.ADOPTED, PASS, "its window lives on", ended_at=None,
+                     **{k: getattr(worker, k) for k in ("session_name", "session_id", "window_id", "pane_id",
+                                                        "pane_pid", "tmux_server")})
     else:
         ctx.store.add_worker(worker)
     ctx.event("adopt", f"registry rebuilt from tmux tags: {worker.address} in {pane.window_id}", task=pane.task, worker=worker.id)
     return worker
+
+
+def lose(ctx: Ctx, w: Worker, why: str, actor: Actor = PASS) -> None:
+    """A worker whose window is gone (or reused) is lost: its row ends."""
+    if workers.move(ctx, w, W.LOST, V.LOST, actor, why, ended_at=time.time()):
+        ctx.event("lost", f"{w.address} lost: {why}", task=w.task, worker=w.id)
 
 
 def scan(ctx: Ctx) -> ScanReport:
@@ -201,35 +216,34 @@ def scan(ctx: Ctx) -> ScanReport:
         report.applied += inbox.drain(ctx)
         tasks, report.invalid = T.load(ctx)
         done = T.done_slugs(ctx)
-        panes = ctx.tmux.list_panes()
-        workers = ctx.store.live_workers()
+        listing = ctx.listing()
+        panes = listing.panes
         worktree_paths = {}
         for wt in git.worktrees(ctx.ws.root):
             if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
                 worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
-        p = plan(tasks, done, workers, panes)
-        now = time.time()
-        server = server_identity(panes)
-        with_server: dict[str, str] = {}  # tasks whose workers went away with the tmux server -> why
+        p = plan(tasks, done, ctx.store.live_workers(), panes)
+        with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
         for w, why in p.lost:
-            if w.tmux_server and w.tmux_server != server and why == "its window is gone":
-                why = "the tmux server went away (a reboot or kill-server)" if server else "the tmux server is not running"
+            if w.tmux_server and w.tmux_server != listing.server and why == GONE:
+                why = ("the tmux server went away (a reboot or kill-server)" if listing.server
+                       else "the tmux server is not running")
                 with_server[w.task] = why
-            ctx.store.update_worker(w.id, state="lost", ended_at=now)
-            ctx.event("lost", f"{w.address} lost: {why}", task=w.task, worker=w.id)
+            lose(ctx, w, why)
             if w.task in tasks:
                 T.record(ctx, w.task, status=f"{w.role} lost: {why}", problem=f"{w.role} lost: {why}")
             report.lost.append(w.address)
         for w, status in p.exited:
-            ctx.store.update_worker(w.id, state="exited", exit_status=status)
             shown = "?" if status is None else str(status)
+            workers.move(ctx, w, W.EXITED, V.EXITED, PASS, f"exit status {shown}", exit_status=status)
             ctx.event("exited", f"{w.address} exited with status {shown}", task=w.task, worker=w.id)
             if w.task in tasks:
                 T.record(ctx, w.task, status=f"{w.role} exited with status {shown}", problem=f"{w.role} exited ({shown})")
             report.exited.append(w.address)
         for slug, role in p.task_lost:
             if slug not in with_server:
-                T.record(ctx, slug, status=f"task has no live {role}; `orch new-task {slug}` starts a new one", state=T.LOST)
+                T.move(ctx, slug, S.LOST, TaskEvent.CODER_LOST, PASS,
+                       status=f"task has no live {role}; `orch recover {slug}` starts it again in its worktree")
         for pane in p.adopt:
             meta_path = tasks[pane.task].doc.meta.get("worktree") if pane.task in tasks else None
             if meta_path and pane.task not in worktree_paths:
@@ -243,16 +257,16 @@ def scan(ctx: Ctx) -> ScanReport:
             _bring_back(ctx, slug, why, report)
         _check_worktrees(ctx, tasks)
         for w in p.interrupted:
-            ctx.tmux.kill_window(w.window_id)
-            ctx.store.update_worker(w.id, state="lost", ended_at=time.time())
+            ctx.mux.kill_window(w.window_id)
+            lose(ctx, w, "its start was interrupted (orch stopped before recording it)")
             ctx.event("spawn", f"{w.address}: its start was interrupted (orch stopped before recording it): "
                                "window closed, starting again", task=w.task, worker=w.id)
         if p.interrupted:
-            panes = ctx.tmux.list_panes()
+            panes = ctx.panes()
         deliveries = []
         for slug in p.spawn:
             try:
-                d = spawn.start_worker(ctx, tasks[slug], "coder", panes)
+                d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
             except OrchError as exc:
                 report.errors.append(f"{slug}: {exc}")
                 if tasks[slug].doc.summary_field("problem") != T.taskfile.one_line(str(exc)):
@@ -264,7 +278,7 @@ def scan(ctx: Ctx) -> ScanReport:
                 deliveries.append(d)
         deliver.deliver(ctx, deliveries)
         report.applied += inbox.drain(ctx)
-        report.pipeline += watch.observe(ctx, ctx.tmux.list_panes())
+        report.pipeline += watch.observe(ctx, ctx.panes())
         advance_pipeline(ctx, report)
     return report
 
@@ -273,7 +287,7 @@ def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
     """A worktree (or branch) deleted by hand under a task in progress is reported in the task, once; its worker is
     left alone until the person decides."""
     for slug, task in tasks.items():
-        if task.state not in T.ACTIVE_STATES:
+        if task.state not in ACTIVE:
             continue
         worktree = task.doc.meta.get("worktree")
         if not worktree or os.path.isdir(worktree):
@@ -287,32 +301,33 @@ def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
 
 
 def _bring_back(ctx: Ctx, slug: str, why: str, report: ScanReport) -> None:
-    """Workers lost with the tmux server: brought back (recover_on_start), or the task says how to."""
+    """Workers lost with the multiplexer server: brought back (recover_on_start), or the task says how to."""
     from orch.workflow import recover
 
     try:
         task = T.get(ctx, slug)
     except OrchError:
         return  # the task file went away meanwhile
-    if task.state not in recover.IN_PROGRESS:
+    if task.state not in IN_PROGRESS:
         return
     if not ctx.cfg.recover_on_start:
-        T.record(ctx, slug, status=f"workers lost ({why}); `orch recover {slug}` brings them back", state=T.LOST)
+        T.move(ctx, slug, S.LOST, TaskEvent.WORKERS_LOST, PASS,
+               status=f"workers lost ({why}); `orch recover {slug}` brings them back")
         return
     try:
-        report.recovered += recover.recover_task(ctx, task, why, ctx.tmux.list_panes())
+        report.recovered += recover.recover_task(ctx, task, why, ctx.panes(), PASS)
     except OrchError as exc:
         report.errors.append(f"{slug}: could not recover: {exc}")
-        T.record(ctx, slug, status=f"could not recover: {exc}", problem=str(exc), state=T.LOST)
+        T.move(ctx, slug, S.LOST, TaskEvent.WORKERS_LOST, PASS, status=f"could not recover: {exc}", problem=str(exc))
 
 
 def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:
     """Move every task in the review loop on by one step (validation, review, fix round, dossier)."""
     tasks, _ = T.load(ctx)
-    busy = [t for t in tasks.values() if t.state in (T.VALIDATING, T.REVIEWING)]
+    busy = [t for t in tasks.values() if t.state in (S.VALIDATING, S.REVIEWING)]
     if not busy:
         return
-    panes = ctx.tmux.list_panes()
+    panes = ctx.panes()
     for task in busy:
         try:
             did = review.advance(ctx, task, panes)
@@ -323,34 +338,3 @@ def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:
         if did:
             report.pipeline.append(did)
     report.applied += inbox.drain(ctx)
-
-
-def new_task(ctx: Ctx, slug: str) -> Worker:
-    """Start the coder of one task now (`orch new-task`), whatever its state, unless one is running."""
-    with hold(ctx.lock_path("scan"), wait=60) as got:
-        if not got:
-            raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
-        inbox.drain(ctx)
-        task = T.get(ctx, slug)
-        missing = [d for d in task.depends_on if d not in T.done_slugs(ctx)]
-        if missing:
-            raise OrchError(f"task {slug!r} waits for {', '.join(missing)} (not closed yet); close those first")
-        panes = ctx.tmux.list_panes()
-        p = plan({slug: task}, set(), ctx.store.task_workers(slug), panes)
-        for w, why in p.lost:
-            ctx.store.update_worker(w.id, state="lost", ended_at=time.time())
-            ctx.event("lost", f"{w.address} lost: {why}", task=slug, worker=w.id)
-        live = agent_panes(panes)
-        for w in ctx.store.task_workers(slug):
-            pane = live.get(w.id)
-            if w.role == "coder" and w.state != "lost" and pane is not None and not pane.dead:
-                raise OrchError(f"task {slug!r} already has a coder in window {pane.window_id}: `orch attach {slug}`")
-        for pane in live.values():
-            if pane.task == slug and pane.role == "coder" and not pane.dead and pane.worker not in {w.id for w in ctx.store.task_workers(slug)}:
-                raise OrchError(f"task {slug!r} already has a coder in window {pane.window_id} (run `orch scan` to adopt it)")
-        d = spawn.start_worker(ctx, task, "coder", panes)
-        if d is not None:
-            deliver.deliver(ctx, [d])
-        worker = ctx.store.task_workers(slug)[-1]
-        inbox.drain(ctx)
-        return worker

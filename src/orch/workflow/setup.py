@@ -32,7 +32,9 @@ def init(path: str) -> tuple[Workspace, list[str]]:
     if not os.path.exists(ws.config_file):
         atomic_write(ws.config_file, DEFAULT_CONFIG.encode("utf-8"), mode=0o644)
         did.append(f"wrote {ws.config_file}")
-    Store(ws.db_file).close()
+    if not os.path.exists(os.path.join(ws.state, "workspace")):
+        did.append(f"workspace id {ws.id}")
+    Store(ws.db_file, ws.id).close()
     launcher.ensure(ws.state)
     ctx = Ctx(ws)
     for folder in (ctx.cfg.tasks_path, ctx.cfg.done_path):

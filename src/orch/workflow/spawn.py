@@ -8,12 +8,15 @@ import secrets
 import sys
 import time
 
-from orch import git, launcher
-from orch.agents import launch as agent_launch
+from orch import agents, git, launcher
+from orch.agents.base import LaunchRequest
 from orch.errors import OrchError
+from orch.lifecycle import Actor, Move, way_on
+from orch.lifecycle import WorkerEvent as V
+from orch.lifecycle import WorkerState as W
+from orch.mux import MuxError, Pane
 from orch.store import Worker
-from orch.tmux import Pane, TmuxError
-from orch.workflow import prompts, validate
+from orch.workflow import prompts, validate, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.deliver import Delivery
@@ -25,6 +28,20 @@ MAX_ARG_PROMPT = 120_000  # Linux refuses a single argument over 128 KiB
 def session_name(slug: str) -> str:
     # tmux turns '.' and ':' in session names into '_'; do it ourselves so the name we record is the real one
     return "task-" + slug.replace(".", "_")
+
+
+def free_session_name(slug: str, root: str, taken: set[str]) -> str:
+    """``task-<slug>``; when another workspace on the same server has that name, ``task-<slug>@<repository>``
+    (then numbered): a person reading `tmux ls` sees whose it is. Routing never goes by names."""
+    name = session_name(slug)
+    if name not in taken:
+        return name
+    repo = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(root)) or "repo"
+    name = f"{session_name(slug)}@{repo}"
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}-{n}", n + 1
+    return candidate
 
 
 def resolve_base(ctx: Ctx, task: T.Task | None) -> str:
@@ -54,6 +71,7 @@ def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str) -> dict[s
 
 
 def _task_session(panes: list[Pane], slug: str) -> Pane | None:
+    """A session of this workspace that already holds a window of the task (``panes``: this workspace's)."""
     for pane in panes:
         if pane.task == slug and pane.session_name.startswith("task-"):
             return pane
@@ -74,11 +92,14 @@ def start_worker(
     text: str | None = None,
     round_no: int = 1,
     resume: str = "",
+    move: Move | None = None,
 ) -> Delivery | None:
     """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None.
 
     The coder's prompt (the intent packet) is built here; other roles are given theirs in ``text``. ``resume``: the
-    agent session of a lost worker to continue (for the agents that can).
+    agent session of a lost worker to continue (for the agents that can). ``move``: the task's move that starting
+    its coder makes (queued -> coding); when the lifecycle refuses it, the new window is closed again and the start
+    fails with the refusal.
     """
     cfg = ctx.cfg
     agent = agent_for(ctx, task, role)
@@ -110,14 +131,15 @@ def start_worker(
         branch=branch,
         token_hash=hashlib.sha256(token.encode()).hexdigest(),
         prompt_file=prompt_file,
+        workspace=ctx.ws.id,
     )
     if not profile.command:
         raise OrchError(f"agent {agent!r} has no command: set command = [...] under [agents.{agent}] in config.toml")
     argv = list(profile.command)
-    launch = agent_launch.prepare(
+    launch = agents.agent(profile.kind).launch(LaunchRequest(
         profile, role, ctx.ws.state, os.path.join(launcher.ensure(ctx.ws.state), "orch"), worktree,
         git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id, resume=resume,
-    )
+    ))
     worker.agent_session = launch.session
     argv += launch.args
     if role == "reviewer":
@@ -130,61 +152,43 @@ def start_worker(
 
     # the registry row exists before the agent can speak, so its first message is recognised
     ctx.store.add_worker(worker)
-    tmux = ctx.tmux
-    existing = _task_session(panes if panes is not None else tmux.list_panes(), task.slug)
+    mux = ctx.mux
+    existing = _task_session(panes if panes is not None else ctx.panes(), task.slug)
     try:
         if existing is not None:
-            created = tmux.new_window(existing.session_id, role, worktree, env, argv)
+            created = mux.new_window(existing.session_id, role, worktree, env, argv)
             sname = existing.session_name
         else:
-            sname = session_name(task.slug)
-            taken = tmux.session_names()
-            n = 2
-            while sname in taken:
-                sname, n = f"{session_name(task.slug)}-{n}", n + 1
-            created = tmux.new_session(sname, role, worktree, env, argv)
-            tmux.set_session_option(created.session_id, "@orch_task", task.slug)
-        tmux.set_window_options(
-            created.window_id,
-            {
-                "@orch_task": task.slug,
-                "@orch_role": role,
-                "@orch_worker": worker.id,
-                "@orch_agent": agent,
-                "@orch_token_hash": worker.token_hash,
-                "remain-on-exit": "on",
-                "automatic-rename": "off",
-            },
-        )
-    except (TmuxError, OSError) as exc:
-        ctx.store.update_worker(worker.id, state="lost", ended_at=time.time())
+            sname = free_session_name(task.slug, ctx.ws.root, mux.session_names())
+            created = mux.new_session(sname, role, worktree, env, argv)
+            mux.tag_session(created.session_id, {"workspace": ctx.ws.id, "task": task.slug})
+        mux.tag_window(created.window_id, {"workspace": ctx.ws.id, "task": task.slug, "role": role,
+                                           "worker": worker.id, "agent": agent, "token_hash": worker.token_hash})
+    except (MuxError, OSError) as exc:
+        workers.move(ctx, worker, W.LOST, V.LOST, Actor.PASS, "its window could not be created", ended_at=time.time())
         raise OrchError(f"could not start the {role} of {task.slug}: {exc}") from None
 
     worker.session_name, worker.session_id = sname, created.session_id
     worker.window_id, worker.pane_id, worker.pane_pid = created.window_id, created.pane_id, created.pane_pid
-    worker.state = "working" if profile.prompt != "paste" else "starting"
-    ctx.store.update_worker(
-        worker.id,
-        session_name=sname,
-        session_id=created.session_id,
-        window_id=created.window_id,
-        pane_id=created.pane_id,
-        pane_pid=created.pane_pid,
-        state=worker.state,
-        tmux_server=created.server,
-    )
+    ctx.store.update_worker(worker.id, session_name=sname, session_id=created.session_id, window_id=created.window_id,
+                            pane_id=created.pane_id, pane_pid=created.pane_pid, tmux_server=created.server)
+    if profile.prompt != "paste":  # the prompt is its argument (or its file): it works from the start
+        workers.move(ctx, worker, W.WORKING, V.PROMPT, Actor.PASS, f"prompt given as {profile.prompt}")
     ctx.event("spawn", f"{role} started ({agent}) in window {created.window_id}; {how}", task=task.slug, worker=worker.id)
     if role == "coder":  # the review loop records its reviewers itself
-        T.record(
-            ctx,
-            task.slug,
-            status=f"coder started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}",
-            meta={"session": sname, "worktree": worktree, "branch": branch},
-            state=T.CODING if round_no == 1 else T.FIXING,
-            agent=f"{agent} (window {created.window_id}, pane {created.pane_id})",
-            waiting_for=None,
-            problem=None,
-        )
+        status = f"coder started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}"
+        meta = {"session": sname, "worktree": worktree, "branch": branch}
+        fields: dict[str, str | None] = {"agent": f"{agent} (window {created.window_id}, pane {created.pane_id})",
+                                         "waiting_for": None, "problem": None}
+        if move is None:
+            T.record(ctx, task.slug, status=status, meta=meta, summary=fields)
+        elif not T.move(ctx, task.slug, move.to, move.event, move.actor, status=status, meta=meta, summary=fields):
+            mux.kill_window(created.window_id)
+            workers.move(ctx, worker, W.LOST, V.LOST, Actor.PASS, "its task moved on while it started",
+                         ended_at=time.time())
+            task_now = T.get(ctx, task.slug)
+            raise OrchError(f"task {task.slug!r} is {task_now.state}: its coder was not started "
+                            f"({way_on(task_now.state, task.slug)})")
     if profile.prompt == "paste":
         return Delivery(worker, profile, text, time.monotonic())
     return None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
+from orch.mux import Pane, exit_code
 from orch.store import Worker
-from orch.tmux import Pane, exit_code
 from orch.workflow import scan as S
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -43,7 +43,7 @@ def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
 def collect(ctx: Ctx) -> dict:
     now = time.time()
     tasks, invalid = T.load(ctx)
-    panes = ctx.tmux.list_panes()
+    panes = ctx.panes()
     by_worker = S.agent_panes(panes)
     workers = ctx.store.live_workers()
     p = S.plan(tasks, T.done_slugs(ctx), workers, panes)

@@ -1,31 +1,24 @@
-"""Tasks: reading the task folder, and orch's single-writer updates of task files."""
+"""Tasks: reading the task folder, and orch's single-writer updates of task files.
+
+``record()`` writes status lines and summary fields; ``move()`` is the one way a task's state changes: it checks
+the lifecycle table (orch/lifecycle.py) against the state in the file at the moment of writing, under the task's
+lock, and makes the move or refuses it.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from orch import files, taskfile
 from orch import slug as slugs
 from orch.errors import OrchError
+from orch.lifecycle import Actor, Move, Refused, TaskEvent, TaskState, check_task, way_on
 from orch.locks import hold
 from orch.taskfile import TaskDoc
 from orch.workflow.context import Ctx
-
-# Task states (the state line of the summary).
-QUEUED = "queued"
-CODING = "coding"
-VALIDATING = "validating"
-REVIEWING = "reviewing"
-FIXING = "fixing"
-READY = "ready"
-NEEDS_INPUT = "needs-input"
-BLOCKED = "blocked"
-LOST = "lost"
-DONE = "done"
-# states in which the task's coder is expected to be alive and working
-ACTIVE_STATES = frozenset({CODING, FIXING, NEEDS_INPUT})
 
 
 def now_iso(at: float | None = None) -> str:
@@ -175,7 +168,7 @@ def set_fields(doc: TaskDoc, **fields: str | None) -> None:
             current.pop(key, None)
         else:
             current[key] = taskfile.one_line(value)
-    ordered = {"state": current.pop("state", QUEUED), **current}
+    ordered = {"state": current.pop("state", TaskState.QUEUED.value), **current}
     doc.summary = [f"{k}: {v}" for k, v in ordered.items()]
 
 
@@ -186,22 +179,71 @@ def record(
     at: float | None = None,
     meta: dict[str, str] | None = None,
     path: str | None = None,
+    summary: Mapping[str, str | None] | None = None,
     **fields: str | None,
 ) -> bool:
     """The single writer: update a task file's orch block (under the task's lock). Returns True if written.
 
     ``status`` appends one ``## Status`` line (skipped when the very same line is already there, which makes
-    re-applying a message harmless); ``fields`` set summary lines; ``meta`` sets the session/worktree/branch lines.
+    re-applying a message harmless); ``fields`` (and ``summary``) set summary lines; ``meta`` sets the
+    session/worktree/branch lines. The state changes only through ``move()``.
     """
+    values = {**(summary or {}), **fields}
+    if "state" in values:
+        raise TypeError("a task's state changes only through tasks.move(), which checks the lifecycle table")
+    return _write(ctx, slug, None, status, at, meta, path, values)
+
+
+def move(
+    ctx: Ctx,
+    slug: str,
+    to: TaskState,
+    event: TaskEvent,
+    actor: Actor,
+    status: str | None = None,
+    at: float | None = None,
+    meta: dict[str, str] | None = None,
+    path: str | None = None,
+    refuse: bool = False,
+    summary: Mapping[str, str | None] | None = None,
+    **fields: str | None,
+) -> bool:
+    """Move the task to ``to`` on ``event`` by ``actor``, with a status line and summary fields, when the lifecycle
+    table allows it from the state the file holds now. Returns True when the task is in ``to`` afterwards.
+
+    A refused move writes nothing and is logged as an event ``refused: <from> -> <to> on <event> from <actor>``;
+    with ``refuse`` (a person's command asked for it) it also raises a one-line error saying what moves the task
+    on. Staying in the same state is not a move: the status line and fields are written.
+    """
+    try:
+        _write(ctx, slug, Move(to, event, actor), status, at, meta, path, {**(summary or {}), **fields})
+    except Refused as exc:
+        ctx.event("refused", str(exc), task=slug)
+        if refuse:
+            raise OrchError(f"{exc}: {way_on(exc.frm, slug)}") from None
+        return False
+    return True
+
+
+def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: float | None,
+           meta: dict[str, str] | None, path: str | None, fields: dict[str, str | None]) -> bool:
     path = path or task_path(ctx, slug)
     line = taskfile.status_line(now_iso(at), status) if status else None
+    moved: list[str] = []
 
     def change(doc: TaskDoc) -> bool:
+        moved.clear()  # called again when the person saved meanwhile
         before = (dict(doc.meta), list(doc.summary), len(doc.status))
+        values = dict(fields)
+        if wanted is not None:
+            check_task(doc.state, wanted.to, wanted.event, wanted.actor, subject=f"task {slug}:")
+            if doc.state != wanted.to:
+                moved.append(doc.state)
+            values["state"] = wanted.to.value
         if meta:
             doc.meta.update({k: v for k, v in meta.items() if v})
-        if fields or not doc.has_block:
-            set_fields(doc, **fields)
+        if values or not doc.has_block:
+            set_fields(doc, **values)
         if line and line not in doc.status:
             doc.status.append(line)
         return not doc.has_block or before != (doc.meta, doc.summary, len(doc.status))
@@ -210,6 +252,8 @@ def record(
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
         written = taskfile.update(path, change, shadow=shadow_path(ctx, path))
+    if wanted is not None and moved:
+        ctx.event("state", f"{moved[0]} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
     if status:
         ctx.event("task", status, task=slug, **{k: v for k, v in fields.items() if v is not None})
     return written is not None

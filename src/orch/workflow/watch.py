@@ -18,13 +18,16 @@ import re
 import time
 from dataclasses import dataclass
 
-from orch.config import AgentProfile
+from orch import agents
+from orch.agents.profile import AgentProfile
+from orch.lifecycle import LIVE_WORKER, Actor, TaskEvent, TaskState, WorkerEvent, WorkerState
+from orch.mux import Pane
 from orch.store import Worker
-from orch.tmux import Pane
-from orch.workflow import deliver
+from orch.workflow import deliver, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
+S = TaskState
 SCREEN_LINES = 15
 REMINDER = (
     "orch here: your turn ended without a report. When your work is committed, run "
@@ -73,11 +76,11 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     by_id = {p.pane_id: p for p in panes}
     live = [
         w for w in ctx.store.live_workers()
-        if w.state not in ("lost", "exited", "closed") and w.pane_id in by_id and not by_id[w.pane_id].dead
+        if w.state in LIVE_WORKER and w.pane_id in by_id and not by_id[w.pane_id].dead
     ]
     profiles = {w.id: deliver.profile_of(ctx, w.agent) for w in live}
     readable = [w for w in live if _has_patterns(profiles[w.id])]
-    screens = ctx.tmux.capture_many([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
+    screens = ctx.mux.capture_many([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
     for w in readable:
         profile = profiles[w.id]
         screen = screens.get(w.pane_id)
@@ -85,12 +88,14 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
             continue
         r = step(w, classify(screen, profile), profile.hooks, profile.prompt_hook, profile.turn_end == "screen")
         if r.changed:
-            ctx.store.update_worker(w.id, state=r.state, screen_state=r.screen_state, screen_count=r.screen_count)
-            ctx.event("state", f"{w.address}: {w.state} -> {r.state} (screen)", task=w.task, worker=w.id)
-            if r.state == "idle" and profile.kind == "aider":
-                from orch.workflow.inbox import transcript_turn
+            moved = workers.move(ctx, w, WorkerState(r.state), WorkerEvent.SCREEN, Actor.PASS, "screen",
+                                 screen_state=r.screen_state, screen_count=r.screen_count)
+            if moved and r.state == WorkerState.IDLE:
+                agent = agents.agent(profile.kind)
+                if agent.reports_in_transcript:
+                    from orch.workflow.inbox import transcript_turn
 
-                transcript_turn(ctx, w)
+                    transcript_turn(ctx, w, agent)
         elif (r.screen_state, r.screen_count) != (w.screen_state, w.screen_count):
             ctx.store.update_worker(w.id, screen_state=r.screen_state, screen_count=r.screen_count)
     tasks, _ = T.load(ctx)
@@ -106,6 +111,11 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     return notes
 
 
+def resumed_state(task: T.Task) -> TaskState:
+    """Where a task waiting for input goes back to: coding in its first round, fixing after."""
+    return TaskState.FIXING if (task.doc.summary_field("round") or "1") != "1" else TaskState.CODING
+
+
 def _has_patterns(profile: AgentProfile | None) -> bool:
     return profile is not None and bool(profile.screen_idle or profile.screen_working or profile.screen_waiting)
 
@@ -113,18 +123,20 @@ def _has_patterns(profile: AgentProfile | None) -> bool:
 def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None) -> str | None:
     """What the coder's state means for its task."""
     slug = task.slug
-    if coder.state == "waiting" and task.state in (T.CODING, T.FIXING):
+    if coder.state == WorkerState.WAITING and task.state in (S.CODING, S.FIXING):
         if screen is None:
-            screen = ctx.tmux.capture(pane.pane_id, SCREEN_LINES)
+            screen = ctx.mux.capture(pane.pane_id, SCREEN_LINES)
         excerpt = " | ".join(line.strip() for line in screen.strip().splitlines()[-4:] if line.strip())
-        T.record(ctx, slug, status=f"coder is waiting (permission prompt or question): {excerpt}",
-                 state=T.NEEDS_INPUT, question=f"the coder is waiting: {excerpt}", waiting_on="screen")
+        T.move(ctx, slug, S.NEEDS_INPUT, TaskEvent.WAITING, Actor.PASS,
+               status=f"coder is waiting (permission prompt or question): {excerpt}",
+               question=f"the coder is waiting: {excerpt}", waiting_on="screen")
         return f"{slug}: coder waiting"
-    if coder.state in ("working",) and task.state == T.NEEDS_INPUT and task.doc.summary_field("waiting on") == "screen":
-        resumed = T.FIXING if (task.doc.summary_field("round") or "1") != "1" else T.CODING
-        T.record(ctx, slug, status="coder is working again", state=resumed, question=None, waiting_on=None)
+    if (coder.state == WorkerState.WORKING and task.state == S.NEEDS_INPUT
+            and task.doc.summary_field("waiting on") == "screen"):
+        T.move(ctx, slug, resumed_state(task), TaskEvent.WORKING_AGAIN, Actor.PASS, status="coder is working again",
+               question=None, waiting_on=None)
         return f"{slug}: coder working again"
-    if coder.state != "idle" or task.state not in (T.CODING, T.FIXING):
+    if coder.state != WorkerState.IDLE or task.state not in (S.CODING, S.FIXING):
         return None
     prompted = coder.prompted_at or coder.created_at
     if coder.state_since < prompted:

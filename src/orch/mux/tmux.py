@@ -1,7 +1,8 @@
-"""The only module that runs tmux. orch uses its own server (``tmux -L <socket>``).
+"""The tmux backend, and the only module that runs tmux. orch uses its own server (``tmux -L <socket>``).
 
 Everything is addressed by tmux ids (``$N`` session, ``@N`` window, ``%N`` pane), never by index or name, and all
-arguments go to tmux as an argument list. Text reaches a pane only through a named paste buffer.
+arguments go to tmux as an argument list. Text reaches a pane only through a named paste buffer. orch's tags are
+user options on windows (``@orch_ws``, ``@orch_task``, ...), readable by any tmux command of the same server.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 from orch.errors import OrchError
+from orch.mux import Created, MuxError, Pane
 
 SEP = "\x1f"
-TAGS = ("@orch_task", "@orch_role", "@orch_worker", "@orch_agent", "@orch_token_hash", "@orch_pane")
+# orch's tags (orch.mux.WINDOW_TAGS, PANE_TAGS) as tmux user options
+OPTION = {"workspace": "@orch_ws", "task": "@orch_task", "role": "@orch_role", "worker": "@orch_worker",
+          "agent": "@orch_agent", "token_hash": "@orch_token_hash", "pane_role": "@orch_pane"}
+TAGS = ("@orch_task", "@orch_role", "@orch_worker", "@orch_agent", "@orch_token_hash", "@orch_pane", "@orch_ws")
 _PANE_FIELDS = (
     "session_id",
     "session_name",
@@ -37,79 +41,35 @@ _PANE_FIELDS = (
 _PANE_FORMAT = SEP.join(f"#{{{f}}}" for f in _PANE_FIELDS)
 
 
-@dataclass(frozen=True)
-class Pane:
-    session_id: str
-    session_name: str
-    window_id: str
-    window_name: str
-    pane_id: str
-    pane_index: int
-    pane_pid: int
-    dead: bool
-    dead_status: int | None
-    dead_signal: int | None
-    current_command: str
-    current_path: str
-    active: bool
-    server_pid: int
-    server_start: str
-    task: str
-    role: str
-    worker: str
-    agent: str
-    token_hash: str
-    pane_role: str
-
-    @classmethod
-    def parse(cls, line: str) -> Pane | None:
-        parts = line.split(SEP)
-        if len(parts) != len(_PANE_FIELDS):
-            return None
-        (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, spid, sstart, *tags) = parts
-        return cls(
-            session_id=sid,
-            session_name=sname,
-            window_id=wid,
-            window_name=wname,
-            pane_id=pid,
-            pane_index=_int(pidx),
-            pane_pid=_int(ppid),
-            dead=dead == "1",
-            dead_status=_int(dstat) if dstat != "" else None,
-            dead_signal=_int(dsig) if dsig != "" else None,
-            current_command=cmd,
-            current_path=path,
-            active=active == "1",
-            server_pid=_int(spid),
-            server_start=sstart,
-            task=tags[0],
-            role=tags[1],
-            worker=tags[2],
-            agent=tags[3],
-            token_hash=tags[4],
-            pane_role=tags[5],
-        )
-
-
-def server_identity(panes: list[Pane]) -> str:
-    """The running server's identity ("<pid>:<start time>"), "" when no server runs: a change means it restarted."""
-    return f"{panes[0].server_pid}:{panes[0].server_start}" if panes else ""
-
-
-def exit_code(pane: Pane) -> int | None:
-    """A dead pane's exit status, shell style (128 + signal when killed); None while tmux does not know it yet."""
-    if pane.dead_status is not None:
-        return pane.dead_status
-    if pane.dead_signal is not None:
-        return 128 + pane.dead_signal
-    return None
-
-
-def describe_exit(pane: Pane) -> str:
-    if pane.dead_signal is not None and pane.dead_status is None:
-        return f"killed by signal {pane.dead_signal}"
-    return f"status {pane.dead_status}" if pane.dead_status is not None else "an unknown status"
+def parse_pane(line: str) -> Pane | None:
+    parts = line.split(SEP)
+    if len(parts) != len(_PANE_FIELDS):
+        return None
+    (sid, sname, wid, wname, pid, pidx, ppid, dead, dstat, dsig, cmd, path, active, spid, sstart, *tags) = parts
+    return Pane(
+        session_id=sid,
+        session_name=sname,
+        window_id=wid,
+        window_name=wname,
+        pane_id=pid,
+        pane_index=_int(pidx),
+        pane_pid=_int(ppid),
+        dead=dead == "1",
+        dead_status=_int(dstat) if dstat != "" else None,
+        dead_signal=_int(dsig) if dsig != "" else None,
+        current_command=cmd,
+        current_path=path,
+        active=active == "1",
+        server_pid=_int(spid),
+        server_start=sstart,
+        task=tags[0],
+        role=tags[1],
+        worker=tags[2],
+        agent=tags[3],
+        token_hash=tags[4],
+        pane_role=tags[5],
+        workspace=tags[6],
+    )
 
 
 def _int(text: str) -> int:
@@ -119,24 +79,16 @@ def _int(text: str) -> int:
         return 0
 
 
-@dataclass(frozen=True)
-class Created:
-    session_id: str
-    window_id: str
-    pane_id: str
-    pane_pid: int
-    server: str  # the tmux server's identity: "<pid>:<start time>"
-
-
 CREATED_FORMAT = "#{session_id} #{window_id} #{pane_id} #{pane_pid} #{pid} #{start_time}"
 
 
 class Tmux:
-    """One tmux server, by socket name."""
+    """One tmux server, by socket name: the multiplexer backend orch uses on this machine."""
 
     def __init__(self, socket: str, binary: str = "tmux") -> None:
         self.socket = socket
         self.binary = binary
+        self._server: str | None = None
 
     def _argv(self, args: Sequence[str]) -> list[str]:
         return [self.binary, "-L", self.socket, *args]
@@ -175,22 +127,31 @@ class Tmux:
         return panes
 
     def _list_panes(self) -> list[Pane]:
-        proc = self.run("list-panes", "-a", "-F", _PANE_FORMAT, check=False)
+        # the server's identity first (it answers even with no session left), then every pane, in one process
+        proc = self.run("display-message", "-p", "#{pid}:#{start_time}", ";", "list-panes", "-a", "-F", _PANE_FORMAT,
+                        check=False)
+        lines = proc.stdout.decode("utf-8", "replace").splitlines()
+        self._server = lines[0] if lines and ":" in lines[0] and SEP not in lines[0] else ""
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace")
-            if _no_server(err):
+            if _no_server(err) or (self._server and "no current target" in err):
                 return []
             raise TmuxError(f"tmux list-panes: {err.strip()}")
         panes = []
-        for line in proc.stdout.decode("utf-8", "replace").splitlines():
-            pane = Pane.parse(line)
+        for line in lines[1:]:
+            pane = parse_pane(line)
             if pane is not None:
                 panes.append(pane)
         return panes
 
-    def running(self) -> bool:
-        proc = self.run("list-sessions", "-F", "#{session_id}", check=False)
-        return proc.returncode == 0
+    def server_identity(self) -> str:
+        """The server's identity as of the last ``list_panes`` ("<pid>:<start time>"; "" when none runs)."""
+        if self._server is None:
+            self._list_panes()
+        return self._server or ""
+
+    def describe(self) -> str:
+        return f"tmux -L {self.socket}"
 
     def session_names(self) -> set[str]:
         proc = self.run("list-sessions", "-F", "#{session_name}", check=False)
@@ -198,12 +159,9 @@ class Tmux:
             return set()
         return set(proc.stdout.decode("utf-8", "replace").splitlines())
 
-    def capture(self, pane_id: str, lines: int = 50, escapes: bool = False) -> str:
+    def capture(self, pane_id: str, lines: int = 50) -> str:
         """The last ``lines`` non-blank-trailing lines of a pane (history included)."""
-        args = ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}"]
-        if escapes:
-            args.insert(1, "-e")
-        text = self.out(*args)
+        text = self.out("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}")
         rows = text.split("\n")
         while rows and not rows[-1].strip():
             rows.pop()
@@ -248,31 +206,35 @@ class Tmux:
     # -- creating ------------------------------------------------------------------------------------------------
 
     def new_session(
-        self, name: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
+        self, name: str, window_name: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]
     ) -> Created:
         args = ["new-session", "-d", "-P", "-F", CREATED_FORMAT]
         args += ["-s", name, "-n", window_name, "-c", cwd, "-x", "200", "-y", "50"]
-        return self._create(args, env, argv)
+        created = self._create(args, env, argv)
+        # the server stays when its last session ends (a window closed by hand), so that only a server that really
+        # went away (kill-server, a reboot) makes workers "lost with the server" and brought back
+        self.run("set-option", "-s", "exit-empty", "off", check=False)
+        return created
 
     def new_window(
-        self, session_id: str, window_name: str, cwd: str, env: dict[str, str], argv: Sequence[str]
+        self, session_id: str, window_name: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]
     ) -> Created:
         args = ["new-window", "-d", "-P", "-F", CREATED_FORMAT]
         args += ["-t", session_id + ":", "-n", window_name, "-c", cwd]
         return self._create(args, env, argv)
 
-    def split_window(self, window_id: str, cwd: str, env: dict[str, str], argv: Sequence[str]) -> Created:
+    def split_window(self, window_id: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]) -> Created:
         args = ["split-window", "-d", "-h", "-P", "-F", CREATED_FORMAT]
         args += ["-t", window_id, "-c", cwd]
         return self._create(args, env, argv)
 
-    def respawn_pane(self, pane_id: str, cwd: str, env: dict[str, str], argv: Sequence[str]) -> None:
+    def respawn_pane(self, pane_id: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]) -> None:
         args = ["respawn-pane", "-k", "-t", pane_id, "-c", cwd]
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         self.run(*args, "--", *_exec_argv(argv))
 
-    def _create(self, args: list[str], env: dict[str, str], argv: Sequence[str]) -> Created:
+    def _create(self, args: list[str], env: Mapping[str, str], argv: Sequence[str]) -> Created:
         for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         out = self.out(*args, "--", *_exec_argv(argv)).split()
@@ -280,21 +242,27 @@ class Tmux:
             raise TmuxError(f"tmux did not report the new pane ({' '.join(out)!r})")
         return Created(out[0], out[1], out[2], _int(out[3]), f"{out[4]}:{out[5]}")
 
-    def set_window_options(self, window_id: str, options: dict[str, str]) -> None:
+    def _set_options(self, scope: str, target: str, options: Mapping[str, str]) -> None:
         # one tmux process for all options: commands separated by ';' arguments
         args: list[str] = []
         for key, value in options.items():
             if args:
                 args.append(";")
-            args += ["set-option", "-w", "-t", window_id, key, value]
+            args += ["set-option", *([scope] if scope else []), "-t", target, key, value]
         if args:
             self.run(*args)
 
-    def set_pane_option(self, pane_id: str, key: str, value: str) -> None:
-        self.run("set-option", "-p", "-t", pane_id, key, value)
+    def tag_window(self, window_id: str, tags: Mapping[str, str]) -> None:
+        """orch's tags, plus: the pane stays after the agent exits (its exit status and last screen are kept), and
+        tmux never renames the window."""
+        options = {OPTION[k]: v for k, v in tags.items()}
+        self._set_options("-w", window_id, {**options, "remain-on-exit": "on", "automatic-rename": "off"})
 
-    def set_session_option(self, session_id: str, key: str, value: str) -> None:
-        self.run("set-option", "-t", session_id, key, value)
+    def tag_session(self, session_id: str, tags: Mapping[str, str]) -> None:
+        self._set_options("", session_id, {OPTION[k]: v for k, v in tags.items()})
+
+    def tag_pane(self, pane_id: str, tags: Mapping[str, str]) -> None:
+        self._set_options("-p", pane_id, {OPTION[k]: v for k, v in tags.items()})
 
     # -- typing ------------------------------------------------------------------------------------------------
 
@@ -312,6 +280,9 @@ class Tmux:
 
     def send_keys(self, pane_id: str, *keys: str) -> None:
         self.run("send-keys", "-t", pane_id, *keys)
+
+    def select_pane(self, pane_id: str) -> None:
+        self.run("select-window", "-t", pane_id, ";", "select-pane", "-t", pane_id)
 
     # -- ending ------------------------------------------------------------------------------------------------
 
@@ -344,7 +315,7 @@ class Tmux:
         os.execvpe(argv[0], argv, env)
 
 
-class TmuxError(OrchError):
+class TmuxError(MuxError):
     pass
 
 

@@ -1,0 +1,80 @@
+"""Workspace identity: an id per workspace that survives a move and not a copy; windows of other workspaces are
+never this workspace's; windows from before workspaces had ids are claimed only when the registry knows them.
+On the in-memory multiplexer."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orch.errors import OrchError
+from orch.mux.fake import FakeMux
+from orch.store import Worker
+from orch.workflow import route
+from orch.workflow.context import Ctx
+from orch.workspace import Workspace, identity
+
+
+def test_an_id_survives_a_move_but_not_a_copy(fake_ctx: Ctx, tmp_path: Path) -> None:
+    first = fake_ctx.ws.id
+    assert len(first) == 12 and Workspace(fake_ctx.ws.root).id == first  # stable
+    copy = tmp_path / "copy"
+    shutil.copytree(fake_ctx.ws.root, copy, symlinks=True)
+    copied = identity(Workspace(str(copy)))
+    assert copied != first and identity(Workspace(fake_ctx.ws.root)) == first  # the original keeps its own
+    moved = tmp_path / "moved"
+    shutil.move(str(copy), moved)
+    assert identity(Workspace(str(moved))) == copied  # the copy, moved elsewhere, is still itself
+    assert (moved / ".orch" / "workspace").read_text() == f"id {copied}\nroot {moved}\n"
+
+
+def window(mux: FakeMux, tags: dict[str, str], name: str = "task-x") -> tuple[str, str]:
+    created = mux.new_session(name, "coder", "/tmp", {}, ["fake-agent"])
+    mux.tag_window(created.window_id, tags)
+    return created.window_id, created.pane_id
+
+
+def test_only_own_windows_are_listed_and_old_untagged_ones_are_claimed_when_known(fake_ctx: Ctx) -> None:
+    mux = fake_ctx.mux
+    assert isinstance(mux, FakeMux)
+    own_w, own_p = window(mux, {"workspace": fake_ctx.ws.id, "task": "x", "role": "coder", "worker": "x:coder:1"})
+    other_w, _ = window(mux, {"workspace": "0123456789ab", "task": "x", "role": "coder", "worker": "x:coder:2"},
+                        name="task-x@other")
+    legacy_w, legacy_p = window(mux, {"task": "y", "role": "coder", "worker": "y:coder:3"}, name="task-y")
+    stranger_w, _ = window(mux, {"task": "z", "role": "coder", "worker": "z:coder:4"}, name="task-z")
+    fake_ctx.store.add_worker(Worker(id="y:coder:3", task="y", role="coder", agent="fake", state="working",
+                                     state_since=0, created_at=0, pane_id=legacy_p, window_id=legacy_w))
+    listing = fake_ctx.listing()
+    assert {p.window_id for p in listing.panes} == {own_w, legacy_w}
+    assert {p.window_id for p in listing.all} == {own_w, other_w, legacy_w, stranger_w}
+    assert mux.windows[legacy_w].tags["workspace"] == fake_ctx.ws.id  # claimed: tagged from now on
+    assert "workspace" not in mux.windows[stranger_w].tags
+    assert mux.windows[other_w].tags["workspace"] == "0123456789ab"
+    assert [p.pane_id for p in fake_ctx.panes() if p.task == "x"] == [own_p]
+
+
+def test_addresses_and_explicit_panes_never_reach_another_workspace(fake_ctx: Ctx) -> None:
+    mux = fake_ctx.mux
+    assert isinstance(mux, FakeMux)
+    Path(fake_ctx.cfg.tasks_path, "x.md").write_text("A task.\n")
+    _, other_p = window(mux, {"workspace": "0123456789ab", "task": "x", "role": "coder", "worker": "x:coder:2"})
+    with pytest.raises(OrchError, match="has no coder window"):
+        route.resolve(fake_ctx, "x")
+    with pytest.raises(OrchError, match="belongs to another orch workspace"):
+        route.resolve(fake_ctx, None, pane_override=other_p)
+    _, own_p = window(mux, {"workspace": fake_ctx.ws.id, "task": "x", "role": "coder", "worker": "x:coder:1"},
+                      name="task-x@mine")
+    assert route.resolve(fake_ctx, "x").pane.pane_id == own_p
+    assert route.resolve(fake_ctx, None, pane_override=own_p).pane.pane_id == own_p
+
+
+def test_the_registry_never_reads_another_workspaces_rows(fake_ctx: Ctx) -> None:
+    store = fake_ctx.store
+    for n, ws_id in enumerate(("", fake_ctx.ws.id, "0123456789ab")):
+        store.add_worker(Worker(id=f"t:coder:{n}", task="t", role="coder", agent="fake", state="working",
+                                state_since=0, created_at=n, workspace=ws_id or "placeholder"))
+    store.db.execute("UPDATE workers SET workspace = '' WHERE id = 't:coder:0'")  # a row from before ids
+    assert [w.id for w in store.live_workers()] == ["t:coder:0", "t:coder:1"]
+    assert store.worker("t:coder:2") is None
