@@ -185,10 +185,7 @@ def drive_cannot_validate(b: Bench, frm: str, to: str, actor: Actor) -> None:
 
 
 def drive_reviewer_failed(b: Bench, frm: str, to: str, actor: Actor) -> None:
-    cfg = Path(b.ctx.ws.config_file)
-    cfg.write_text('reviewer_agent = "broken"\n' + cfg.read_text())
-    b.ctx.cfg = type(b.ctx.cfg).model_validate({**b.ctx.cfg.model_dump(by_alias=True), "reviewer_agent": "broken"})
-    b.ctx.cfg.root = str(b.root)
+    b.configure('reviewer_agent = "broken"')
     b.put("t", S.VALIDATING)
     b.start("t")
     b.commit("t")
@@ -229,9 +226,7 @@ def drive_coder_lost(b: Bench, frm: str, to: str, actor: Actor) -> None:
 
 
 def drive_workers_lost(b: Bench, frm: str, to: str, actor: Actor) -> None:
-    cfg = Path(b.ctx.ws.config_file)
-    cfg.write_text("recover_on_start = false\n" + cfg.read_text())
-    b.ctx.cfg.recover_on_start = False
+    b.configure("recover_on_start = false")
     if frm == S.REVIEWING:
         reviewing(b, "t")
     else:

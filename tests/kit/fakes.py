@@ -84,6 +84,14 @@ class Bench:
     def close(self) -> None:
         self.ctx.close()
 
+    def configure(self, top: str = "", tables: str = "") -> None:
+        """Add top-level keys and tables to the workspace's config, and load it again."""
+        from orch import config
+
+        path = Path(self.ctx.ws.config_file)
+        path.write_text(f"{top}\n{path.read_text()}\n{tables}\n")
+        self.ctx.cfg = config.load(self.ctx.ws)
+
     # -- tasks -------------------------------------------------------------------------------------------------
 
     def path(self, slug: str) -> Path:
