@@ -12,22 +12,31 @@ import pytest
 from orch.errors import OrchError
 from orch.mux.fake import FakeMux
 from orch.store import Worker
-from orch.workflow import route
+from orch.workflow import close, route
 from orch.workflow.context import Ctx
 from orch.workspace import Workspace, identity
+from tests.kit.fakes import Bench
 
 
-def test_an_id_survives_a_move_but_not_a_copy(fake_ctx: Ctx, tmp_path: Path) -> None:
+def test_an_id_survives_a_move_and_another_path_but_not_a_copy(fake_ctx: Ctx, tmp_path: Path) -> None:
     first = fake_ctx.ws.id
     assert len(first) == 12 and Workspace(fake_ctx.ws.root).id == first  # stable
+    link = tmp_path / "link"
+    link.symlink_to(fake_ctx.ws.root)
+    for _ in range(2):  # reached by either path, again and again: always the same workspace
+        assert identity(Workspace(str(link))) == first and identity(Workspace(fake_ctx.ws.root)) == first
     copy = tmp_path / "copy"
     shutil.copytree(fake_ctx.ws.root, copy, symlinks=True)
     copied = identity(Workspace(str(copy)))
     assert copied != first and identity(Workspace(fake_ctx.ws.root)) == first  # the original keeps its own
     moved = tmp_path / "moved"
-    shutil.move(str(copy), moved)
-    assert identity(Workspace(str(moved))) == copied  # the copy, moved elsewhere, is still itself
-    assert (moved / ".orch" / "workspace").read_text() == f"id {copied}\nroot {moved}\n"
+    shutil.move(str(copy), moved)  # a rename: the same folder in a new place
+    assert identity(Workspace(str(moved))) == copied
+    again = tmp_path / "again"
+    shutil.copytree(moved, again, symlinks=True)  # a copy of the moved one, the original of which is gone
+    assert identity(Workspace(str(again))) not in (first, copied)
+    fields = dict(line.split(" ", 1) for line in (moved / ".orch" / "workspace").read_text().splitlines())
+    assert fields["id"] == copied and fields["root"] == str(moved.resolve())
 
 
 def window(mux: FakeMux, tags: dict[str, str], name: str = "task-x") -> tuple[str, str]:
@@ -45,7 +54,8 @@ def test_only_own_windows_are_listed_and_old_untagged_ones_are_claimed_when_know
     legacy_w, legacy_p = window(mux, {"task": "y", "role": "coder", "worker": "y:coder:3"}, name="task-y")
     stranger_w, _ = window(mux, {"task": "z", "role": "coder", "worker": "z:coder:4"}, name="task-z")
     fake_ctx.store.add_worker(Worker(id="y:coder:3", task="y", role="coder", agent="fake", state="working",
-                                     state_since=0, created_at=0, pane_id=legacy_p, window_id=legacy_w))
+                                     state_since=0, created_at=0, pane_id=legacy_p, window_id=legacy_w,
+                                     worktree=str(Path(fake_ctx.cfg.worktree_path) / "y")))
     listing = fake_ctx.listing()
     assert {p.window_id for p in listing.panes} == {own_w, legacy_w}
     assert {p.window_id for p in listing.all} == {own_w, other_w, legacy_w, stranger_w}
@@ -78,3 +88,25 @@ def test_the_registry_never_reads_another_workspaces_rows(fake_ctx: Ctx) -> None
     store.db.execute("UPDATE workers SET workspace = '' WHERE id = 't:coder:0'")  # a row from before ids
     assert [w.id for w in store.live_workers()] == ["t:coder:0", "t:coder:1"]
     assert store.worker("t:coder:2") is None
+
+
+def test_close_kills_the_tasks_own_windows_never_a_shared_sessions_others(bench: Bench) -> None:
+    """A session from before workspace ids may hold another workspace's window: close takes only its own."""
+    bench.put("x", "coding")
+    coder = bench.start("x")
+    mux = bench.mux
+    other = mux.new_window(coder.session_id, "coder", "/elsewhere", {}, ["fake-agent"])
+    mux.tag_window(other.window_id, {"workspace": "0123456789ab", "task": "x", "role": "coder", "worker": "x:coder:9"})
+    close.close(bench.ctx, "x", force=True)
+    assert coder.pane_id not in mux.panes and other.pane_id in mux.panes
+
+
+def test_old_untagged_windows_are_claimed_only_when_they_run_in_this_workspaces_worktrees(bench: Bench) -> None:
+    mux = bench.mux
+    inside = mux.new_session("task-a", "coder", str(bench.worktree("a")), {}, ["fake-agent"])
+    mux.tag_window(inside.window_id, {"task": "a", "role": "coder", "worker": "a:coder:1"})  # its database was lost
+    outside = mux.new_session("task-b", "coder", "/somewhere/else/.worktree/b", {}, ["fake-agent"])
+    mux.tag_window(outside.window_id, {"task": "b", "role": "coder", "worker": "b:coder:2"})
+    assert [p.pane_id for p in bench.ctx.panes()] == [inside.pane_id]
+    assert mux.windows[inside.window_id].tags["workspace"] == bench.ctx.ws.id
+    assert "workspace" not in mux.windows[outside.window_id].tags

@@ -15,7 +15,7 @@ from orch import lifecycle as L
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskEvent, TaskState, Transition, WorkerEvent, WorkerState
 from orch.store import Worker
-from orch.workflow import close, deliver, recover, restart, route, watch
+from orch.workflow import close, deliver, recover, restart, route, watch, workers
 from orch.workflow import tasks as T
 from tests.kit.fakes import Bench
 
@@ -391,3 +391,33 @@ def test_a_late_hook_of_an_ended_worker_moves_nothing(bench: Bench) -> None:
     bench.hook(coder, "stop")
     assert bench.ctx.store.worker(coder.id).state == "lost"  # type: ignore[union-attr]
     assert any("lost -> idle on hook from a worker" in e for e in bench.events("refused"))
+
+
+def test_a_stale_screen_reading_never_overrides_a_hook_applied_meanwhile(bench: Bench) -> None:
+    coder = coder_in(bench, W.IDLE)
+    stale = bench.ctx.store.worker(coder.id)  # what the pass read before the hook
+    bench.hook(coder, "prompt")  # the agent took a prompt: working
+    assert stale is not None and stale.state == "idle"
+    assert not workers.move(bench.ctx, stale, W.WAITING, V.SCREEN, PASS, "screen")
+    assert bench.ctx.store.worker(coder.id).state == "working"  # type: ignore[union-attr]
+    fresh = bench.ctx.store.worker(coder.id)
+    assert fresh is not None and workers.move(bench.ctx, fresh, W.WAITING, V.SCREEN, PASS, "screen")
+
+
+def test_retry_whose_new_coder_cannot_start_leaves_the_task_blocked(bench: Bench) -> None:
+    path = bench.put("t", S.BLOCKED, text="---\nagent: broken\n---\nA task.\n", open_blockers="blocker: no build")
+    with pytest.raises(OrchError, match="could not start the coder"):
+        restart.retry(bench.ctx, "t")
+    assert bench.state("t") == "blocked" and bench.task("t").doc.summary_field("open blockers")
+    path.write_text(path.read_text().replace("agent: broken", "agent: fake"))
+    assert restart.retry(bench.ctx, "t").delivered == "new coder"
+    assert bench.state("t") == "fixing" and bench.worker("t").state == "working"
+
+
+def test_close_refuses_an_unknown_state_before_touching_anything(bench: Bench) -> None:
+    bench.put("t", S.CODING)
+    coder = bench.start("t")
+    bench.put("t", "in review")  # a state line orch did not write
+    with pytest.raises(OrchError, match="its state line reads 'in review'"):
+        close.close(bench.ctx, "t", force=True)
+    assert coder.pane_id in bench.mux.panes and bench.worktree("t").is_dir() and bench.path("t").exists()

@@ -351,3 +351,8 @@ def test_verdicts_only_from_reviewers_and_well_formed(ws: Workspace) -> None:
     assert (ws.tasks / "v.md").read_bytes() == before
     assert os.listdir(ws.root / ".orch" / "inbox" / "new") == []
     assert ws.task_status("v")["state"] == "queued"
+    # a config orch cannot read: one line, no traceback
+    (ws.root / ".orch" / "tasks_dir").unlink()
+    ws.config_file.write_text("this is = = not toml\n")
+    one_line_error(ws.orch("verdict", "approve", "--task", "v", check=False), "not valid TOML", code=1)
+    one_line_error(ws.orch("-", "task-v: hello", check=False), "not valid TOML", code=1)

@@ -421,3 +421,13 @@ def test_fenced_blocks_nested_different_fences():
 
 def test_fenced_blocks_crlf():
     assert fenced_blocks("```scripted\r\nsay a\r\nsay b\r\n```\r\n", "scripted") == ["say a\nsay b"]
+
+
+@PROPS
+@given(person=person_texts, summary=summaries, state=st.sampled_from(["", "reviewing", "blocked"]), eol=eols)
+def test_the_hot_paths_state_reader_agrees_with_the_parser(person, summary, state, eol):
+    from orch.blockmarks import state_in
+
+    lines = ([f"state: {state}"] if state else []) + summary
+    text = taskfile.render(TaskDoc(person=person, summary=lines, eol=eol, has_block=True))
+    assert state_in(text) == taskfile.parse(text).state

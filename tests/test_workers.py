@@ -60,6 +60,10 @@ def test_three_tasks_three_sessions_and_routing(ws: Workspace) -> None:
     assert len([p for p in panes if p.strip()]) == 2 and any(p.endswith(" shell") for p in panes)
     # the agent never saw the command
     assert not any("exit 7" in m for m in _received(ws, "gamma"))
+    # arguments ending in ';' are arguments, not the end of a tmux command (which would run the next one)
+    r = ws.orch("exec", "beta", "--", "sh", "-c", 'echo "[$0][$1]"', "x;", "kill-server;")
+    assert r.code == 0 and "[x;][kill-server;]" in r.out, r
+    assert len(ws.tmux("list-sessions").splitlines()) == 3
 
 
 def test_send_multiline_and_large_text_arrives_intact(ws: Workspace) -> None:

@@ -93,7 +93,10 @@ def worker_record(kind: str, task: str, text: str, token: str) -> dict:
 def _submit(ws: Workspace, record: dict) -> int:
     """Spool a record and start the applier. A person's record (no token) must name an existing task."""
     if not record["token"]:
-        problem = _missing_task(ws, record["task"])
+        try:
+            problem = _missing_task(ws, record["task"])
+        except OrchError as exc:  # the config cannot be read
+            return _fail(str(exc))
         if problem:
             return _fail(problem)
     try:
@@ -147,7 +150,10 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
     if not task:
         return _fail("which task? give --task SLUG (inside a reviewer, $ORCH_TASK says it)", 2)
     if not token:
-        problem = _missing_task(ws, task) or _no_review(ws, task)
+        try:
+            problem = _missing_task(ws, task) or _no_review(ws, task)
+        except OrchError as exc:  # the config cannot be read
+            return _fail(str(exc))
         if problem:
             return _fail(problem)
     body = "\n".join(format_finding(f, brackets=True) for f in findings)
@@ -175,15 +181,16 @@ def _missing_task(ws: Workspace, task: str) -> str | None:
 
 def _no_review(ws: Workspace, task: str) -> str | None:
     """Why a person's verdict for ``task`` cannot count now (no review in progress), or None."""
-    from orch import taskfile
+    from orch.blockmarks import state_in
 
     try:
-        _, doc = taskfile.read(os.path.join(_tasks_dir(ws), task + ".md"))
-    except (OSError, OrchError) as exc:
-        return f"cannot read task {task!r}: {exc}"
-    if doc.state == "reviewing":
+        with open(os.path.join(_tasks_dir(ws), task + ".md"), "rb") as fh:
+            state = state_in(fh.read(2 << 20).decode("utf-8", "replace"))
+    except OSError as exc:
+        return f"cannot read task {task!r}: {exc.strerror or exc}"
+    if state == "reviewing":
         return None
-    return (f"no review is in progress for task {task!r} (it is {doc.state}): a verdict counts only while the task "
+    return (f"no review is in progress for task {task!r} (it is {state}): a verdict counts only while the task "
             "is reviewing; nothing was recorded (`orch status` shows where it is)")
 
 

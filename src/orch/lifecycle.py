@@ -116,7 +116,7 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.CODING, S.FIXING), (S.NEEDS_INPUT,), E.WAITING, (PASS,)),
     ((S.NEEDS_INPUT,), (S.CODING, S.FIXING), E.ANSWER, (PERSON,)),
     ((S.NEEDS_INPUT,), (S.CODING, S.FIXING), E.WORKING_AGAIN, (PASS,)),
-    ((S.CODING, S.FIXING, S.NEEDS_INPUT, S.REVIEWING), (S.VALIDATING,), E.DONE, (WORKER, PERSON)),
+    ((S.CODING, S.FIXING, S.NEEDS_INPUT, S.REVIEWING, S.BLOCKED), (S.VALIDATING,), E.DONE, (WORKER, PERSON)),
     ((S.CODING, S.FIXING, S.NEEDS_INPUT, S.VALIDATING, S.REVIEWING), (S.BLOCKED,), E.BLOCKED, (WORKER, PERSON)),
     ((S.VALIDATING,), (S.REVIEWING,), E.REVIEW, (PASS,)),
     ((S.VALIDATING, S.REVIEWING), (S.FIXING,), E.SEND_BACK, (PASS,)),
@@ -220,7 +220,8 @@ WAYS_ON: dict[TaskState, tuple[str, str]] = {
     S.NEEDS_INPUT: ("your answer", "`orch reply TASK ...`"),
     S.VALIDATING: ("the pass checks the branch and runs the validation", "`orch run` (or `orch scan`)"),
     S.REVIEWING: ("the reviewer's verdict", "`orch run` (or `orch scan`) acts on it"),
-    S.BLOCKED: ("a new round for the coder with the open blockers", "`orch retry TASK [--rounds N]`"),
+    S.BLOCKED: ("a new round for the coder with the open blockers (or the coder's `done:` once unblocked)",
+                "`orch retry TASK [--rounds N]`"),
     S.LOST: ("its coder started again in the same worktree", "`orch recover TASK`"),
     S.READY: ("you land it; or, when its base moved on, a new validation and review", "`orch close TASK`; "
                                                                                       "`orch retry TASK`"),

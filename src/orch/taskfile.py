@@ -27,12 +27,11 @@ import time
 from dataclasses import dataclass, field
 
 from orch import files
+from orch.blockmarks import MARKER, STATUS, SUMMARY
 from orch.errors import OrchError
 
-MARKER = "<!-- orch: the lines below are written by orch; edit above this line -->"
+__all__ = ["MARKER", "STATUS", "SUMMARY", "TaskDoc", "parse", "render", "update"]
 META_KEYS = ("session", "worktree", "branch")
-SUMMARY = "## Summary"
-STATUS = "## Status"
 
 
 @dataclass

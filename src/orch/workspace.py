@@ -63,48 +63,53 @@ class Workspace:
 ID_FILE = "workspace"
 
 
-def _read_id(state: str) -> tuple[str, str] | None:
-    """(id, root) from ``<state>/workspace``, or None."""
+def _read_id(state: str) -> dict[str, str]:
+    """The fields of ``<state>/workspace`` (``id``, ``root``, ``folder``), or {}."""
     try:
         with open(os.path.join(state, ID_FILE), encoding="utf-8") as fh:
             fields = dict(line.rstrip("\n").split(" ", 1) for line in fh if " " in line)
     except (OSError, ValueError):
-        return None
-    ident, root = fields.get("id", ""), fields.get("root", "")
-    return (ident, root) if ident else None
+        return {}
+    return fields if fields.get("id") else {}
 
 
-def _write_id(state: str, ident: str, root: str) -> None:
+def _folder(state: str) -> str:
+    """The state folder's identity on disk ("<device>:<inode>"): the same whatever path reaches it, kept by a
+    rename (a move on one file system), new for a copy."""
+    st = os.stat(state)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def _write_id(state: str, ident: str) -> None:
     path = os.path.join(state, ID_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(f"id {ident}\nroot {root}\n")
+        fh.write(f"id {ident}\nroot {os.path.realpath(os.path.dirname(state))}\nfolder {_folder(state)}\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
 def identity(ws: Workspace) -> str:
-    """The id in ``.orch/workspace``, made on first use. The file also records where the workspace was: a
-    repository moved elsewhere keeps its id (its workers are still its own), while a copy (the original still in
-    place with the same id) gets a new one, so that the two never take each other's workers."""
+    """The id in ``.orch/workspace``, made on first use. The file also records the state folder's device and inode:
+    the workspace reached by another path (a symlink) or renamed to another place keeps its id, while a copy (a new
+    folder) gets a new one, so that two workspaces never share an id and never take each other's workers. A
+    workspace moved across file systems looks like a copy and starts with a new id (its worktrees do not follow it
+    anyway)."""
     from orch.locks import hold
 
+    here, root = _folder(ws.state), os.path.realpath(ws.root)
     found = _read_id(ws.state)
-    if found is not None and found[1] == ws.root:
-        return found[0]
+    if found.get("folder") == here and found.get("root") == root:
+        return found["id"]
     with hold(os.path.join(ws.state, "locks", "workspace-id.lock"), wait=10):
         found = _read_id(ws.state)
-        if found is not None and found[1] == ws.root:
-            return found[0]
-        if found is not None:
-            ident, old_root = found
-            original = _read_id(os.path.join(old_root, STATE_DIR)) if old_root else None
-            if original is None or original[0] != ident:
-                _write_id(ws.state, ident, ws.root)  # moved: the same workspace in a new place
-                return ident
-        ident = os.urandom(6).hex()  # new, or a copy of a workspace that is still where it was
-        _write_id(ws.state, ident, ws.root)
+        if found.get("folder") == here:
+            if found.get("root") != root:
+                _write_id(ws.state, found["id"])  # moved: the same folder in a new place
+            return found["id"]
+        ident = os.urandom(6).hex()  # new, or a copy of another workspace
+        _write_id(ws.state, ident)
         return ident
 
 

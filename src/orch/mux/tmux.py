@@ -208,35 +208,35 @@ class Tmux:
     def new_session(
         self, name: str, window_name: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]
     ) -> Created:
-        args = ["new-session", "-d", "-P", "-F", CREATED_FORMAT]
-        args += ["-s", name, "-n", window_name, "-c", cwd, "-x", "200", "-y", "50"]
-        created = self._create(args, env, argv)
-        # the server stays when its last session ends (a window closed by hand), so that only a server that really
-        # went away (kill-server, a reboot) makes workers "lost with the server" and brought back
-        self.run("set-option", "-s", "exit-empty", "off", check=False)
-        return created
+        # the server stays when its last session ends (a window closed by hand, an agent that exits at once), so that
+        # only a server that really went away (kill-server, a reboot) makes workers "lost with the server"; set before
+        # the session exists, in the same tmux process
+        args = ["start-server", ";", "set-option", "-s", "exit-empty", "off", ";"]
+        args += ["new-session", "-d", "-P", "-F", CREATED_FORMAT]
+        args += ["-s", literal(name), "-n", literal(window_name), "-c", literal(cwd), "-x", "200", "-y", "50"]
+        return self._create(args, env, argv)
 
     def new_window(
         self, session_id: str, window_name: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]
     ) -> Created:
         args = ["new-window", "-d", "-P", "-F", CREATED_FORMAT]
-        args += ["-t", session_id + ":", "-n", window_name, "-c", cwd]
+        args += ["-t", session_id + ":", "-n", literal(window_name), "-c", literal(cwd)]
         return self._create(args, env, argv)
 
     def split_window(self, window_id: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]) -> Created:
         args = ["split-window", "-d", "-h", "-P", "-F", CREATED_FORMAT]
-        args += ["-t", window_id, "-c", cwd]
+        args += ["-t", window_id, "-c", literal(cwd)]
         return self._create(args, env, argv)
 
     def respawn_pane(self, pane_id: str, cwd: str, env: Mapping[str, str], argv: Sequence[str]) -> None:
-        args = ["respawn-pane", "-k", "-t", pane_id, "-c", cwd]
+        args = ["respawn-pane", "-k", "-t", pane_id, "-c", literal(cwd)]
         for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
+            args += ["-e", literal(f"{key}={value}")]
         self.run(*args, "--", *_exec_argv(argv))
 
     def _create(self, args: list[str], env: Mapping[str, str], argv: Sequence[str]) -> Created:
         for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
+            args += ["-e", literal(f"{key}={value}")]
         out = self.out(*args, "--", *_exec_argv(argv)).split()
         if len(out) != 6:
             raise TmuxError(f"tmux did not report the new pane ({' '.join(out)!r})")
@@ -248,7 +248,7 @@ class Tmux:
         for key, value in options.items():
             if args:
                 args.append(";")
-            args += ["set-option", *([scope] if scope else []), "-t", target, key, value]
+            args += ["set-option", *([scope] if scope else []), "-t", target, key, literal(value)]
         if args:
             self.run(*args)
 
@@ -323,9 +323,16 @@ def _no_server(stderr: str) -> bool:
     return "no server running" in stderr or "error connecting to" in stderr or "No such file" in stderr
 
 
+def literal(arg: str) -> str:
+    """An argument tmux takes as it is. tmux reads an argument ending in ';' as the end of its command (the next
+    arguments would run as another tmux command); ``\\;`` at the end is a literal ';'."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
+
+
 def _exec_argv(argv: Sequence[str]) -> list[str]:
-    """tmux runs a single-word command through ``sh -c``; several words are exec'd directly. Always exec."""
-    argv = list(argv)
+    """tmux runs a single-word command through ``sh -c``; several words are exec'd directly. Always exec. Every
+    argument is passed literally (see ``literal``)."""
+    argv = [literal(a) for a in argv]
     if len(argv) == 1:
         return ["env", "--", argv[0]]
     return argv

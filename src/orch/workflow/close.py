@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from orch import git
 from orch.errors import OrchError
 from orch.files import atomic_write
-from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState
+from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState, allowed_task
 from orch.locks import hold
 from orch.workflow import inbox, workers
 from orch.workflow import tasks as T
@@ -32,6 +32,9 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
         inbox.drain(ctx)
         task = T.get(ctx, slug)
+        if not allowed_task(task.state, TaskState.DONE, TaskEvent.CLOSE, Actor.PERSON):  # checked before anything goes
+            raise OrchError(f"task {slug!r} cannot be closed: its state line reads {task.state!r}, which orch did not "
+                            "write; put back `state: <one of the task states>` in its summary and close it again")
         result = Closed(slug)
         worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
@@ -57,8 +60,8 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             path = os.path.join(ctx.ws.logs, f"{slug}-{pane.role or 'pane'}-{stamp}-{pane.pane_id[1:]}.txt")
             atomic_write(path, (screen + "\n").encode("utf-8"), mode=0o600)
             result.screens.append(path)
-        for session_id in sorted({p.session_id for p in panes}):
-            ctx.mux.kill_session(session_id)
+        for window_id in sorted({p.window_id for p in panes}):  # its own windows only (a session may hold others)
+            ctx.mux.kill_window(window_id)
         now = time.time()
         for w in ctx.store.task_workers(slug):
             workers.move(ctx, w, WorkerState.CLOSED, WorkerEvent.CLOSED, Actor.PERSON, "task closed", ended_at=now)

@@ -57,9 +57,19 @@ class Ctx:
         return self.listing().panes
 
     def _claim(self, legacy: list[Pane]) -> list[Pane]:
+        """Windows tagged by an orch from before workspace ids: this workspace's when its registry has the worker in
+        that pane, or when the pane runs in this workspace's worktree folder (a lost database), and in both cases
+        only when the worker's worktree is this workspace's (a copy of the database names another's)."""
         ident = self.ws.id
-        known = {(w.id, w.pane_id) for w in self.store.live_workers()}
-        windows = {p.window_id: p for p in legacy if (p.worker, p.pane_id) in known}
+        mine = os.path.realpath(self.cfg.worktree_path) + os.sep
+        known = {(w.id, w.pane_id): w for w in self.store.live_workers()}
+
+        def ours(p: Pane) -> bool:
+            row = known.get((p.worker, p.pane_id))
+            where = row.worktree if row is not None else p.current_path
+            return bool(where) and os.path.realpath(where).startswith(mine) and (row is not None or p.is_agent)
+
+        windows = {p.window_id: p for p in legacy if ours(p)}
         for window_id, pane in windows.items():
             self.mux.tag_window(window_id, {"workspace": ident})
             self.mux.tag_session(pane.session_id, {"workspace": ident})

@@ -77,13 +77,19 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
         new_round = current + 1
         budget = max(review.round_budget(ctx, task), current) + (rounds or ctx.cfg.max_review_rounds)
         if task.state == S.BLOCKED:
-            reasons = open_blockers(task)
-            T.move(ctx, slug, S.FIXING, TaskEvent.RETRY, PERSON, refuse=True,
-                   status=f"retried by the person: round {new_round} for the coder with the open blockers "
-                          f"({budget} round(s) allowed now)",
-                   round=str(new_round), round_budget=str(budget), blocked=None, open_blockers=None, problem=None)
-            text = prompts.fix_prompt(slug, new_round, reasons, [], budget, prompts.orch_command(ctx))
-            how = review.deliver_to_coder(ctx, T.get(ctx, slug), text, new_round, ctx.panes(), explicit=True)
+            text = prompts.fix_prompt(slug, new_round, open_blockers(task), [], budget, prompts.orch_command(ctx))
+            status = (f"retried by the person: round {new_round} for the coder with the open blockers "
+                      f"({budget} round(s) allowed now)")
+            fields: dict[str, str | None] = {"round": str(new_round), "round_budget": str(budget), "blocked": None,
+                                             "open_blockers": None, "problem": None}
+            panes = ctx.panes()
+            if review.live_pane(panes, slug, "coder") is not None:
+                T.move(ctx, slug, S.FIXING, TaskEvent.RETRY, PERSON, refuse=True, status=status, summary=fields)
+                how = review.deliver_to_coder(ctx, T.get(ctx, slug), text, new_round, panes, explicit=True)
+            else:  # a new coder: the task moves once its window exists, and stays blocked if it cannot start
+                how = review.deliver_to_coder(ctx, task, text, new_round, panes, explicit=True,
+                                              move=Move(S.FIXING, TaskEvent.RETRY, PERSON), summary=fields)
+                T.record(ctx, slug, status=status)
             inbox.drain(ctx)
             return Retried(slug, S.FIXING, new_round, budget, how)
         if task.state == S.READY:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 
 from orch import git
 from orch.errors import OrchError
-from orch.lifecycle import Actor, TaskEvent, TaskState
+from orch.lifecycle import Actor, Move, TaskEvent, TaskState
 from orch.mux import Pane
 from orch.store import Review, Validation
 from orch.verdicts import format_finding
@@ -144,11 +145,12 @@ def send_back(
     return f"{slug}: round {new_round} ({why})"
 
 
-def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: list[Pane],
-                     explicit: bool = False) -> str:
+def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: list[Pane], explicit: bool = False,
+                     move: Move | None = None, summary: Mapping[str, str | None] | None = None) -> str:
     """Type a fix request into the live coder, or start a new coder with the intent packet plus the request.
-    ``explicit``: the person asked for it (`orch retry`): typed even while someone is attached. Returns what
-    happened ("typed", "queued", "failed", "new coder")."""
+    ``explicit``: the person asked for it (`orch retry`): typed even while someone is attached. ``move`` and
+    ``summary``: the task's move (and fields) made once a new coder's window exists, for a caller that moves the
+    task only when the coder can start. Returns what happened ("typed", "queued", "failed", "new coder")."""
     prompts.save(ctx, task.slug, "coder", text, round_no)
     pane = live_pane(panes, task.slug, "coder")
     if pane is not None:
@@ -160,7 +162,7 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     packet = prompts.coder_prompt(task.slug, intent, worktree, branch, spawn.resolve_base(ctx, task), commands,
                                   source, round_no, prompts.orch_command(ctx))
     full = packet + "\n" + text.split("\n", 1)[1]
-    d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no)
+    d = spawn.start_worker(ctx, task, "coder", panes, text=full, round_no=round_no, move=move, summary=summary)
     if d is not None:
         deliver.deliver(ctx, [d])
     return "new coder"

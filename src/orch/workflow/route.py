@@ -71,7 +71,8 @@ def resolve(ctx: Ctx, text: str | None, pane_override: str | None = None, allow_
         for pane in listing.all:
             if pane.pane_id != pane_override:
                 continue
-            if pane.workspace and pane.workspace != ctx.ws.id or pane.worker and pane not in panes:
+            own = {p.pane_id for p in panes}
+            if pane.pane_id not in own and (pane.workspace or pane.worker):
                 raise OrchError(f"pane {pane_override} belongs to another orch workspace ({pane.task or 'no task'}); "
                                 "run the command in that workspace")
             window = tuple(p for p in listing.all if p.window_id == pane.window_id)

@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Mapping
 
 from orch import agents, git, launcher
 from orch.agents.base import LaunchRequest
@@ -93,13 +94,14 @@ def start_worker(
     round_no: int = 1,
     resume: str = "",
     move: Move | None = None,
+    summary: Mapping[str, str | None] | None = None,
 ) -> Delivery | None:
     """Start one worker for ``task``; returns the prompt still to be typed (paste profiles) or None.
 
     The coder's prompt (the intent packet) is built here; other roles are given theirs in ``text``. ``resume``: the
     agent session of a lost worker to continue (for the agents that can). ``move``: the task's move that starting
     its coder makes (queued -> coding); when the lifecycle refuses it, the new window is closed again and the start
-    fails with the refusal.
+    fails with the refusal. ``summary``: more summary fields written with the coder's start (and its move).
     """
     cfg = ctx.cfg
     agent = agent_for(ctx, task, role)
@@ -179,7 +181,7 @@ def start_worker(
         status = f"coder started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}"
         meta = {"session": sname, "worktree": worktree, "branch": branch}
         fields: dict[str, str | None] = {"agent": f"{agent} (window {created.window_id}, pane {created.pane_id})",
-                                         "waiting_for": None, "problem": None}
+                                         "waiting_for": None, "problem": None, **(summary or {})}
         if move is None:
             T.record(ctx, task.slug, status=status, meta=meta, summary=fields)
         elif not T.move(ctx, task.slug, move.to, move.event, move.actor, status=status, meta=meta, summary=fields):

@@ -1,8 +1,9 @@
 """Workers' states: the one way a worker's state changes (``move``), checked against the lifecycle table.
 
-The registry row is updated by compare and swap on the state it was read in, so a hook applied by another process
-at the same moment is never overwritten by a stale decision: the move is then checked again against the state the
-row holds now.
+The registry row is updated by compare and swap on the state it was read in, so that a decision made on a stale
+reading never overwrites what another process wrote meanwhile: a screen reading taken before a hook was applied
+is dropped (the next reading decides again). A hook is the agent itself speaking, so it is applied over whatever
+the row holds now, when the table allows that.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def move(ctx: Ctx, worker: Worker, to: WorkerState, event: WorkerEvent, actor: A
     """Move ``worker`` to ``to`` (with other column ``changes``); returns True when it is in ``to`` afterwards. A
     move the table refuses is logged and not made; staying in the same state only writes ``changes``."""
     current: Worker | None = worker
-    for _ in range(5):
+    for _ in range(5 if event == WorkerEvent.HOOK else 1):
         if current is None:
             return False
         try:
