@@ -237,17 +237,23 @@ def test_multiline_message_is_one_status_line(ws: Workspace) -> None:
     assert "last user message: first line second line ## Status - 2020-01-01T00:00:00Z fake entry" in _summary(path)
 
 
-def test_message_for_a_task_file_orch_cannot_read_fails_cleanly(ws: Workspace) -> None:
+def test_a_message_for_a_task_file_orch_cannot_read_waits_and_is_applied_after_the_fix(ws: Workspace) -> None:
     bad = ws.tasks / "latin.md"
     bad.write_bytes(b"caf\xe9 au lait\n")
     r = ws.orch("-", "task-latin: hello")
     assert r.code == 0
-    (msg,) = wait_for(lambda: [m for m in _messages(ws, "latin") if m.status != "pending"], what="the message judged")
-    assert msg.status == "failed" and "UTF-8" in msg.note
-    assert bad.read_bytes() == b"caf\xe9 au lait\n"
+    (msg,) = wait_for(lambda: [m for m in _messages(ws, "latin") if m.note], what="the message judged")
+    assert msg.status == "pending" and "UTF-8" in msg.note  # it waits: nothing is lost
+    assert bad.read_bytes() == b"caf\xe9 au lait\n"  # and the file orch cannot read is left alone
     r = ws.scan()
     assert "invalid task file latin.md" in r.out
     assert bad.read_bytes() == b"caf\xe9 au lait\n"
+    assert [m.status for m in _messages(ws, "latin")] == ["pending"]
+    assert sum("message waits" in line for line in ws.orch("log", "latin").out.splitlines()) == 1  # said once
+    bad.write_text(PARKED + "café au lait\n")  # the person saves it as UTF-8
+    ws.scan()
+    assert [m.status for m in _messages(ws, "latin")] == ["applied"]
+    assert _said(bad) == ["hello"]
 
 
 def test_non_utf8_message_does_not_wedge_the_inbox(ws: Workspace) -> None:

@@ -11,7 +11,6 @@ from orch.hot import split_prefix
 from orch.lifecycle import Actor, TaskEvent
 from orch.lifecycle import TaskState as S
 from orch.taskfile import TaskDoc
-from orch.workflow import tasks as T
 from orch.workflow.messages import interpret
 
 PROPS = settings(database=None, deadline=None, max_examples=200)
@@ -152,52 +151,3 @@ def test_interpret_never_fails_and_only_known_states(text):
 )
 def test_split_prefix(text, expected):
     assert split_prefix(text) == expected
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# set_fields
-
-
-def test_set_fields_keeps_state_first():
-    doc = TaskDoc(person="", summary=["question: which db?", "state: needs-input"])
-    T.set_fields(doc, report="added x", state=S.VALIDATING)
-    assert doc.summary == ["state: validating", "question: which db?", "report: added x"]
-
-
-def test_set_fields_defaults_state_to_queued():
-    doc = TaskDoc(person="")
-    T.set_fields(doc, pr="https://example/1")
-    assert doc.summary == ["state: queued", "pr: https://example/1"]
-    assert doc.state == S.QUEUED
-
-
-def test_set_fields_none_removes_keys():
-    doc = TaskDoc(person="", summary=["state: needs-input", "question: which db?", "blocked: creds"])
-    T.set_fields(doc, question=None, blocked=None, missing=None)
-    assert doc.summary == ["state: needs-input"]
-
-
-def test_set_fields_underscores_become_spaces():
-    doc = TaskDoc(person="", summary=["state: coding"])
-    T.set_fields(doc, last_user_message="hello")
-    assert doc.summary == ["state: coding", "last user message: hello"]
-    assert doc.summary_field("last user message") == "hello"
-    T.set_fields(doc, **{"last user message": "again"})
-    assert doc.summary == ["state: coding", "last user message: again"]
-
-
-def test_set_fields_values_are_made_single_line():
-    doc = TaskDoc(person="", summary=["state: coding"])
-    T.set_fields(doc, report="line one\r\nline two\n## Status")
-    assert doc.summary == ["state: coding", "report: line one line two ## Status"]
-    back = taskfile.parse(taskfile.render(doc))
-    assert back.summary == doc.summary
-    assert back.status == []
-
-
-def test_done_effect_applied_with_set_fields():
-    doc = TaskDoc(person="", summary=["state: needs-input", "question: which db?"])
-    effect = interpret("done: used sqlite", doc.state, from_worker=True)
-    assert effect.state is not None
-    T.set_fields(doc, **effect.fields, state=effect.state.value)
-    assert doc.summary == ["state: validating", "report: used sqlite"]

@@ -9,7 +9,7 @@ import pytest
 
 from orch.errors import OrchError
 from orch.mux.fake import FakeAgent, FakeMux
-from orch.store import Worker
+from orch.store import TaskRow, Worker
 from orch.taskfile import TaskDoc
 from orch.workflow import deliver, route, scan
 from orch.workflow import tasks as T
@@ -19,8 +19,9 @@ WS = "ab12cd34ef56"
 
 
 def task(slug: str, state: str = "queued", depends_on: list[str] | None = None) -> T.Task:
-    doc = TaskDoc(person="A task.\n", summary=[f"state: {state}"], has_block=state != "queued")
-    return T.Task(slug, f"/tasks/{slug}.md", doc, {"depends_on": depends_on} if depends_on else {})
+    doc = TaskDoc(person="A task.\n")
+    return T.Task(slug, f"/tasks/{slug}.md", doc, {"depends_on": depends_on} if depends_on else {},
+                  record=TaskRow(slug, state, {}, {}))
 
 
 def window(mux: FakeMux, slug: str, worker: str, role: str = "coder") -> str:

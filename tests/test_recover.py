@@ -174,13 +174,16 @@ def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> N
 
 
 def test_a_start_interrupted_before_the_task_file_recorded_it_is_done_again(ws: Workspace) -> None:
-    """orch killed between creating a coder's window and recording it: the task file still says queued."""
+    """orch killed between creating a coder's window and recording it: its record still says queued."""
     ws.task("half", scripted_task("wait"))
     ws.scan()
     (first,) = coders(ws, "half")
     path = ws.tasks / "half.md"
     person = path.read_text().split("<!-- orch:")[0]
-    path.write_text(person)  # the task file as it was before the start was recorded
+    store = Store(str(ws.root / ".orch" / "orch.db"))
+    store.forget_task("half")  # the record and the task file as they were before the start was recorded
+    store.close()
+    path.write_text(person)
     out = ws.scan().out
     assert "started: half" in out
     (new,) = coders(ws, "half")

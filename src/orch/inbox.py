@@ -58,13 +58,31 @@ def decode(data: bytes) -> dict | None:
     return record if record.get("uid") else None
 
 
-def new_uid() -> str:
-    return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+def arrival(ws: Workspace) -> int:
+    """The next number of the workspace's arrival sequence: one byte appended to ``inbox/seq``, and the file's end
+    after it. Appends are atomic, so every writer gets its own number, in the order the writes happened, whatever
+    the clock does (a message's time stamp is its sender's clock; its place in the order is this)."""
+    path = os.path.join(ws.state, "inbox", "seq")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, b".")
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    finally:
+        os.close(fd)
+
+
+def new_uid(ws: Workspace) -> str:
+    """A message's id: its place in the arrival order, then what makes it unique."""
+    return f"{arrival(ws):012d}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def write(ws: Workspace, record: dict) -> str:
     """Durably store one message record; returns its uid."""
-    uid = record.setdefault("uid", new_uid())
+    uid = record.setdefault("uid", new_uid(ws))
     record.setdefault("at", time.time())
     data = encode(record)
     tmp_dir, new_dir = ws.inbox_tmp, ws.inbox_new

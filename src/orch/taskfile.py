@@ -233,36 +233,14 @@ def read(path: str) -> tuple[bytes, TaskDoc]:
     return data, parse(decode(data, os.path.basename(path)))
 
 
-def restore_block(doc: TaskDoc, shadow: TaskDoc) -> bool:
-    """orch's block as orch last wrote it (``shadow``) against the one in the file: a person's editor that saved an
-    older copy of the file (opened before orch wrote) has dropped status lines; they are put back (the log is
-    append-only, ordered by time) and orch's summary and meta lines win. Returns True when the file's block was
-    stale."""
-    if not doc.has_block:
-        return False  # a new file (or one orch never wrote): nothing of orch's to restore
-    have = set(doc.status)
-    missing = [line for line in shadow.status if line not in have]
-    if not missing:
-        return False
-    merged = doc.status + missing
-    merged.sort(key=lambda line: line.split(" ", 1)[0])  # ISO stamps sort as text; the sort is stable
-    doc.status = merged
-    doc.summary = list(shadow.summary)
-    doc.meta = {**doc.meta, **shadow.meta}
-    doc.has_block = True
-    return True
-
-
-def update(path: str, change, attempts: int = 12, shadow: str | None = None) -> TaskDoc | None:
+def update(path: str, change, attempts: int = 12) -> TaskDoc | None:
     """Apply ``change(doc) -> bool`` to the task file at ``path`` and write it when it returns True.
 
     Only orch's block is rewritten; the person's text is taken from the file as it is on disk. A person saving
     meanwhile never loses their text: the file is compared with what was read just before orch's new copy replaces
     it (the update is redone on their version if it changed), and an editor that writes in place, and so lands on
     the file orch has just replaced, is caught afterwards by reading that old file once more: their text is put
-    back and the update redone on it. ``shadow``: a file where orch keeps its own copy of the block, to undo a
-    person's save of an older copy (see ``restore_block``). Returns the document written, or None when nothing
-    changed.
+    back and the update redone on it. Returns the document written, or None when nothing changed.
     """
     for attempt in range(attempts):
         fd = os.open(path, os.O_RDONLY)
@@ -272,8 +250,7 @@ def update(path: str, change, attempts: int = 12, shadow: str | None = None) -> 
                 time.sleep(0.01 * (attempt + 1))  # emptied: most likely a save in progress (truncate, then write)
                 continue
             doc = parse(decode(data, os.path.basename(path)))
-            restored = shadow is not None and restore_block(doc, _read_shadow(shadow))
-            if not change(doc) and not restored:
+            if not change(doc):
                 return None
             new = render(doc).encode("utf-8")
             if new == data:
@@ -284,35 +261,8 @@ def update(path: str, change, attempts: int = 12, shadow: str | None = None) -> 
                 continue
             files.replace(tmp, path)
             if files.read_all(fd) == data:
-                if shadow is not None:
-                    _write_shadow(shadow, doc)
                 return doc
             files.atomic_write(path, files.settled(fd))  # a save landed on the replaced file: theirs first, then ours again
         finally:
             os.close(fd)
     raise OrchError(f"{path} kept changing while orch tried to update it; try again")
-
-
-def _read_shadow(path: str) -> TaskDoc:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return parse(fh.read())
-    except (OSError, ValueError):
-        return TaskDoc(person="")
-
-
-def _write_shadow(path: str, doc: TaskDoc) -> None:
-    """orch's own copy of the block: a cache (a lost or old one only means less to restore), so no fsync."""
-    text = render(TaskDoc(person="", meta=doc.meta, summary=doc.summary, status=doc.status, eol="\n", has_block=True))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.fchmod(fd, 0o644)
-        with open(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-

@@ -98,10 +98,10 @@ class Bench:
         return Path(self.ctx.cfg.tasks_path) / f"{slug}.md"
 
     def put(self, slug: str, state: str = "", text: str = TASK, **fields: str) -> Path:
-        """A task file; with ``state``, with orch's block saying it is in that state (and ``fields``). orch's own
-        copy of the block is dropped: this is the task's new history, not an editor's older copy."""
+        """A task file; with ``state``, with orch's block saying it is in that state (and ``fields``). orch's record
+        of the task is dropped, so that it is made again from this block (as after a lost database)."""
         path = self.path(slug)
-        Path(T.shadow_path(self.ctx, str(path))).unlink(missing_ok=True)
+        self.ctx.store.forget_task(slug)
         if not state:
             path.write_text(text)
             return path
@@ -110,7 +110,7 @@ class Bench:
         return path
 
     def task(self, slug: str) -> T.Task:
-        return T.read_task(str(self.path(slug)))
+        return T.read_task(str(self.path(slug)), self.ctx)
 
     def state(self, slug: str) -> str:
         if not self.path(slug).exists():
@@ -119,7 +119,8 @@ class Bench:
         return self.task(slug).state
 
     def statuses(self, slug: str) -> list[str]:
-        return [line.split(" ", 1)[1] for line in self.task(slug).doc.status]
+        """The task's status log (orch's record), without time stamps."""
+        return [line.text for line in self.ctx.store.task_log(slug)]
 
     def events(self, kind: str, slug: str | None = None) -> list[str]:
         return [e.text for e in self.ctx.store.events(slug, limit=10_000) if e.kind == kind]

@@ -12,12 +12,22 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from orch.errors import OrchError
 from orch.store.migrations import MIGRATIONS
-from orch.store.records import WORKER_COLUMNS, Event, Message, Outgoing, Review, Validation, Worker
+from orch.store.records import (
+    WORKER_COLUMNS,
+    Event,
+    LogLine,
+    Message,
+    Outgoing,
+    Review,
+    TaskRow,
+    Validation,
+    Worker,
+)
 
 R = TypeVar("R")
 BUSY_TIMEOUT_MS = 30_000
@@ -181,9 +191,15 @@ class Store:
         return added, refused
 
     def pending_messages(self, task: str | None = None) -> list[Message]:
+        # arrival order: the order of the spool's files (their sequence numbers), never the senders' clocks
         if task is None:
-            return self._select(Message, "messages", "status = 'pending'", order="at, id")
-        return self._select(Message, "messages", "status = 'pending' AND task = ?", (task,), order="at, id")
+            return self._select(Message, "messages", "status = 'pending'", order="uid, id")
+        return self._select(Message, "messages", "status = 'pending' AND task = ?", (task,), order="uid, id")
+
+    def note_message(self, msg_id: int, note: str) -> None:
+        """Why a pending message waits (it stays pending)."""
+        with self.tx() as db:
+            db.execute("UPDATE messages SET note = ? WHERE id = ? AND status = 'pending'", (note, msg_id))
 
     def finish_message(self, msg_id: int, status: str, note: str = "") -> None:
         with self.tx() as db:
@@ -264,12 +280,77 @@ class Store:
         with self.tx() as db:
             db.execute(f"UPDATE reviews SET {sets} WHERE id = ?", [*changes.values(), review_id])
 
+    # -- tasks: orch's record of each open task's block ------------------------------------------------------------
+
+    def task_rows(self) -> dict[str, TaskRow]:
+        return {r.slug: r for r in self._select(TaskRow, "tasks", order="slug")}
+
+    def task_row(self, slug: str) -> TaskRow | None:
+        found = self._select(TaskRow, "tasks", "slug = ?", (slug,), order="slug")
+        return found[0] if found else None
+
+    def task_log(self, slug: str) -> list[LogLine]:
+        return self._select(LogLine, "task_log", "slug = ?", (slug,))
+
+    def last_log_lines(self) -> dict[str, LogLine]:
+        """The newest status line of every task, in one query."""
+        lines = self._select(LogLine, "task_log", "id IN (SELECT MAX(id) FROM task_log GROUP BY slug)")
+        return {line.slug: line for line in lines}
+
+    @contextmanager
+    def edit_task(self, slug: str, initial: Callable[[], tuple[TaskRow, list[LogLine]]]) -> Iterator[TaskEdit]:
+        """One transaction over a task's record: yields its row (made with ``initial()`` when there is none) and a
+        list to append log lines to; both are written when the block ends, nothing when it raises."""
+        with self.tx() as db:
+            rows = db.execute("SELECT state, fields, meta, rev FROM tasks WHERE slug = ?", (slug,)).fetchall()
+            if rows:
+                state, fields_json, meta_json, rev = rows[0]
+                edit = TaskEdit(TaskRow(slug, state, json.loads(fields_json), json.loads(meta_json), rev), [], False)
+            else:
+                row, lines = initial()
+                edit = TaskEdit(row, list(lines), True)
+            before = (edit.row.state, dict(edit.row.fields), dict(edit.row.meta))
+            yield edit
+            fresh = [line for line in edit.lines if line.uid is None or not db.execute(
+                "SELECT 1 FROM task_log WHERE slug = ? AND uid = ?", (slug, line.uid)).fetchone()]
+            changed = edit.new or fresh or before != (edit.row.state, edit.row.fields, edit.row.meta)
+            if not changed:
+                edit.changed = False
+                return
+            edit.row.rev += 1
+            edit.row.updated_at = time.time()
+            db.execute(
+                "INSERT INTO tasks (slug, state, fields, meta, rev, updated_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(slug) DO UPDATE SET state = excluded.state, fields = excluded.fields,"
+                " meta = excluded.meta, rev = excluded.rev, updated_at = excluded.updated_at",
+                (slug, edit.row.state, json.dumps(edit.row.fields), json.dumps(edit.row.meta), edit.row.rev,
+                 edit.row.updated_at),
+            )
+            db.executemany("INSERT INTO task_log (slug, at, text, uid) VALUES (?, ?, ?, ?)",
+                           [(slug, line.at, _text(line.text), line.uid) for line in fresh])
+            edit.changed = True
+
+    def forget_task(self, slug: str) -> None:
+        """A closed task's record (its file, in done/, keeps the block)."""
+        with self.tx() as db:
+            db.execute("DELETE FROM tasks WHERE slug = ?", (slug,))
+            db.execute("DELETE FROM task_log WHERE slug = ?", (slug,))
+
     def reviews(self, task: str) -> list[Review]:
         return self._select(Review, "reviews", "task = ?", (task,))
 
 
 # columns stored as JSON text, decoded when read
+@dataclass
+class TaskEdit:
+    row: TaskRow
+    lines: list[LogLine]
+    new: bool  # the row did not exist: it is written whatever the change
+    changed: bool = False  # set when the block ends: something was written
+
+
 _DECODE: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "tasks": {"fields": lambda text: json.loads(text or "{}"), "meta": lambda text: json.loads(text or "{}")},
     "events": {"data": lambda text: json.loads(text or "{}")},
     "reviews": {"findings": lambda text: json.loads(text or "[]")},
 }

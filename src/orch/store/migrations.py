@@ -142,4 +142,26 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
     ("the workspace a worker belongs to", """
     ALTER TABLE workers ADD COLUMN workspace TEXT NOT NULL DEFAULT '';
     """),
+    # orch's record of each open task's block: its state, summary fields and session/worktree/branch lines, and its
+    # status log in arrival order; the task file's block is a rendering of it, written again whenever an editor
+    # dropped it or saved an older copy. uid: the message a log line came from (one line per message)
+    ("tasks and their status logs", """
+    CREATE TABLE tasks (
+        slug       TEXT PRIMARY KEY,
+        state      TEXT NOT NULL,
+        fields     TEXT NOT NULL DEFAULT '{}',
+        meta       TEXT NOT NULL DEFAULT '{}',
+        rev        INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE task_log (
+        id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        slug TEXT NOT NULL,
+        at   REAL NOT NULL,
+        text TEXT NOT NULL,
+        uid  TEXT
+    );
+    CREATE INDEX task_log_slug ON task_log(slug, id);
+    CREATE UNIQUE INDEX task_log_uid ON task_log(slug, uid) WHERE uid IS NOT NULL;
+    """),
 )]

@@ -112,6 +112,27 @@ class Review:
 
 
 @dataclass
+class TaskRow:
+    """orch's record of one open task: what its block in the task file says."""
+
+    slug: str
+    state: str
+    fields: dict  # summary fields in order, without the state: {"round": "2", "question": "..."}
+    meta: dict  # session, worktree, branch
+    rev: int = 0
+    updated_at: float = 0.0
+
+
+@dataclass
+class LogLine:
+    id: int
+    slug: str
+    at: float
+    text: str
+    uid: str | None = None
+
+
+@dataclass
 class Event:
     id: int
     at: float

@@ -36,8 +36,8 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             raise OrchError(f"task {slug!r} cannot be closed: its state line reads {task.state!r}, which orch did not "
                             "write; put back `state: <one of the task states>` in its summary and close it again")
         result = Closed(slug)
-        worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
-        branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+        worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
+        branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
         is_worktree = any(os.path.realpath(w.path) == os.path.realpath(worktree) for w in git.worktrees(ctx.ws.root))
         folder_gone = is_worktree and not os.path.isdir(worktree)
         if is_worktree and not force and not folder_gone:
@@ -83,10 +83,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         if os.path.exists(target):
             target = os.path.join(ctx.cfg.done_path, f"{slug}-{stamp}.md")
         os.replace(task.path, target)
-        try:
-            os.unlink(T.shadow_path(ctx, task.path))  # a new task of the same name starts with no history
-        except FileNotFoundError:
-            pass
+        ctx.store.forget_task(slug)  # a new task of the same name starts with no history
         result.moved_to = target
         ctx.event("close", f"closed; task file moved to {target}", task=slug)
         return result

@@ -26,16 +26,16 @@ def paths(ctx: Ctx, slug: str) -> tuple[str, str]:
     return os.path.join(folder, f"{slug}.md"), os.path.join(folder, f"{slug}.json")
 
 
-def _coder_reports(task: T.Task) -> list[str]:
+def _coder_reports(ctx: Ctx, task: T.Task) -> list[str]:
     marker = "coder: done: "
-    return [line.split(marker, 1)[1] for line in task.doc.status if marker in line]
+    return [line.text.split(marker, 1)[1] for line in ctx.store.task_log(task.slug) if marker in line.text]
 
 
 def build(ctx: Ctx, task: T.Task, approval: Review) -> dict:
     slug = task.slug
     root = ctx.ws.root
-    worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
-    branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+    worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
+    branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
     base = spawn.resolve_base(ctx, task)
     base_head = git.rev(root, base) or ""
     sha = approval.sha
@@ -46,7 +46,7 @@ def build(ctx: Ctx, task: T.Task, approval: Review) -> dict:
     intent = parse_intent(task.body)
     validations = ctx.store.validations(slug, sha=sha)
     reviews = ctx.store.reviews(slug)
-    reports = _coder_reports(task)
+    reports = _coder_reports(ctx, task)
     approving = list(approval.findings)
 
     history = [

@@ -10,11 +10,12 @@ import hashlib
 import os
 
 from orch import inbox as spool
+from orch import taskfile
 from orch.agents.base import Agent
 from orch.errors import OrchError
 from orch.lifecycle import Actor, WorkerEvent, WorkerState
 from orch.locks import hold
-from orch.store import Message, Worker
+from orch.store import Message, TaskRow, Worker
 from orch.workflow import tasks as T
 from orch.workflow import workers
 from orch.workflow.context import Ctx
@@ -102,45 +103,85 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
     status, note = apply_to_task(ctx, msg, sender)
+    if status == "pending":  # it waits, and is tried again on every pass: said once, not every time
+        if note != msg.note:
+            store.note_message(msg.id, note)
+            ctx.event("inbox", f"message waits ({note}): {msg.text[:200]}", task=msg.task)
+        return False
     store.finish_message(msg.id, status, note)
     return status == "applied"
 
 
-def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, str]:
-    """A message's effect on its task file; returns the message's final status and a note."""
-    path = T.task_path(ctx, msg.task)
+def task_record(ctx: Ctx, slug: str) -> TaskRow | str:
+    """orch's record of the task a message is for; else why the message cannot be applied now ("pending: ...")
+    or ever ("closed")."""
+    row = ctx.store.task_row(slug)
+    if row is not None:
+        return row  # the record is all a message needs: the task file is written when it can be
+    path = T.task_path(ctx, slug)
     if not os.path.exists(path):
-        closed = os.path.exists(os.path.join(ctx.cfg.done_path, msg.task + ".md"))
-        note = "task is closed" if closed else "no such task file"
-        ctx.event("inbox", f"message not applied ({note}): {msg.text[:200]}", task=msg.task)
-        return "unapplied", note
+        if os.path.exists(os.path.join(ctx.cfg.done_path, slug + ".md")):
+            return "closed"
+        return "pending: there is no task file for it"
     try:
-        task = T.read_task(path)
+        _, doc = taskfile.read(path)
+    except (OSError, OrchError) as exc:
+        return f"pending: the task file cannot be read now ({exc})"
+    return T.record_from_doc(slug, doc, T.branch_of(ctx, slug))[0]
+
+
+def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, str]:
+    """A message's effect on its task; returns the message's status ("applied", "unapplied" for good, or "pending":
+    tried again later) and a note. A message is applied to orch's record of the task even while the task file is
+    being edited, broken or briefly absent; the file gets it when it can be written again."""
+    found = task_record(ctx, msg.task)
+    if found == "closed":
+        ctx.event("inbox", f"message not applied (task is closed): {msg.text[:200]}", task=msg.task)
+        return "unapplied", "task is closed"
+    if isinstance(found, str):
+        return "pending", found.removeprefix("pending: ")
+    try:
         match msg.kind:
             case "verdict":
-                apply_verdict(ctx, task, msg, sender.id if sender is not None else "user")
+                apply_verdict(ctx, found, msg, sender.id if sender is not None else "user")
             case _:
-                apply_message(ctx, task, msg, sender)
-    except OrchError as exc:
-        ctx.event("inbox", f"message not applied: {exc}", task=msg.task)
-        return "failed", str(exc)
+                apply_message(ctx, found, msg, sender)
+    except OrchError as exc:  # e.g. the task's lock held too long: tried again later
+        return "pending", str(exc)
     return "applied", ""
 
 
-def apply_message(ctx: Ctx, task: T.Task, msg: Message, sender: Worker | None) -> None:
+def apply_message(ctx: Ctx, task: TaskRow, msg: Message, sender: Worker | None) -> None:
     """A message's meaning for the task in the state it is in (``messages.interpret``): a move, or a note."""
     effect = interpret(msg.text, task.state, from_worker=sender is not None)
     who = sender.role if sender is not None else "user"
-    status = f"{who}: {effect.status}"
+    status = f"{who}: {shown(ctx, msg, effect.status)}"
     if effect.move is None:
-        T.record(ctx, msg.task, status=status, at=msg.at, meta=effect.meta, summary=effect.fields)
+        T.record(ctx, msg.task, status=status, at=msg.at, meta=effect.meta, summary=effect.fields, uid=msg.uid)
         return
     m = effect.move
     if not T.move(ctx, msg.task, m.to, m.event, m.actor, status=status, at=msg.at, meta=effect.meta,
-                  summary=effect.fields):
+                  summary=effect.fields, uid=msg.uid):
         # the task moved on between reading it and writing (the refusal is in the log): the message is a note
-        now = T.read_task(T.task_path(ctx, msg.task)).state
-        T.record(ctx, msg.task, status=f"{status} (noted; not a move for a {now} task)", at=msg.at)
+        row = ctx.store.task_row(msg.task)
+        now = row.state if row is not None else "?"
+        T.record(ctx, msg.task, status=f"{status} (noted; not a move for a {now} task)", at=msg.at, uid=msg.uid)
+
+
+def shown(ctx: Ctx, msg: Message, text: str) -> str:
+    """A message's text as its status line shows it: whole, or (a long one) its start and where the whole text is
+    kept (``.orch/messages/<uid>.txt``)."""
+    if len(text) <= T.STATUS_LINE_MAX - 200:
+        return text
+    folder = ctx.ws.path("messages")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, f"{msg.uid}.txt")
+    if not os.path.exists(path):
+        from orch.files import atomic_write
+
+        atomic_write(path, msg.text.encode("utf-8", "surrogateescape"), mode=0o600)
+    head = T.taskfile.one_line(text)[: T.STATUS_LINE_MAX - 400]
+    return f"{head} … ({len(msg.text)} characters; the whole message: {os.path.relpath(path, ctx.ws.root)})"
 
 
 def apply_hook(ctx: Ctx, msg: Message, worker: Worker) -> None:
@@ -185,8 +226,10 @@ def transcript_turn(ctx: Ctx, worker: Worker, agent: Agent) -> None:
 
     from orch.agents.hooks import report_from_final_message
 
-    msg = Message(id=0, uid="", at=time.time(), kind="message", task=worker.task, worker=worker.id, role=worker.role,
-                  token_hash=worker.token_hash, text="", status="", note="", applied_at=None)
+    # the turn's identity: where it starts in the transcript (a turn read twice is applied once)
+    msg = Message(id=0, uid=f"{worker.id}@{worker.transcript_offset}", at=time.time(), kind="message",
+                  task=worker.task, worker=worker.id, role=worker.role, token_hash=worker.token_hash, text="",
+                  status="", note="", applied_at=None)
     turn = agent.transcript_turn(worker.agent_session, worker.transcript_offset)
     if turn is None:
         ctx.event("hook", f"{worker.address}: cannot read the agent's transcript {worker.agent_session}",
@@ -211,13 +254,13 @@ def _verdict_from_final_message(ctx: Ctx, msg: Message, worker: Worker, text: st
         return
     decision, findings = found
     body = "\n".join(format_finding(f, brackets=True) for f in findings)
-    path = T.task_path(ctx, worker.task)
-    if os.path.exists(path):
+    row = ctx.store.task_row(worker.task)
+    if row is not None:
         synthetic = Message(**{**msg.__dict__, "kind": "verdict", "text": decision + "\n" + body})
-        apply_verdict(ctx, T.read_task(path), synthetic, worker.id)
+        apply_verdict(ctx, row, synthetic, worker.id)
 
 
-def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:
+def apply_verdict(ctx: Ctx, task: TaskRow, msg: Message, reviewer: str) -> None:
     """Bind a verdict to the review in progress: counted only if the branch is still at the sha reviewed and the
     worktree is unchanged since the review started; otherwise kept in the history as stale or invalidated."""
     from orch import git
@@ -228,10 +271,11 @@ def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:
     pending = [r for r in ctx.store.reviews(task.slug) if r.status == "pending"]
     line = summary(decision, findings)
     if not pending:
-        T.record(ctx, task.slug, status=f"branch review: {line} — ignored, no review was in progress", at=msg.at)
+        T.record(ctx, task.slug, status=f"branch review: {line} — ignored, no review was in progress", at=msg.at,
+                 uid=msg.uid)
         return
     review = pending[-1]
-    worktree = task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
+    worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
     tree_after = git.tree_hash(worktree) if os.path.isdir(worktree) else ""
     head = git.head(worktree) if os.path.isdir(worktree) else None
     if tree_after != review.tree_before:
@@ -245,7 +289,8 @@ def apply_verdict(ctx: Ctx, task: T.Task, msg: Message, reviewer: str) -> None:
         answered_at=msg.at, reviewer=review.reviewer or reviewer,
     )
     text = f"branch review: {line} on {review.sha[:12]}" + (f" — not counted: {note}" if note else "")
-    T.record(ctx, task.slug, status=f"reviewer: {text}", at=msg.at, branch_review=f"{line} on {review.sha[:12]}")
+    T.record(ctx, task.slug, status=f"reviewer: {text}", at=msg.at, branch_review=f"{line} on {review.sha[:12]}",
+             uid=msg.uid)
 
 
 def drain_locked(ctx: Ctx) -> int:

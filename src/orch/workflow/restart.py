@@ -94,7 +94,7 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
             return Retried(slug, S.FIXING, new_round, budget, how)
         if task.state == S.READY:
             T.move(ctx, slug, S.VALIDATING, TaskEvent.RETRY, PERSON, refuse=True,
-                   status=f"retried by the person: validating {task.doc.meta.get('branch') or slug} again, then a new "
+                   status=f"retried by the person: validating {task.meta.get('branch') or slug} again, then a new "
                           f"review (round {new_round}); the dossier stands until then",
                    round=str(new_round), round_budget=str(budget))
             return Retried(slug, S.VALIDATING, new_round, budget, "")
@@ -104,11 +104,11 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
 
 def open_blockers(task: T.Task) -> list[str]:
     """What blocked the task, as the fix round's must-fix list."""
-    items = task.doc.summary_field("open blockers") or ""
+    items = task.field("open blockers") or ""
     found = [item.strip() for item in items.split("; ") if item.strip()]
     if found:
         return found
-    why = task.doc.summary_field("blocked")
+    why = task.field("blocked")
     if why:
         return [f"the task was blocked: {why}; resolve it, or say `blocked:` again with what you need"]
     return ["the task was blocked; look at its status log, then finish the work"]

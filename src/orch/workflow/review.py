@@ -27,22 +27,22 @@ S, E, PASS = TaskState, TaskEvent, Actor.PASS
 
 
 def round_of(task: T.Task) -> int:
-    value = task.doc.summary_field("round") or "1"
+    value = task.field("round") or "1"
     return int(value) if value.isdigit() else 1
 
 
 def round_budget(ctx: Ctx, task: T.Task) -> int:
     """Rounds the task may take without approval: ``max_review_rounds``, or what `orch retry` raised it to."""
-    value = task.doc.summary_field("round budget") or ""
+    value = task.field("round budget") or ""
     return int(value) if value.isdigit() else ctx.cfg.max_review_rounds
 
 
 def worktree_of(ctx: Ctx, task: T.Task) -> str:
-    return task.doc.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
+    return task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
 
 
 def branch_of(ctx: Ctx, task: T.Task) -> str:
-    return task.doc.meta.get("branch") or ctx.cfg.branch_prefix + task.slug
+    return task.meta.get("branch") or ctx.cfg.branch_prefix + task.slug
 
 
 def live_pane(panes: list[Pane], slug: str, role: str) -> Pane | None:

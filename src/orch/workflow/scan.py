@@ -137,6 +137,7 @@ class ScanReport:
     invalid: list[T.Invalid] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
     applied: int = 0
 
     def lines(self) -> list[str]:
@@ -152,6 +153,8 @@ class ScanReport:
             lines.append("exited: " + ", ".join(self.exited))
         if self.adopted:
             lines.append("re-registered from tmux: " + ", ".join(self.adopted))
+        if self.restored:
+            lines.append("task file block written again from orch's record: " + ", ".join(self.restored))
         for did in self.recovered:
             lines.append(f"recovered: {did}")
         for did in self.pipeline:
@@ -215,6 +218,7 @@ def scan(ctx: Ctx) -> ScanReport:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
         report.applied += inbox.drain(ctx)
         tasks, report.invalid = T.load(ctx)
+        report.restored = T.refresh(ctx, tasks)
         done = T.done_slugs(ctx)
         listing = ctx.listing()
         panes = listing.panes
@@ -245,7 +249,7 @@ def scan(ctx: Ctx) -> ScanReport:
                 T.move(ctx, slug, S.LOST, TaskEvent.CODER_LOST, PASS,
                        status=f"task has no live {role}; `orch recover {slug}` starts it again in its worktree")
         for pane in p.adopt:
-            meta_path = tasks[pane.task].doc.meta.get("worktree") if pane.task in tasks else None
+            meta_path = tasks[pane.task].meta.get("worktree") if pane.task in tasks else None
             if meta_path and pane.task not in worktree_paths:
                 worktree_paths[pane.task] = meta_path
             report.adopted.append(adopt(ctx, pane, worktree_paths).address)
@@ -269,7 +273,7 @@ def scan(ctx: Ctx) -> ScanReport:
                 d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
             except OrchError as exc:
                 report.errors.append(f"{slug}: {exc}")
-                if tasks[slug].doc.summary_field("problem") != T.taskfile.one_line(str(exc)):
+                if tasks[slug].field("problem") != T.taskfile.one_line(str(exc)):
                     ctx.event("spawn-failed", str(exc), task=slug)
                     T.record(ctx, slug, status=f"could not start the coder: {exc}", problem=str(exc))
                 continue
@@ -289,14 +293,14 @@ def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
     for slug, task in tasks.items():
         if task.state not in ACTIVE:
             continue
-        worktree = task.doc.meta.get("worktree")
+        worktree = task.meta.get("worktree")
         if not worktree or os.path.isdir(worktree):
             continue
-        branch = task.doc.meta.get("branch") or ctx.cfg.branch_prefix + slug
+        branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
         gone = "and its branch are" if not git.branch_exists(ctx.ws.root, branch) else "is"
         problem = (f"the worktree {worktree} {gone} gone (deleted by hand?); the worker is left alone: "
                    f"`orch close {slug}` ends the task")
-        if task.doc.summary_field("problem") != problem:
+        if task.field("problem") != problem:
             T.record(ctx, slug, status=problem, problem=problem)
 
 

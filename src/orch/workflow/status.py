@@ -48,6 +48,7 @@ def collect(ctx: Ctx) -> dict:
     workers = ctx.store.live_workers()
     p = S.plan(tasks, T.done_slugs(ctx), workers, panes)
     pending = ctx.store.pending_messages()
+    last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
     out_tasks = []
     for slug, task in tasks.items():
@@ -60,13 +61,13 @@ def collect(ctx: Ctx) -> dict:
                 "slug": slug,
                 "file": task.path,
                 "state": task.state,
-                "summary": list(task.doc.summary),
-                "session": task.doc.meta.get("session"),
-                "worktree": task.doc.meta.get("worktree"),
-                "branch": task.doc.meta.get("branch"),
+                "summary": task.summary,
+                "session": task.meta.get("session"),
+                "worktree": task.meta.get("worktree"),
+                "branch": task.meta.get("branch"),
                 "agent": task.agent or ctx.cfg.default_agent,
                 "depends_on": task.depends_on,
-                "last_status": task.doc.status[-1] if task.doc.status else None,
+                "last_status": last.get(slug) or (task.doc.status[-1] if task.doc.status else None),
                 "pending_messages": sum(1 for m in pending if m.task == slug),
                 "queued_for_workers": [
                     {"worker": q.worker, "why": q.why, "since": q.created_at, "text": q.text[:200]}

@@ -1,12 +1,18 @@
 """Tasks: reading the task folder, and orch's single-writer updates of task files.
 
-``record()`` writes status lines and summary fields; ``move()`` is the one way a task's state changes: it checks
-the lifecycle table (orch/lifecycle.py) against the state in the file at the moment of writing, under the task's
-lock, and makes the move or refuses it.
+orch's record of each open task (its state, summary fields, session/worktree/branch lines and status log) lives in
+the database; the block below the marker in the task file is a rendering of it. ``record()`` writes status lines
+and summary fields; ``move()`` is the one way a task's state changes: it checks the lifecycle table
+(orch/lifecycle.py) against the state recorded at the moment of writing, under the task's lock. After every change
+the file's block is written again, and ``refresh()`` (every pass) writes it again wherever an editor dropped it or
+saved an older copy: the person's text is always taken from the file as it is, orch's block always from the record.
+A record is made from the file's own block the first time orch sees a task (a database that was lost is rebuilt
+so), or as a new queued task.
 """
 
 from __future__ import annotations
 
+import calendar
 import os
 import time
 from collections.abc import Mapping
@@ -17,24 +23,48 @@ from orch import slug as slugs
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, Refused, TaskEvent, TaskState, check_task, way_on
 from orch.locks import hold
-from orch.taskfile import TaskDoc
+from orch.store import LogLine, TaskRow
+from orch.taskfile import META_KEYS, TaskDoc
 from orch.workflow.context import Ctx
+
+STATUS_LINE_MAX = 2000  # characters of a message shown in a status line (the whole text is kept in .orch/messages)
+FIELD_MAX = 500  # characters of a summary field
 
 
 def now_iso(at: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if at is None else at))
 
 
+def parse_iso(stamp: str) -> float | None:
+    try:
+        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
 @dataclass
 class Task:
     slug: str
     path: str
-    doc: TaskDoc
+    doc: TaskDoc  # the file: the person's text (and the block as the file has it now)
     front: dict = field(default_factory=dict)
+    record: TaskRow = field(default_factory=lambda: TaskRow("", TaskState.QUEUED.value, {}, {}))
 
     @property
     def state(self) -> str:
-        return self.doc.state
+        return self.record.state
+
+    def field(self, key: str) -> str | None:
+        """A summary field of orch's record ("round", "round budget", "question", ...)."""
+        return self.record.fields.get(key)
+
+    @property
+    def meta(self) -> dict:
+        return self.record.meta
+
+    @property
+    def summary(self) -> list[str]:
+        return summary_lines(self.record)
 
     @property
     def agent(self) -> str | None:
@@ -60,9 +90,12 @@ class Invalid:
     error: str
 
 
-def shadow_path(ctx: Ctx, path: str) -> str:
-    """Where orch keeps its own copy of a task file's block (to undo a save of an older copy of the file)."""
-    return os.path.join(ctx.ws.state, "blocks", os.path.basename(path))
+def summary_lines(row: TaskRow) -> list[str]:
+    return [f"state: {row.state}", *(f"{k}: {v}" for k, v in row.fields.items())]
+
+
+def status_lines(log: list[LogLine]) -> list[str]:
+    return [f"{now_iso(line.at)} {line.text}" for line in log]
 
 
 def task_path(ctx: Ctx, slug: str) -> str:
@@ -94,7 +127,8 @@ def _front(doc: TaskDoc, name: str) -> dict:
 MAX_TASK_BYTES = 1 << 20  # a task is a brief for an agent; a bigger file is most likely a mistake
 
 
-def read_task(path: str) -> Task:
+def read_task(path: str, ctx: Ctx | None = None) -> Task:
+    """The task in ``path``; with ``ctx``, with orch's record of it (else what the file's own block says)."""
     name = os.path.basename(path)
     slug = name[:-3] if name.endswith(".md") else name
     why = slugs.problem(slug)
@@ -114,12 +148,39 @@ def read_task(path: str) -> Task:
         _, doc = taskfile.read(path)
     except OSError as exc:
         raise OrchError(f"{name}: cannot read ({exc.strerror})") from None
-    return Task(slug=slug, path=path, doc=doc, front=_front(doc, name))
+    row = ctx.store.task_row(slug) if ctx is not None else None
+    record = row or record_from_doc(slug, doc, branch_of(ctx, slug) if ctx is not None else "")[0]
+    return Task(slug=slug, path=path, doc=doc, front=_front(doc, name), record=record)
+
+
+def branch_of(ctx: Ctx, slug: str) -> str:
+    return ctx.cfg.branch_prefix + slug
+
+
+def record_from_doc(slug: str, doc: TaskDoc, branch: str = "") -> tuple[TaskRow, list[LogLine]]:
+    """orch's record as the file's own block says it (a new task has none: queued). A block that names another
+    task's branch was copied with the file from that task: it is not this task's, which starts queued."""
+    if not doc.has_block or (branch and doc.meta.get("branch") not in (None, "", branch)):
+        return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
+    fields: dict[str, str] = {}
+    for line in doc.summary:
+        head, colon, text = line.partition(":")
+        if colon and head.strip() and head.strip() != "state":
+            fields[head.strip()] = text.strip()
+    meta = {k: v for k, v in doc.meta.items() if v}
+    log = []
+    for entry in doc.status:
+        stamp, _, text = entry.partition(" ")
+        at = parse_iso(stamp)
+        log.append(LogLine(0, slug, at if at is not None else 0.0, text if at is not None else entry))
+    return TaskRow(slug, doc.state, fields, meta), log
 
 
 def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
-    """Every task in the task folder, and the files there that are not valid tasks (never skipped silently)."""
+    """Every task in the task folder with orch's record of it, and the files there that are not valid tasks (never
+    skipped silently)."""
     folder = ctx.cfg.tasks_path
+    rows = ctx.store.task_rows()
     tasks: dict[str, Task] = {}
     invalid: list[Invalid] = []
     try:
@@ -134,6 +195,7 @@ def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
         except OrchError as exc:
             invalid.append(Invalid(name, str(exc)))
             continue
+        task.record = rows.get(task.slug) or record_from_doc(task.slug, task.doc, branch_of(ctx, task.slug))[0]
         tasks[task.slug] = task
     return tasks, invalid
 
@@ -152,24 +214,7 @@ def get(ctx: Ctx, slug: str) -> Task:
         if os.path.exists(os.path.join(ctx.cfg.done_path, slug + ".md")):
             raise OrchError(f"task {slug!r} is closed (its file is in {ctx.cfg.done_path})")
         raise OrchError(f"no task {slug!r} in {ctx.cfg.tasks_path}: `orch status` lists the tasks")
-    return read_task(path)
-
-
-def set_fields(doc: TaskDoc, **fields: str | None) -> None:
-    """Set (or, with None, remove) ``key: value`` lines of the summary; ``state`` stays first."""
-    current: dict[str, str] = {}
-    for line in doc.summary:
-        head, colon, text = line.partition(":")
-        if colon and head.strip():
-            current[head.strip()] = text.strip()
-    for name, value in fields.items():
-        key = name.replace("_", " ") if name != "state" else name
-        if value is None:
-            current.pop(key, None)
-        else:
-            current[key] = taskfile.one_line(value)
-    ordered = {"state": current.pop("state", TaskState.QUEUED.value), **current}
-    doc.summary = [f"{k}: {v}" for k, v in ordered.items()]
+    return read_task(path, ctx)
 
 
 def record(
@@ -180,18 +225,20 @@ def record(
     meta: dict[str, str] | None = None,
     path: str | None = None,
     summary: Mapping[str, str | None] | None = None,
+    uid: str | None = None,
     **fields: str | None,
 ) -> bool:
-    """The single writer: update a task file's orch block (under the task's lock). Returns True if written.
+    """The single writer: change orch's record of a task and write its block into the task file (under the task's
+    lock). Returns True if the record changed.
 
-    ``status`` appends one ``## Status`` line (skipped when the very same line is already there, which makes
-    re-applying a message harmless); ``fields`` (and ``summary``) set summary lines; ``meta`` sets the
-    session/worktree/branch lines. The state changes only through ``move()``.
+    ``status`` appends one ``## Status`` line: one per message (``uid``; applying a message again adds nothing), and
+    one per identical line of orch's own in the same second; ``fields`` (and ``summary``) set summary lines;
+    ``meta`` sets the session/worktree/branch lines. The state changes only through ``move()``.
     """
     values = {**(summary or {}), **fields}
     if "state" in values:
         raise TypeError("a task's state changes only through tasks.move(), which checks the lifecycle table")
-    return _write(ctx, slug, None, status, at, meta, path, values)
+    return _write(ctx, slug, None, status, at, meta, path, values, uid or None)
 
 
 def move(
@@ -206,17 +253,18 @@ def move(
     path: str | None = None,
     refuse: bool = False,
     summary: Mapping[str, str | None] | None = None,
+    uid: str | None = None,
     **fields: str | None,
 ) -> bool:
     """Move the task to ``to`` on ``event`` by ``actor``, with a status line and summary fields, when the lifecycle
-    table allows it from the state the file holds now. Returns True when the task is in ``to`` afterwards.
+    table allows it from the state recorded now. Returns True when the task is in ``to`` afterwards.
 
     A refused move writes nothing and is logged as an event ``refused: <from> -> <to> on <event> from <actor>``;
     with ``refuse`` (a person's command asked for it) it also raises a one-line error saying what moves the task
     on. Staying in the same state is not a move: the status line and fields are written.
     """
     try:
-        _write(ctx, slug, Move(to, event, actor), status, at, meta, path, {**(summary or {}), **fields})
+        _write(ctx, slug, Move(to, event, actor), status, at, meta, path, {**(summary or {}), **fields}, uid or None)
     except Refused as exc:
         ctx.event("refused", str(exc), task=slug)
         if refuse:
@@ -226,34 +274,96 @@ def move(
 
 
 def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: float | None,
-           meta: dict[str, str] | None, path: str | None, fields: dict[str, str | None]) -> bool:
+           meta: dict[str, str] | None, path: str | None, fields: dict[str, str | None], uid: str | None) -> bool:
     path = path or task_path(ctx, slug)
-    line = taskfile.status_line(now_iso(at), status) if status else None
-    moved: list[str] = []
+    moved = ""
 
-    def change(doc: TaskDoc) -> bool:
-        moved.clear()  # called again when the person saved meanwhile
-        before = (dict(doc.meta), list(doc.summary), len(doc.status))
-        values = dict(fields)
-        if wanted is not None:
-            check_task(doc.state, wanted.to, wanted.event, wanted.actor, subject=f"task {slug}:")
-            if doc.state != wanted.to:
-                moved.append(doc.state)
-            values["state"] = wanted.to.value
-        if meta:
-            doc.meta.update({k: v for k, v in meta.items() if v})
-        if values or not doc.has_block:
-            set_fields(doc, **values)
-        if line and line not in doc.status:
-            doc.status.append(line)
-        return not doc.has_block or before != (doc.meta, doc.summary, len(doc.status))
+    def initial() -> tuple[TaskRow, list[LogLine]]:
+        try:
+            _, doc = taskfile.read(path)
+        except (OSError, OrchError):
+            return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
+        return record_from_doc(slug, doc, branch_of(ctx, slug))
 
     with hold(ctx.lock_path("task-" + slug), wait=30) as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
-        written = taskfile.update(path, change, shadow=shadow_path(ctx, path))
-    if wanted is not None and moved:
-        ctx.event("state", f"{moved[0]} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
-    if status:
-        ctx.event("task", status, task=slug, **{k: v for k, v in fields.items() if v is not None})
-    return written is not None
+        with ctx.store.edit_task(slug, initial) as edit:
+            row = edit.row
+            if wanted is not None:
+                check_task(row.state, wanted.to, wanted.event, wanted.actor, subject=f"task {slug}:")
+                if row.state != wanted.to:
+                    moved, row.state = row.state, wanted.to.value
+            for name, value in fields.items():
+                key = name.replace("_", " ")
+                if value is None:
+                    row.fields.pop(key, None)
+                else:
+                    row.fields[key] = clip(taskfile.one_line(value), FIELD_MAX)
+            if meta:
+                row.meta.update({k: taskfile.one_line(v) for k, v in meta.items() if v})
+            if status:
+                edit.lines.append(LogLine(0, slug, time.time() if at is None else at, status_text(status), uid))
+        render(ctx, slug, path)
+    if moved and wanted is not None:
+        ctx.event("state", f"{moved} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
+    if status and edit.changed:
+        ctx.event("task", status[:2000], task=slug, **{k: v for k, v in fields.items() if v is not None})
+    return edit.changed
+
+
+def status_text(text: str) -> str:
+    """A status line's text: one line, at most STATUS_LINE_MAX characters."""
+    return clip(taskfile.one_line(text), STATUS_LINE_MAX)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def expected_block(ctx: Ctx, slug: str) -> tuple[dict[str, str], list[str], list[str]] | None:
+    """(meta, summary, status) as orch's record says the task file's block is, or None without a record."""
+    row = ctx.store.task_row(slug)
+    if row is None:
+        return None
+    meta = {k: row.meta[k] for k in META_KEYS if row.meta.get(k)}
+    meta.update({k: v for k, v in row.meta.items() if k not in META_KEYS and v})
+    return meta, summary_lines(row), status_lines(ctx.store.task_log(slug))
+
+
+def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
+    """Write the task file's block from orch's record when the file's differs (a save dropped it or restored an
+    older copy). The person's text is kept as the file has it. Returns True when the file was written; False also
+    when it cannot be now (missing, not UTF-8): the record has everything, and a later pass writes it."""
+    path = path or task_path(ctx, slug)
+    expected = expected_block(ctx, slug)
+    if expected is None:
+        return False
+    meta, summary, status = expected
+
+    def change(doc: TaskDoc) -> bool:
+        if doc.has_block and (doc.meta, doc.summary, doc.status) == (meta, summary, status):
+            return False
+        doc.meta, doc.summary, doc.status, doc.has_block = dict(meta), list(summary), list(status), True
+        return True
+
+    try:
+        return taskfile.update(path, change) is not None
+    except (OSError, OrchError):
+        return False
+
+
+def refresh(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
+    """Every task file whose block is not what orch's record says is written again (under its lock); returns the
+    slugs written."""
+    fixed = []
+    for slug, task in tasks.items():
+        expected = expected_block(ctx, slug)
+        if expected is None:
+            continue
+        if task.doc.has_block and (task.doc.meta, task.doc.summary, task.doc.status) == expected:
+            continue
+        with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+            if got and render(ctx, slug, task.path):
+                fixed.append(slug)
+    return fixed

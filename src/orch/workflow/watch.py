@@ -113,7 +113,7 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
 
 def resumed_state(task: T.Task) -> TaskState:
     """Where a task waiting for input goes back to: coding in its first round, fixing after."""
-    return TaskState.FIXING if (task.doc.summary_field("round") or "1") != "1" else TaskState.CODING
+    return TaskState.FIXING if (task.field("round") or "1") != "1" else TaskState.CODING
 
 
 def _has_patterns(profile: AgentProfile | None) -> bool:
@@ -132,7 +132,7 @@ def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None)
                question=f"the coder is waiting: {excerpt}", waiting_on="screen")
         return f"{slug}: coder waiting"
     if (coder.state == WorkerState.WORKING and task.state == S.NEEDS_INPUT
-            and task.doc.summary_field("waiting on") == "screen"):
+            and task.field("waiting on") == "screen"):
         T.move(ctx, slug, resumed_state(task), TaskEvent.WORKING_AGAIN, Actor.PASS, status="coder is working again",
                question=None, waiting_on=None)
         return f"{slug}: coder working again"
@@ -149,7 +149,7 @@ def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None)
         ctx.store.update_worker(coder.id, reminded_at=reminded)
         T.record(ctx, slug, status=f"coder went idle without a report: reminder {outcome}")
         return f"{slug}: reminder {outcome}"
-    if coder.state_since > coder.reminded_at and task.doc.summary_field("problem") != "idle, no report":
+    if coder.state_since > coder.reminded_at and task.field("problem") != "idle, no report":
         T.record(ctx, slug, status="coder is idle after the reminder, still no report", problem="idle, no report")
         return f"{slug}: idle, no report"
     return None
