@@ -521,18 +521,27 @@ def test_corrupt_spool_files_are_set_aside(ws: Workspace) -> None:
     }
     for name, data in bad.items():
         (new / name).write_bytes(data)
+    # and things that are not files orch writes: none is opened in a way that could block, none read unbounded
+    os.mkfifo(new / "00000000000000000000-1-00000008.msg")  # opened plainly, a fifo would block the applier
+    (new / "00000000000000000000-1-00000009.msg").mkdir()
+    (new / "00000000000000000000-1-00000010.msg").symlink_to("/dev/zero")  # read plainly: never ends
+    (new / "notes.txt").write_text("a file of someone else's")
+    with open(new / "00000000000000000000-1-00000011.msg", "wb") as fh:
+        fh.truncate(spool.MAX_RECORD + 1)  # too big to be a message (sparse: takes no room)
+    others = [f"00000000000000000000-1-000000{n:02d}.msg" for n in range(8, 12)] + ["notes.txt"]
     ws.orch("-", "task-sturdy: a good message", env={"ORCH_NO_APPLY": "1"})
     ws.orch("-", "task-sturdy: another good one", env={"ORCH_NO_APPLY": "1"})
-    assert len(_spooled(ws)) == len(bad) + 2
+    assert len(_spooled(ws)) == len(bad) + len(others) + 2
     r = ws.scan()
     assert "Traceback" not in r.err
     assert _said(path) == ["a good message", "another good one"]
     assert _spooled(ws) == []
     aside = ws.root / ".orch" / "inbox" / "bad"
-    assert sorted(os.listdir(aside)) == sorted(bad)
+    assert sorted(os.listdir(aside)) == sorted([*bad, *others])
     for name, data in bad.items():
         assert (aside / name).read_bytes() == data
-    assert len([e for e in _events(ws, "inbox") if "set aside" in e.text]) == len(bad)
+    assert (aside / "00000000000000000000-1-00000010.msg").is_symlink()  # moved as it was, not followed
+    assert len([e for e in _events(ws, "inbox") if "set aside" in e.text]) == len(bad) + len(others)
     assert [m.text for m in _messages(ws)] == ["a good message", "another good one"]
     # the next message goes straight through
     ws.orch("-", "task-sturdy: after the bad ones")
@@ -580,3 +589,32 @@ def test_hot_path_skips_the_config_after_an_edit(ws: Workspace) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["0"], f"the hot path imported: {proc.stdout.strip()}"
     assert len(_spooled(ws)) == 1
+
+
+def test_a_huge_message_is_kept_whole_and_shown_short(ws: Workspace) -> None:
+    """1.5 MB through `orch -`: kept whole in .orch/messages, shortened in the status line, the task file stays a
+    task file and the next message is applied as usual; more than 8 MiB is refused in one line."""
+    path = _park(ws, "big", state="coding")
+    text = "done: " + "".join(f"line {i:07d} of a very long report\n" for i in range(45_000))
+    assert len(text) > 1_500_000
+    ws.orch("-", input="task-big: " + text)
+    wait_for(lambda: _said(path), what="the big message to be applied")
+    (line,) = _said(path)
+    assert line.startswith("done: line 0000000 of a very long report line 0000001") and len(line) < 2_000
+    kept = line.rsplit("the whole message: ", 1)[1].rstrip(")")
+    assert (ws.root / kept).read_text().strip() == text.strip()  # the whole message, as it was sent
+    assert _summary(path)[0] == "state: validating" and len(path.read_bytes()) < 20_000
+    ws.orch("-", "task-big: and a small one")
+    wait_for(lambda: "and a small one" in _said(path), what="the next message")
+    assert [t["slug"] for t in ws.status()["invalid_tasks"]] == []
+    r = ws.orch("-", input="task-big: " + "x" * (9 << 20), check=False)
+    one_line_error(r, "larger than 8 MiB", code=2)
+
+
+def test_identical_messages_each_get_their_line_in_arrival_order(ws: Workspace) -> None:
+    path = _park(ws, "same")
+    for _ in range(5):
+        ws.orch("-", "task-same: ping", env={"ORCH_NO_APPLY": "1"})
+    ws.orch("-", "task-same: last", env={"ORCH_NO_APPLY": "1"})
+    ws.scan()
+    assert _said(path) == ["ping"] * 5 + ["last"]

@@ -53,7 +53,10 @@ def message(args: list[str], explicit: str | None = None) -> int:
     if args:
         text = " ".join(args)
     elif not sys.stdin.isatty():
-        text = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+        data = sys.stdin.buffer.read(inbox.MAX_TEXT + 1)
+        if len(data) > inbox.MAX_TEXT:
+            return _fail(f"the message is larger than {inbox.MAX_TEXT >> 20} MiB: put it in a file and send its path", 2)
+        text = data.decode("utf-8", "surrogateescape")
     else:
         return _fail("nothing to say: " + USAGE, 2)
     try:

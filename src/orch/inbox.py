@@ -107,19 +107,67 @@ def write(ws: Workspace, record: dict) -> str:
     return uid
 
 
+MAX_RECORD = 16 << 20  # bytes of a spooled record (a message is at most MAX_TEXT; a hook payload 1 MiB)
+MAX_TEXT = 8 << 20
+
+
 def pending(ws: Workspace) -> list[str]:
-    """Paths of spooled messages, oldest first."""
+    """Paths of everything in the spool, in arrival order (orch's own files sort by their sequence number);
+    anything orch did not write there is among them, for the applier to set aside."""
     try:
         names = os.listdir(ws.inbox_new)
     except FileNotFoundError:
         return []
-    return [os.path.join(ws.inbox_new, n) for n in sorted(names) if n.endswith(SUFFIX)]
+    return [os.path.join(ws.inbox_new, n) for n in sorted(names)]
 
 
-def read(path: str) -> dict | None:
-    """A spooled record, or None when the file is not a readable record (it is then set aside by the caller)."""
+def read(path: str) -> tuple[dict | None, str]:
+    """A spooled record, or (None, why it is not one): a name orch does not give, anything but a regular file
+    (opened without following links and without blocking, so a fifo or a device never hangs the applier), a file
+    larger than MAX_RECORD, or text that is not a record. The caller sets those aside."""
+    import stat
+
+    if not os.path.basename(path).endswith(SUFFIX):
+        return None, "not a message file (its name)"
     try:
-        with open(path, "rb") as fh:
-            return decode(fh.read())
-    except OSError:
-        return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return None, f"cannot be opened ({exc.strerror or exc})"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        if st.st_size > MAX_RECORD:
+            return None, f"{st.st_size} bytes, more than a message can be"
+        chunks, size = [], 0
+        while size <= MAX_RECORD:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_RECORD:
+            return None, "it grew beyond what a message can be"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
+    record = decode(b"".join(chunks))
+    return (record, "") if record is not None else (None, "not a message record")
+
+
+def stale_tmp(ws: Workspace, older_than: float = 600.0) -> list[str]:
+    """Half-written messages whose writer died before handing them over (it never reported success)."""
+    try:
+        names = os.listdir(ws.inbox_tmp)
+    except FileNotFoundError:
+        return []
+    old = []
+    for name in names:
+        path = os.path.join(ws.inbox_tmp, name)
+        try:
+            if time.time() - os.lstat(path).st_mtime > older_than:
+                old.append(path)
+        except OSError:
+            continue
+    return old

@@ -29,13 +29,16 @@ def token_hash(token: str) -> str:
 def import_spool(ctx: Ctx) -> int:
     """Move spooled message files into the database (idempotent by uid); returns how many were new."""
     paths = spool.pending(ctx.ws)
+    for path in spool.stale_tmp(ctx.ws):
+        _unlink(path)
     if not paths:
         return 0
-    records, done, bad = [], [], []
+    records, done = [], []
+    bad: list[tuple[str, str]] = []
     for path in paths:
-        record = spool.read(path)
+        record, why = spool.read(path)
         if record is None:
-            bad.append(path)
+            bad.append((path, why))
             continue
         record["token_hash"] = token_hash(str(record.pop("token", "") or ""))
         records.append(record)
@@ -47,16 +50,29 @@ def import_spool(ctx: Ctx) -> int:
             continue
         if record.get("status") == "refused":
             ctx.event("refused", record.get("note", ""), task=str(record.get("task") or ""), worker=str(record.get("worker") or ""))
-    bad += [p for p, r in zip(done, records, strict=True) if r["uid"] in refused_uids]
+    bad += [(p, "the database refused it") for p, r in zip(done, records, strict=True) if r["uid"] in refused_uids]
     done = [p for p, r in zip(done, records, strict=True) if r["uid"] not in refused_uids]
     for path in done:
         _unlink(path)
-    for path in bad:
-        aside = ctx.ws.path("inbox", "bad")
-        os.makedirs(aside, mode=0o700, exist_ok=True)
-        os.replace(path, os.path.join(aside, os.path.basename(path)))
-        ctx.event("inbox", f"unreadable message file set aside: {os.path.basename(path)}")
+    for path, why in bad:
+        quarantine(ctx, path, why)
     return added
+
+
+def quarantine(ctx: Ctx, path: str, why: str) -> None:
+    """Move something that is not a message out of the spool, unopened (``inbox/bad``), and say so in the log."""
+    aside = ctx.ws.path("inbox", "bad")
+    os.makedirs(aside, mode=0o700, exist_ok=True)
+    name = os.path.basename(path)
+    target = os.path.join(aside, name)
+    if os.path.lexists(target):
+        target = os.path.join(aside, f"{name}.{os.urandom(3).hex()}")
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        ctx.event("inbox", f"cannot set {name!r} aside ({exc.strerror or exc}): remove it from {os.path.dirname(path)}")
+        return
+    ctx.event("inbox", f"set aside {name!r} ({why}) in {aside}")
 
 
 def _unlink(path: str) -> None:
@@ -302,7 +318,7 @@ def drain_locked(ctx: Ctx) -> int:
 def drain(ctx: Ctx, wait: float | None = 10) -> int:
     """Import and apply everything in the inbox under the inbox lock. Returns messages applied."""
     applied = 0
-    while True:
+    for _ in range(100):  # bounded: a file that cannot even be set aside must not keep us here
         with hold(ctx.lock_path("inbox"), wait=wait) as got:
             if not got:
                 return applied
@@ -311,3 +327,4 @@ def drain(ctx: Ctx, wait: float | None = 10) -> int:
         if not spool.pending(ctx.ws):
             return applied
         wait = 0
+    return applied
