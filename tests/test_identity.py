@@ -5,6 +5,7 @@ On the in-memory multiplexer."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,24 @@ def test_old_untagged_windows_are_claimed_only_when_they_run_in_this_workspaces_
     assert [p.pane_id for p in bench.ctx.panes()] == [inside.pane_id]
     assert mux.windows[inside.window_id].tags["workspace"] == bench.ctx.ws.id
     assert "workspace" not in mux.windows[outside.window_id].tags
+
+
+def test_close_removes_only_the_worktree_and_branch_orch_made(bench: Bench) -> None:
+    root = str(bench.root)
+    subprocess.run(["git", "branch", "orch/mine"], cwd=root, check=True)  # the person's branch, an orch-like name
+    bench.put("mine", "coding")
+    bench.start("mine")  # orch makes the worktree on the existing branch
+    with pytest.raises(OrchError, match="branch orch/mine was not made by orch"):
+        close.close(bench.ctx, "mine", force=True, delete_branch=True)
+    done = close.close(bench.ctx, "mine", force=True)
+    assert done.worktree_removed and not done.branch_deleted
+    subprocess.run(["git", "worktree", "add", "-q", str(bench.worktree("theirs")), "-b", "orch/theirs"], cwd=root,
+                   check=True)  # a worktree the person made where orch would put the task's
+    bench.put("theirs", "coding")
+    bench.start("theirs")  # reused, not made
+    done = close.close(bench.ctx, "theirs", force=True)
+    assert done.worktree_kept and not done.worktree_removed and bench.worktree("theirs").is_dir()
+    bench.put("made", "coding")
+    bench.start("made")  # worktree and branch both made by orch: both go when asked
+    done = close.close(bench.ctx, "made", force=True, delete_branch=True)
+    assert done.worktree_removed and done.branch_deleted and not bench.worktree("made").exists()

@@ -133,17 +133,21 @@ def test_things_deleted_by_hand_are_reported_and_the_worker_left_alone(ws: Works
     assert ws.scan().code == 0
 
 
-def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> None:
+def test_gc_lists_what_is_stale_and_removes_only_what_orch_made_with_yes(ws: Workspace) -> None:
     start_two(ws)
-    # stale things: a closed task's worktree and merged branch, an orphan window, a dead pane
+    # stale things orch made: an orphan window, a dead pane, a worktree whose task file is gone, a closed task's
+    # merged branch
     ws.task("quits", scripted_task("exit 2"))
+    ws.task("finished", scripted_task("wait"))
     ws.scan()
     wait_for(lambda: ws.scan().out.count("exited: quits") or ws.task_status("quits")["state"] == "lost", 30,
              "the agent to exit")
+    ws.orch("close", "finished")  # keeps its branch
+    (ws.tasks / "beta.md").unlink()
+    # the person's own, with names orch could have given: never removed
     subprocess.run(["git", "branch", "orch/merged-old", "main"], cwd=ws.root, check=True)
     subprocess.run(["git", "worktree", "add", "-q", str(ws.root / ".worktree" / "leftover"), "-b", "orch/leftover"],
                    cwd=ws.root, check=True)
-    (ws.tasks / "beta.md").unlink()
     dirty = ws.root / ".worktree" / "dirtyleft"
     subprocess.run(["git", "worktree", "add", "-q", str(dirty), "-b", "orch/dirtyleft"], cwd=ws.root, check=True)
     (dirty / "unsaved.txt").write_text("work in progress\n")
@@ -151,26 +155,42 @@ def test_gc_lists_what_is_stale_and_removes_it_only_with_yes(ws: Workspace) -> N
     listing = ws.orch("gc").out
     assert "window" in listing and "beta" in listing
     assert "dead-pane" in listing and "quits" in listing
-    assert str(ws.root / ".worktree" / "leftover") in listing
-    assert "orch/merged-old" in listing and "fully merged" in listing
-    assert "dirtyleft" in listing and "left alone" in listing
+    assert f"{ws.root / '.worktree' / 'beta'}  (no task has it)" in listing
+    assert "orch/finished  (fully merged into main)" in listing
+    for name in ("leftover", "orch/merged-old", "dirtyleft"):
+        assert any(name in line and "orch did not make it: left alone" in line for line in listing.splitlines())
     assert "`orch gc --yes` removes them" in listing
     # the dry run removed nothing
-    assert (ws.root / ".worktree" / "leftover").is_dir()
+    assert (ws.root / ".worktree" / "beta").is_dir()
     assert "beta" in ws.tmux("list-windows", "-a", "-F", "#{@orch_task}")
 
     out = ws.orch("gc", "--yes").out
-    assert "removed window" in out and "removed dead-pane" in out and "removed worktree" in out
-    assert "removed branch orch/merged-old" in out
-    assert not (ws.root / ".worktree" / "leftover").exists() and dirty.is_dir()
+    assert "removed window" in out and "removed dead-pane" in out
+    assert f"removed worktree {ws.root / '.worktree' / 'beta'}" in out and "removed branch orch/finished" in out
+    assert "removed branch orch/beta" in out  # once its worktree is gone
+    assert not (ws.root / ".worktree" / "beta").exists()
+    assert (ws.root / ".worktree" / "leftover").is_dir() and dirty.is_dir()
     assert "beta" not in ws.tmux("list-windows", "-a", "-F", "#{@orch_task}")
     branches = subprocess.run(["git", "branch", "--format=%(refname:short)"], cwd=ws.root, capture_output=True,
                               text=True, check=True).stdout.split()
-    assert "orch/merged-old" not in branches and "orch/alpha" in branches and "orch/dirtyleft" in branches
+    assert "orch/finished" not in branches and "orch/beta" not in branches
+    assert {"orch/merged-old", "orch/leftover", "orch/dirtyleft", "orch/alpha"} <= set(branches)
     # open tasks and their work are untouched
     assert ws.task_status("alpha")["workers"][0]["state"] != "lost"
     again = ws.orch("gc").out
-    assert "left alone" in again and "leftover" not in again
+    assert "0 removable" in again and "left alone" in again
+
+
+def test_settings_that_would_take_the_persons_names_are_refused(ws: Workspace) -> None:
+    text = ws.config_file.read_text()
+    for line, needle in (('branch_prefix = ""', "branch_prefix = ''"), ('branch_prefix = "release"', "'release'"),
+                         ('worktree_root = ".."', "worktree_root = '..'"), ('worktree_root = "."', "'.'"),
+                         ('worktree_root = ".git/wt"', "inside .git")):
+        ws.config_file.write_text(line + "\n" + text)
+        for args in (("gc", "--yes"), ("status",), ("scan",)):
+            one_line_error(ws.orch(*args, check=False), needle, "config.toml")
+    ws.config_file.write_text('branch_prefix = "agents-"\nworktree_root = "../wt"\n' + text)
+    assert ws.orch("status").code == 0  # unusual, but no overlap: accepted
 
 
 def test_a_start_interrupted_before_the_task_file_recorded_it_is_done_again(ws: Workspace) -> None:

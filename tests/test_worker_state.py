@@ -216,7 +216,7 @@ def test_text_from_orch_waits_while_a_person_is_attached(ws: Workspace) -> None:
         remove_socket(outer)
     wait_for(lambda: not ws.tmux("list-clients", check=False).strip(), what="the client to leave")
     ws.scan()
-    assert REMINDER in received(ws, "busy")
+    wait_for(lambda: REMINDER in received(ws, "busy"), what="the agent to record the reminder it took")
     assert ws.task_status("busy")["queued_for_workers"] == []
     assert "queued reminder to report delivered to the coder" in (ws.tasks / "busy.md").read_text()
 

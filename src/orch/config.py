@@ -26,7 +26,8 @@ DEFAULT_CONFIG = """\
 # Where each task's git worktree is created (<worktree_root>/<slug>), relative to the repository root.
 # worktree_root = ".worktree"
 
-# Branch of each task: <branch_prefix><slug>.
+# Branch of each task: <branch_prefix><slug>. It must end in "/" or "-", so that orch's branches never take the
+# names of your own.
 # branch_prefix = "orch/"
 
 # Branch (or commit) new task branches start from. Empty: the branch checked out in the repository.
@@ -186,8 +187,30 @@ def load(ws: Workspace) -> Config:
         message = err["msg"].removeprefix("Value error, ")
         raise OrchError(f"{ws.config_file}: {where + ': ' if where else ''}{message}") from None
     cfg.root = ws.root
+    problem = overlap(cfg)
+    if problem:
+        raise OrchError(f"{ws.config_file}: {problem}")
     _cache_tasks_dir(ws, cfg)
     return cfg
+
+
+def overlap(cfg: Config) -> str | None:
+    """Settings that would make orch's branches or worktrees take the person's own names and places (orch removes
+    only what it made, but these are refused before anything is made)."""
+    prefix = cfg.branch_prefix
+    if not prefix or prefix[-1] not in "/-" or prefix.strip("/-") == "":
+        return (f"branch_prefix = {prefix!r} would give orch's branches names of your own: use a prefix ending in "
+                "'/' or '-', like \"orch/\"")
+    root = os.path.realpath(cfg.root)
+    wt = os.path.realpath(cfg.worktree_path)
+    if wt == root or root.startswith(wt + os.sep):
+        return (f"worktree_root = {cfg.worktree_root!r} is the repository or a folder above it: worktrees need a "
+                "folder of their own, like \".worktree\"")
+    for name in (".git", ".orch"):
+        inside = os.path.join(root, name)
+        if wt == inside or wt.startswith(inside + os.sep):
+            return f"worktree_root = {cfg.worktree_root!r} is inside {name}: use a folder of its own, like \".worktree\""
+    return None
 
 
 def _cache_tasks_dir(ws: Workspace, cfg: Config) -> None:

@@ -111,6 +111,9 @@ def worktrees(repo: str) -> list[Worktree]:
     return found
 
 
+REUSED, ATTACHED, CREATED = "reused worktree", "attached worktree to existing branch", "created worktree and branch"
+
+
 def add_worktree(repo: str, path: str, branch: str, base: str) -> str:
     """Create (or reuse) the worktree at ``path`` on ``branch``; returns what was done, for the log."""
     existing = {os.path.realpath(w.path): w for w in worktrees(repo)}
@@ -118,7 +121,7 @@ def add_worktree(repo: str, path: str, branch: str, base: str) -> str:
     if here is not None and not here.prunable:
         if here.branch != branch:
             raise GitError(f"{path} is already a worktree on {here.branch or 'a detached HEAD'}, not {branch}")
-        return "reused worktree"
+        return REUSED
     if here is not None and here.prunable:
         prune_worktrees(repo)
     for w in existing.values():
@@ -129,11 +132,11 @@ def add_worktree(repo: str, path: str, branch: str, base: str) -> str:
         raise GitError(f"{path} exists and is not a worktree of this repository; move it away")
     if branch_exists(repo, branch):
         run(repo, "worktree", "add", "--quiet", path, branch)
-        return "attached worktree to existing branch"
+        return ATTACHED
     if rev(repo, base) is None:
         raise GitError(f"base {base!r} is not a branch or commit of this repository")
     run(repo, "worktree", "add", "--quiet", "-b", branch, path, base)
-    return "created worktree and branch"
+    return CREATED
 
 
 def remove_worktree(repo: str, path: str, force: bool = False) -> None:

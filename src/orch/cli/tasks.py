@@ -163,6 +163,8 @@ def close(
         console.print(f"saved screen {path}")
     if result.worktree_removed:
         console.print(f"removed worktree {result.worktree_removed}")
+    if result.worktree_kept:
+        console.print(f"kept worktree {result.worktree_kept} (orch did not make it)")
     console.print(f"branch {result.branch} {'deleted' if result.branch_deleted else 'kept'}")
     console.print(f"closed {task}: {result.moved_to}")
 

@@ -336,6 +336,20 @@ class Store:
             db.execute("DELETE FROM tasks WHERE slug = ?", (slug,))
             db.execute("DELETE FROM task_log WHERE slug = ?", (slug,))
 
+    # -- what orch made ----------------------------------------------------------------------------------------------
+
+    def add_made(self, kind: str, name: str, task: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO made (kind, name, task, created_at) VALUES (?, ?, ?, ?)",
+                       (kind, name, task, time.time()))
+
+    def made(self, kind: str, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM made WHERE kind = ? AND name = ?", (kind, name)).fetchone() is not None
+
+    def forget_made(self, kind: str, name: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM made WHERE kind = ? AND name = ?", (kind, name))
+
     def reviews(self, task: str) -> list[Review]:
         return self._select(Review, "reviews", "task = ?", (task,))
 

@@ -164,4 +164,14 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
     CREATE INDEX task_log_slug ON task_log(slug, id);
     CREATE UNIQUE INDEX task_log_uid ON task_log(slug, uid) WHERE uid IS NOT NULL;
     """),
+    # the branches and worktrees orch itself created: the only ones `gc` and `close` ever remove
+    ("what orch made", """
+    CREATE TABLE made (
+        kind       TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        task       TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (kind, name)
+    );
+    """),
 )]

@@ -21,6 +21,7 @@ class Closed:
     slug: str
     screens: list[str] = field(default_factory=list)
     worktree_removed: str | None = None
+    worktree_kept: str | None = None  # a worktree orch did not make: left in place
     branch: str | None = None
     branch_deleted: bool = False
     moved_to: str = ""
@@ -39,8 +40,12 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
         is_worktree = any(os.path.realpath(w.path) == os.path.realpath(worktree) for w in git.worktrees(ctx.ws.root))
+        ours = ctx.store.made("worktree", os.path.realpath(worktree))  # orch removes only what it made
+        if delete_branch and git.branch_exists(ctx.ws.root, branch) and not ctx.store.made("branch", branch):
+            raise OrchError(f"branch {branch} was not made by orch (it existed before the task): orch does not delete "
+                            f"it; close without --delete-branch, and delete it yourself if you mean to")
         folder_gone = is_worktree and not os.path.isdir(worktree)
-        if is_worktree and not force and not folder_gone:
+        if is_worktree and ours and not force and not folder_gone:
             dirty = git.status_porcelain(worktree)
             if dirty:
                 raise OrchError(
@@ -65,14 +70,19 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         now = time.time()
         for w in ctx.store.task_workers(slug):
             workers.move(ctx, w, WorkerState.CLOSED, WorkerEvent.CLOSED, Actor.PERSON, "task closed", ended_at=now)
-        if folder_gone:  # deleted by hand: nothing to lose, git only needs to forget it
+        if folder_gone and ours:  # deleted by hand: nothing to lose, git only needs to forget it
             git.prune_worktrees(ctx.ws.root)
             result.worktree_removed = worktree
-        elif is_worktree:
+        elif is_worktree and ours:
             git.remove_worktree(ctx.ws.root, worktree, force=force)
             result.worktree_removed = worktree
+        elif is_worktree:
+            result.worktree_kept = worktree
+        if result.worktree_removed:
+            ctx.store.forget_made("worktree", os.path.realpath(worktree))
         if delete_branch and git.branch_exists(ctx.ws.root, branch):
             git.delete_branch(ctx.ws.root, branch)
+            ctx.store.forget_made("branch", branch)
             result.branch_deleted = True
         result.branch = branch
         kept = "deleted" if result.branch_deleted else "kept"

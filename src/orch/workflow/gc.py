@@ -1,8 +1,10 @@
 """`orch gc`: what is stale, and its removal only when the person says so.
 
-Stale: windows carrying orch's tags whose task is closed or gone (orphans), dead panes, worktrees under the
-worktree folder that belong to no open task, and task branches fully merged into the base. Nothing with work in
-it is removed: a worktree with uncommitted changes and a branch not merged stay, and are named.
+Stale: this workspace's windows whose task is closed or gone (orphans), dead panes, worktrees under the worktree
+folder that belong to no open task, and task branches fully merged into the base. Only what orch made is ever
+removed (the registry of what it made: `made`), whatever the configuration: a worktree or branch of the same name
+that orch did not create is named and left alone, and so is anything with work in it (uncommitted changes, a branch
+not merged).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ def find(ctx: Ctx) -> list[Stale]:
                 kept_checked_out.add(wt.branch)
             continue
         why = "its task is closed" if slug in done else "no task has it"
+        if not ctx.store.made("worktree", path):
+            if wt.branch:
+                kept_checked_out.add(wt.branch)
+            out.append(Stale("worktree", wt.path, f"{why}, but orch did not make it: left alone", removable=False))
+            continue
         if wt.prunable:
             out.append(Stale("worktree", wt.path, f"{why}; its folder is already gone (pruned from git's list)"))
             continue
@@ -70,8 +77,13 @@ def find(ctx: Ctx) -> list[Stale]:
             out.append(Stale("worktree", wt.path, why))
     base = spawn.resolve_base(ctx, None)
     for branch in git.merged_branches(ctx.ws.root, base, ctx.cfg.branch_prefix):
-        if branch not in open_branches and branch not in kept_checked_out:
+        if branch in open_branches or branch in kept_checked_out:
+            continue
+        if ctx.store.made("branch", branch):
             out.append(Stale("branch", branch, f"fully merged into {base}"))
+        else:
+            out.append(Stale("branch", branch, f"fully merged into {base}, but orch did not make it: left alone",
+                             removable=False))
     return out
 
 
@@ -80,13 +92,19 @@ def _remove_worktree(ctx: Ctx, path: str) -> None:
         git.remove_worktree(ctx.ws.root, path)
     else:
         git.prune_worktrees(ctx.ws.root)
+    ctx.store.forget_made("worktree", os.path.realpath(path))
+
+
+def _remove_branch(ctx: Ctx, branch: str) -> None:
+    git.delete_merged_branch(ctx.ws.root, branch)
+    ctx.store.forget_made("branch", branch)
 
 
 REMOVE: dict[str, Callable[[Ctx, str], None]] = {
     "window": lambda ctx, window_id: ctx.mux.kill_window(window_id),
     "dead-pane": lambda ctx, pane_id: ctx.mux.kill_pane(pane_id),
     "worktree": _remove_worktree,
-    "branch": lambda ctx, branch: git.delete_merged_branch(ctx.ws.root, branch),
+    "branch": _remove_branch,
 }
 
 

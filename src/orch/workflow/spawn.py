@@ -112,6 +112,10 @@ def start_worker(
         raise OrchError(f"{branch!r} is not a valid branch name: change branch_prefix in .orch/config.toml")
     worktree = os.path.join(cfg.worktree_path, task.slug)
     how = git.add_worktree(ctx.ws.root, worktree, branch, base)
+    if how in (git.CREATED, git.ATTACHED):  # what orch made is what `gc` and `close` may remove, and nothing else
+        ctx.store.add_made("worktree", os.path.realpath(worktree), task.slug)
+    if how == git.CREATED:
+        ctx.store.add_made("branch", branch, task.slug)
 
     if text is None:
         intent = parse_intent(task.body)
