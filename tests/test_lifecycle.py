@@ -15,7 +15,7 @@ from orch import lifecycle as L
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskEvent, TaskState, Transition, WorkerEvent, WorkerState
 from orch.store import Worker
-from orch.workflow import close, deliver, recover, restart, route, watch, workers
+from orch.workflow import close, deliver, recover, restart, route, scan, watch, workers
 from orch.workflow import tasks as T
 from tests.kit.fakes import Bench
 
@@ -218,6 +218,26 @@ def drive_approved(b: Bench, frm: str, to: str, actor: Actor) -> None:
     assert Path(b.task("t").doc.summary_field("dossier") or "").exists()
 
 
+def drive_dossier_failed(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    reviewer = reviewing(b, "t")
+    root = str(b.root)  # the base is rewritten under the task: an unrelated history
+    for args in (["checkout", "-q", "--orphan", "rewritten"], ["commit", "-q", "--allow-empty", "-m", "new root"],
+                 ["branch", "-f", "main", "rewritten"], ["checkout", "-q", "main"]):
+        subprocess.run(["git", "-C", root, "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args], check=True)
+    b.say("t", "approve\n", reviewer, kind="verdict")
+    b.scan()
+    assert "rebase the branch onto it, then `orch retry t`" in (b.task("t").field("blocked") or "")
+
+
+def drive_branch_moved(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    drive_approved(b, S.REVIEWING, S.READY, PASS)
+    assert b.state("t") == "ready"
+    b.commit("t", "more.txt", "after the approval\n")
+    scan._check_branches(b.ctx, T.load(b.ctx)[0])  # the step of the pass that notices (the rest would validate it)
+    assert not Path(b.ctx.ws.path("dossiers", "t.md")).exists()  # it spoke of the old head: set aside
+    assert list(Path(b.ctx.ws.path("dossiers")).glob("t-*.superseded.md"))
+
+
 def drive_coder_lost(b: Bench, frm: str, to: str, actor: Actor) -> None:
     b.put("t", frm)
     coder = b.start("t")
@@ -268,6 +288,8 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.REVIEW_DISCARDED: drive_discarded,
     E.REVALIDATE: drive_revalidate,
     E.APPROVED: drive_approved,
+    E.DOSSIER_FAILED: drive_dossier_failed,
+    E.BRANCH_MOVED: drive_branch_moved,
     E.CODER_LOST: drive_coder_lost,
     E.WORKERS_LOST: drive_workers_lost,
     E.RECOVER: drive_recover,

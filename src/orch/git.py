@@ -165,6 +165,17 @@ def merged_branches(repo: str, base: str, prefix: str) -> list[str]:
     return [b for b in text.decode("utf-8", "replace").splitlines() if b.strip() and b != base]
 
 
+def branch_heads(repo: str, prefix: str) -> dict[str, str]:
+    """Every local branch named ``<prefix>...`` and the commit it points to, in one git process."""
+    text = run(repo, "for-each-ref", "--format=%(refname:short)%00%(objectname)", f"refs/heads/{prefix}*").stdout
+    heads = {}
+    for line in text.decode("utf-8", "replace").splitlines():
+        name, _, sha = line.partition("\0")
+        if sha:
+            heads[name] = sha
+    return heads
+
+
 def status_porcelain(path: str) -> list[str]:
     """Uncommitted changes (tracked and untracked) in a working tree."""
     text = run(path, "status", "--porcelain", "--untracked-files=all").stdout.decode("utf-8", "replace")

@@ -64,6 +64,8 @@ class TaskEvent(StrEnum):
     REVIEW_DISCARDED = "review discarded"  # the worktree changed during the review
     REVALIDATE = "validate again"  # the branch moved during the review, or the review's record or reviewer is gone
     APPROVED = "approved"  # a counted approval with every validation passed: the dossier is written
+    DOSSIER_FAILED = "dossier failed"  # the approved branch's dossier cannot be built (its base was rewritten)
+    BRANCH_MOVED = "branch moved"  # a ready task's branch has commits the review did not see
     CODER_LOST = "coder lost"  # the coder's window is gone or its agent exited while it had work
     WORKERS_LOST = "workers lost"  # the workers went with the multiplexer server and are not brought back now
     RECOVER = "recover"  # a lost task's coder is started again in its worktree
@@ -126,6 +128,8 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.REVIEWING,), (S.BLOCKED,), E.REVIEW_DISCARDED, (PASS,)),
     ((S.REVIEWING,), (S.VALIDATING,), E.REVALIDATE, (PASS, PERSON)),
     ((S.REVIEWING,), (S.READY,), E.APPROVED, (PASS,)),
+    ((S.REVIEWING,), (S.BLOCKED,), E.DOSSIER_FAILED, (PASS,)),
+    ((S.READY,), (S.VALIDATING,), E.BRANCH_MOVED, (PASS,)),
     ((S.CODING, S.FIXING, S.NEEDS_INPUT), (S.LOST,), E.CODER_LOST, (PASS,)),
     ((S.CODING, S.FIXING, S.NEEDS_INPUT, S.VALIDATING, S.REVIEWING), (S.LOST,), E.WORKERS_LOST, (PASS,)),
     ((S.LOST,), (S.CODING, S.FIXING), E.RECOVER, (PERSON,)),
@@ -223,8 +227,8 @@ WAYS_ON: dict[TaskState, tuple[str, str]] = {
     S.BLOCKED: ("a new round for the coder with the open blockers (or the coder's `done:` once unblocked)",
                 "`orch retry TASK [--rounds N]`"),
     S.LOST: ("its coder started again in the same worktree", "`orch recover TASK`"),
-    S.READY: ("you land it; or, when its base moved on, a new validation and review", "`orch close TASK`; "
-                                                                                      "`orch retry TASK`"),
+    S.READY: ("you land it; a new commit on its branch sends it back to validation and review by itself; "
+                "when its base moved on, `orch retry` does", "`orch close TASK`; `orch retry TASK`"),
 }
 FINAL = frozenset({S.DONE})
 

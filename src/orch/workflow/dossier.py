@@ -221,6 +221,30 @@ def render(d: dict) -> str:
     return "\n".join(lines)
 
 
+def approved_sha(ctx: Ctx, slug: str) -> str | None:
+    """The sha the task's dossier speaks of, or None."""
+    try:
+        with open(paths(ctx, slug)[1], encoding="utf-8") as fh:
+            sha = json.load(fh).get("sha")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sha if isinstance(sha, str) and sha else None
+
+
+def set_aside(ctx: Ctx, slug: str, sha: str) -> str:
+    """A dossier that no longer speaks of the branch head is kept as ``<slug>-<sha>.superseded.md/.json``."""
+    moved = ""
+    for path in paths(ctx, slug):
+        stem, ext = os.path.splitext(path)
+        target = f"{stem}-{sha[:12]}.superseded{ext}"
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            continue
+        moved = moved or target
+    return moved or "(none)"
+
+
 def write(ctx: Ctx, task: T.Task, approval: Review) -> str:
     data = build(ctx, task, approval)
     md_path, json_path = paths(ctx, task.slug)

@@ -69,8 +69,14 @@ def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str:
     worktree = worktree_of(ctx, task)
     if not os.path.isdir(worktree):
         T.move(ctx, slug, S.BLOCKED, E.CANNOT_VALIDATE, PASS, status=f"cannot validate: the worktree {worktree} is gone",
-               blocked=f"worktree {worktree} is missing")
+               blocked=f"worktree {worktree} is missing; `orch retry {slug}` starts it again from its branch")
         return f"{slug}: blocked (worktree missing)"
+    branch = branch_of(ctx, task)
+    if not git.branch_exists(ctx.ws.root, branch):
+        T.move(ctx, slug, S.BLOCKED, E.CANNOT_VALIDATE, PASS, status=f"cannot validate: the branch {branch} is gone",
+               blocked=f"branch {branch} was deleted; create it again at the work you want reviewed, then "
+                       f"`orch retry {slug}`")
+        return f"{slug}: blocked (branch missing)"
     base = spawn.resolve_base(ctx, task)
     sha = git.head(worktree) or ""
     base_sha = git.merge_base(ctx.ws.root, base, sha) or git.rev(ctx.ws.root, base) or base
@@ -283,11 +289,24 @@ def act_on_verdict(ctx: Ctx, task: T.Task, review: Review, panes: list[Pane]) ->
         failed = [v for v in results if not v.passed]
         if failed:
             return send_back(ctx, task, review.round, [_failure(v) for v in failed], [], panes, why="validation failed")
-        path = dossier.write(ctx, T.get(ctx, slug), review)
+        head = git.rev(ctx.ws.root, branch_of(ctx, task))
+        if head != review.sha:  # commits came after the approval: the dossier would speak of an old sha
+            T.move(ctx, slug, S.VALIDATING, E.REVALIDATE, PASS,
+                   status=f"the branch moved to {str(head)[:12]} after the approval of {review.sha[:12]}: "
+                          "validating it again, then a new review")
+            return f"{slug}: approval stale"
+        try:
+            path = dossier.write(ctx, T.get(ctx, slug), review)
+        except OrchError as exc:
+            base = spawn.resolve_base(ctx, task)
+            why = (f"the dossier of {review.sha[:12]} could not be built ({exc}); was {base} rewritten? rebase the "
+                   f"branch onto it, then `orch retry {slug}`")
+            T.move(ctx, slug, S.BLOCKED, E.DOSSIER_FAILED, PASS, status=f"blocked: {why}", blocked=why)
+            return f"{slug}: blocked (no dossier)"
         T.move(
             ctx, slug, S.READY, E.APPROVED, PASS,
             status=f"merge-ready: dossier {path} (branch review approved {review.sha[:12]}; nothing merged)",
-            dossier=path, open_blockers=None, blocked=None,
+            dossier=path, approved=review.sha, open_blockers=None, blocked=None,
         )
         return f"{slug}: ready"
     blockers = [format_finding(f) for f in review.findings if f["severity"] == "blocker"]

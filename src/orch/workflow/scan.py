@@ -260,6 +260,7 @@ def scan(ctx: Ctx) -> ScanReport:
         for slug, why in with_server.items():
             _bring_back(ctx, slug, why, report)
         _check_worktrees(ctx, tasks)
+        _check_branches(ctx, tasks)
         for w in p.interrupted:
             ctx.mux.kill_window(w.window_id)
             lose(ctx, w, "its start was interrupted (orch stopped before recording it)")
@@ -302,6 +303,33 @@ def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
                    f"`orch close {slug}` ends the task")
         if task.field("problem") != problem:
             T.record(ctx, slug, status=problem, problem=problem)
+
+
+def _check_branches(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
+    """A task branch deleted under its coder is reported in the task, once; a ready task whose branch has commits
+    its review did not see goes back to validation and review (its dossier is set aside: it speaks of another
+    sha)."""
+    from orch.workflow import dossier
+
+    watched = {slug: t for slug, t in tasks.items() if t.state in ACTIVE or t.state == S.READY}
+    if not watched:
+        return
+    heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)
+    for slug, task in watched.items():
+        branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
+        head = heads.get(branch) if branch.startswith(ctx.cfg.branch_prefix) else git.rev(ctx.ws.root, branch)
+        if head is None:
+            problem = f"the task branch {branch} is gone (deleted by hand?); `orch close {slug}` ends the task"
+            if task.field("problem") != problem:
+                T.record(ctx, slug, status=problem, problem=problem)
+            continue
+        approved = task.field("approved") or dossier.approved_sha(ctx, slug)
+        if task.state == S.READY and approved and head != approved:
+            aside = dossier.set_aside(ctx, slug, approved)
+            T.move(ctx, slug, S.VALIDATING, TaskEvent.BRANCH_MOVED, PASS,
+                   status=f"the branch moved to {head[:12]} after it was ready at {approved[:12]}: validating it "
+                          f"again, then a new review (the old dossier is now {aside})",
+                   dossier=None, approved=None)
 
 
 def _bring_back(ctx: Ctx, slug: str, why: str, report: ScanReport) -> None:
