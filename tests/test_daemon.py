@@ -181,3 +181,27 @@ def test_log_follow_prints_new_events_as_they_happen(ws: Workspace, tmp_path: Pa
     finally:
         follow.send_signal(signal.SIGINT)
         follow.wait(30)
+
+
+def test_the_daemon_takes_a_validation_result_as_soon_as_the_job_ends(ws: Workspace, daemon: Daemon) -> None:
+    """Validation runs in a background job; its end wakes the daemon, which moves the task on without waiting for
+    its next full pass (set far away here)."""
+    ws.config("scan_interval = 600")
+    daemon.start()
+    ws.task("bg", """Validated in the background.
+
+## Validation
+- `sleep 1 && test -f bg.txt`
+
+```scripted
+coder:
+  write bg.txt "x"
+  commit "bg"
+  report "done: bg"
+reviewer:
+  verdict approve
+```
+""")
+    wait_for(lambda: ws.task_status("bg")["state"] == "ready", 60, "the task to be ready")
+    assert any("validation of" in s and "started in the background" in s for s in ws.statuses("bg"))
+    assert any(s.startswith("validation: 1/1 command(s) passed") for s in ws.statuses("bg"))

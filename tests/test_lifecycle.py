@@ -109,7 +109,7 @@ def reviewing(b: Bench, slug: str) -> Worker:
     b.put(slug, S.VALIDATING)
     b.start(slug)
     b.commit(slug)
-    b.scan()
+    b.settle()  # the validation runs in the background: a pass starts it, a later one takes its result
     assert b.state(slug) == "reviewing", b.statuses(slug)
     return b.worker(slug, "reviewer")
 
@@ -189,7 +189,7 @@ def drive_reviewer_failed(b: Bench, frm: str, to: str, actor: Actor) -> None:
     b.put("t", S.VALIDATING)
     b.start("t")
     b.commit("t")
-    b.scan()
+    b.settle()
 
 
 def drive_discarded(b: Bench, frm: str, to: str, actor: Actor) -> None:

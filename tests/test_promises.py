@@ -3,11 +3,16 @@ following from what a task file lacks. On the in-memory multiplexer with real fi
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+from pathlib import Path
 
 from orch.lifecycle import TaskState as S
 from orch.taskfile import MARKER
+from orch.workflow import close, jobs, review
 from tests.kit.fakes import TASK, Bench
+from tests.kit.harness import wait_for
 
 
 def test_an_editors_stale_save_while_a_coder_runs_keeps_the_coder_and_restores_the_block(bench: Bench) -> None:
@@ -64,3 +69,50 @@ def test_a_copied_task_file_does_not_take_the_original_tasks_state(bench: Bench)
     bench.scan()
     assert bench.state("b") == "coding" and "branch: orch/b" in bench.path("b").read_text()
     assert TASK.strip() in bench.path("b").read_text()
+
+
+SLOW = """Slow to validate.
+
+## Validation
+- `sleep {seconds} && test -f flag.txt`
+"""
+
+
+def validating(bench: Bench, slug: str, seconds: int) -> None:
+    bench.put(slug, S.VALIDATING, text=SLOW.format(seconds=seconds))
+    bench.start(slug)
+    bench.commit(slug)
+
+
+def test_a_long_validation_freezes_nothing(bench: Bench) -> None:
+    """A 40 s validation runs in a background job: the pass that starts it returns at once, and the next passes apply
+    another task's messages and start new tasks while it runs."""
+    validating(bench, "slow", 40)
+    bench.scan()
+    job = jobs.find(bench.ctx, "slow", review.VALIDATION)
+    assert job is not None and jobs.state(job).status == "running"  # the pass did not wait for it
+    bench.put("other", S.CODING)
+    bench.start("other")
+    bench.say("other", "done: quick one")  # applied at once (say() applies), while the slow job runs
+    bench.put("fresh")
+    report = bench.scan()
+    assert report.spawned == ["fresh"] and jobs.state(job).status == "running"
+    assert bench.state("slow") == "validating"
+    assert "user: done: quick one" in bench.statuses("other") and bench.state("other") != "coding"  # moved on
+    close.close(bench.ctx, "slow", force=True)  # ends its job too
+    assert jobs.find(bench.ctx, "slow", review.VALIDATION) is None
+
+
+def test_a_validation_job_lost_with_its_process_is_started_again_then_given_up(bench: Bench) -> None:
+    validating(bench, "v", 30)
+    bench.scan()
+    for attempt in range(1, jobs.MAX_ATTEMPTS + 1):
+        job = jobs.find(bench.ctx, "v", review.VALIDATION)
+        assert job is not None and job.spec["attempt"] == attempt
+        pid = wait_for(lambda j=job: Path(j.stem + ".pid").exists() and int(Path(j.stem + ".pid").read_text()), 10,
+                       "the job's runner to start")
+        os.killpg(int(pid), signal.SIGKILL)  # the machine went down under it, say
+        wait_for(lambda j=job: not jobs.running(j), 10, "the runner to be gone")
+        bench.scan()
+    assert bench.state("v") == "fixing"
+    assert any(f"stopped {jobs.MAX_ATTEMPTS} times" in s for s in bench.statuses("v"))

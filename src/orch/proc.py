@@ -51,3 +51,12 @@ def run_shell(command: str, cwd: str, timeout: float, env: dict[str, str] | None
         out, _ = proc.communicate()
     code = 124 if timed_out else proc.returncode
     return Ran(command, code, time.monotonic() - start, timed_out, out or b"")
+
+
+def detached(argv: list[str], env: dict[str, str], log_path: str) -> int:
+    """Start ``argv`` (orch's own job runner) in a session of its own, so that it outlives the process that started
+    it; its output goes to ``log_path``. Returns its pid."""
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                                 start_new_session=True, close_fds=True)
+    return child.pid

@@ -186,6 +186,28 @@ class Bench:
     def scan(self) -> scan.ScanReport:
         return scan.scan(self.ctx)
 
+    def jobs_done(self, timeout: float = 30) -> None:
+        """Wait until every background job (a validation) has its result."""
+        folder = Path(self.ctx.ws.path("jobs"))
+        deadline = time.monotonic() + timeout
+        while True:
+            specs = [str(p)[: -len(".json")] for p in folder.glob("*/*.json") if not p.name.endswith(".result.json")]
+            pending = [stem for stem in specs if not Path(stem + ".result.json").exists()]
+            if not pending:
+                return
+            assert time.monotonic() < deadline, f"jobs still running: {pending}"
+            time.sleep(0.02)
+
+    def settle(self) -> scan.ScanReport:
+        """A pass, then (while it started background jobs) their results and another pass."""
+        report = self.scan()
+        for _ in range(5):
+            if not any(Path(self.ctx.ws.path("jobs")).glob("*/*.json")):
+                break
+            self.jobs_done()
+            report = self.scan()
+        return report
+
 
 def ready_states() -> list[str]:
     return [s.value for s in TaskState]

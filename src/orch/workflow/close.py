@@ -11,7 +11,7 @@ from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState, allowed_task
 from orch.locks import hold
-from orch.workflow import inbox, workers
+from orch.workflow import inbox, jobs, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -67,6 +67,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             result.screens.append(path)
         for window_id in sorted({p.window_id for p in panes}):  # its own windows only (a session may hold others)
             ctx.mux.kill_window(window_id)
+        jobs.cancel(ctx, slug)  # a validation still running for it
         now = time.time()
         for w in ctx.store.task_workers(slug):
             workers.move(ctx, w, WorkerState.CLOSED, WorkerEvent.CLOSED, Actor.PERSON, "task closed", ended_at=now)

@@ -106,6 +106,9 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
     match msg.kind, sender:
+        case "job", None:  # a background job finished: the pass that this wakes collects it
+            store.finish_message(msg.id, "applied", "a job finished")
+            return False
         case "hook", None:
             store.finish_message(msg.id, "refused", "a hook without a worker token")
             return False

@@ -18,7 +18,7 @@ from orch.lifecycle import Actor, Move, TaskEvent, TaskState
 from orch.mux import Pane
 from orch.store import Review, Validation
 from orch.verdicts import format_finding
-from orch.workflow import deliver, dossier, prompts, spawn, validate
+from orch.workflow import deliver, dossier, jobs, prompts, spawn, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
@@ -64,8 +64,18 @@ def advance(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
 # -- coder finished ----------------------------------------------------------------------------------------------
 
 
-def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str:
+VALIDATION = "validation"  # the name of a task's validation job
+
+
+def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
+    """A task the coder says is done: its branch is checked, then validated in the background (a job); a later
+    pass collects the results and sends the work back or starts the review."""
     slug, r = task.slug, round_of(task)
+    job = jobs.find(ctx, slug, VALIDATION)
+    if job is not None:
+        if job.spec.get("round") == r:
+            return collect_validation(ctx, task, job, panes)
+        jobs.forget(job)  # of an earlier round
     worktree = worktree_of(ctx, task)
     if not os.path.isdir(worktree):
         T.move(ctx, slug, S.BLOCKED, E.CANNOT_VALIDATE, PASS, status=f"cannot validate: the worktree {worktree} is gone",
@@ -99,15 +109,54 @@ def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str:
     if reasons:
         return send_back(ctx, task, r, reasons, [], panes, why="work not committed")
 
-    intent = parse_intent(task.body)
-    results = validate.run(ctx, task, intent, r, sha, worktree)
-    failed = [v for v in results if not v.passed]
+    commands, source = validate.commands_for(ctx, parse_intent(task.body))
+    if not commands:
+        T.record(ctx, slug, status=f"validation: {validation_summary([], sha)}", validation=validation_summary([], sha))
+        return start_review(ctx, T.get(ctx, slug), r, sha, base, base_sha, [], panes)
+    timeout = ctx.cfg.validate_.timeout
+    spec = {"kind": "validate", "round": r, "sha": sha, "base": base, "base_sha": base_sha, "worktree": worktree,
+            "commands": commands, "source": source, "timeout": timeout, "runs": ctx.ws.path("runs")}
+    jobs.start(ctx, slug, VALIDATION, spec, deadline=len(commands) * (timeout + 30) + 60)
+    T.record(ctx, slug, status=f"validation of {sha[:12]} started in the background: {len(commands)} command(s)",
+             validation=f"running on {sha[:12]}")
+    return f"{slug}: validating {sha[:12]}"
+
+
+def collect_validation(ctx: Ctx, task: T.Task, job: jobs.Job, panes: list[Pane]) -> str | None:
+    """The task's validation job, looked at: still running (nothing to do), lost with its machine (started again),
+    overdue (killed: a failure), or done: its results recorded, then the work goes back or to review."""
+    slug, spec = task.slug, job.spec
+    r, sha = spec["round"], spec["sha"]
+    state = jobs.state(job)
+    if state.status == "running":
+        return None
+    if state.status == "lost" and spec.get("attempt", 1) < jobs.MAX_ATTEMPTS:
+        jobs.start(ctx, slug, VALIDATION, {k: v for k, v in spec.items() if k not in ("attempt", "created")},
+                   deadline=spec.get("deadline", 3600))
+        T.record(ctx, slug, status=f"validation of {sha[:12]} started again (its process was gone)")
+        return f"{slug}: validation restarted"
+    if state.status == "overdue":
+        jobs.kill(job)
+    jobs.forget(job)
+    found = state.result or {}
+    if state.status != "done" or "error" in found:
+        why = {"overdue": "did not finish before its deadline and was stopped",
+               "lost": f"stopped {jobs.MAX_ATTEMPTS} times (its process was gone each time)"}.get(
+                   state.status, f"failed: {found.get('error')}")
+        return send_back(ctx, task, r, [f"the validation of {sha[:12]} {why}; look at .orch/jobs and .orch/runs"],
+                         [], panes, why="validation could not run")
+    head = git.head(worktree_of(ctx, task)) or ""
+    if head != sha:
+        T.record(ctx, slug, status=f"the branch moved to {head[:12]} during the validation of {sha[:12]}: "
+                                   "validating it again")
+        return coder_finished(ctx, T.get(ctx, slug), panes)
+    results = validate.record(ctx, slug, r, sha, spec["source"], found.get("results", []))
     line = validation_summary(results, sha)
     T.record(ctx, slug, status=f"validation: {line}", validation=line)
+    failed = [v for v in results if not v.passed]
     if failed:
-        reasons = [_failure(v) for v in failed]
-        return send_back(ctx, task, r, reasons, [], panes, why="validation failed")
-    return start_review(ctx, T.get(ctx, slug), r, sha, base, base_sha, results, panes)
+        return send_back(ctx, task, r, [_failure(v) for v in failed], [], panes, why="validation failed")
+    return start_review(ctx, T.get(ctx, slug), r, sha, spec["base"], spec["base_sha"], results, panes)
 
 
 def validation_summary(results: list[Validation], sha: str) -> str:
