@@ -116,3 +116,21 @@ def test_a_validation_job_lost_with_its_process_is_started_again_then_given_up(b
         bench.scan()
     assert bench.state("v") == "fixing"
     assert any(f"stopped {jobs.MAX_ATTEMPTS} times" in s for s in bench.statuses("v"))
+
+
+def test_a_first_prompt_left_untyped_by_a_killed_pass_is_typed_by_the_next(bench: Bench) -> None:
+    """kill -9 between starting a coder (or a reviewer) and typing its prompt: the next pass types it."""
+    from orch.workflow import spawn
+
+    bench.put("t", S.CODING)
+    task = bench.task("t")
+    pending = spawn.start_worker(bench.ctx, task, "coder", bench.ctx.panes())  # ... and the process dies here
+    assert pending is not None
+    coder = bench.worker("t")
+    assert coder.state == "starting" and bench.mux.agent(coder.pane_id).received == []
+    bench.scan()
+    received = bench.mux.agent(coder.pane_id).received
+    assert len(received) == 1 and received[0].startswith("# orch: coder prompt for task t, round 1")
+    assert bench.worker("t").state == "working"
+    bench.scan()
+    assert len(bench.mux.agent(coder.pane_id).received) == 1  # typed once

@@ -145,6 +145,29 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
             delay = min(delay * 1.5, 0.2)
 
 
+def pending_prompts(ctx: Ctx, skip: set[str]) -> list[Delivery]:
+    """First prompts nobody is typing: workers still starting, never prompted, whose start was made by a process that
+    stopped before typing (killed, a crash). Passes and commands that start workers hold the scan lock, as does the
+    caller, so none is being typed now; ``skip``: the ones this pass started itself."""
+    found = []
+    for w in ctx.store.live_workers():
+        if w.state != W.STARTING or w.prompted_at is not None or w.id in skip or not w.prompt_file:
+            continue
+        profile = profile_of(ctx, w.agent)
+        if profile is None or profile.prompt != "paste":
+            continue
+        try:
+            with open(w.prompt_file, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as exc:
+            _undelivered(ctx, w, f"its prompt file cannot be read ({exc.strerror or exc})", "")
+            continue
+        ctx.event("prompt", "its start was interrupted before its prompt was typed: typing it now", task=w.task,
+                  worker=w.id)
+        found.append(Delivery(w, profile, text, time.monotonic()))
+    return found
+
+
 def mark_working(ctx: Ctx, worker_id: str, profile: AgentProfile | None, why: str, actor: Actor = Actor.PASS) -> None:
     """For an agent whose hooks do not report a prompt being taken (Codex), typing work in is when it starts
     working; its turn-end hook (applied later) makes it idle again."""

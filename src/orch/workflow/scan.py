@@ -284,6 +284,7 @@ def scan(ctx: Ctx) -> ScanReport:
         deliver.deliver(ctx, deliveries)
         report.applied += inbox.drain(ctx)
         report.pipeline += watch.observe(ctx, ctx.panes())
+        deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
         advance_pipeline(ctx, report)
     return report
 
