@@ -105,13 +105,7 @@ def test_a_move_is_checked_against_the_state_in_the_file_at_the_time_of_writing(
 
 
 def reviewing(b: Bench, slug: str) -> Worker:
-    """A task at review: its coder committed, validation passed, a reviewer started. Returns the reviewer."""
-    b.put(slug, S.VALIDATING)
-    b.start(slug)
-    b.commit(slug)
-    b.settle()  # the validation runs in the background: a pass starts it, a later one takes its result
-    assert b.state(slug) == "reviewing", b.statuses(slug)
-    return b.worker(slug, "reviewer")
+    return b.at_review(slug)
 
 
 def round_fields(to: str) -> dict[str, str]:

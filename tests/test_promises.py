@@ -134,3 +134,19 @@ def test_a_first_prompt_left_untyped_by_a_killed_pass_is_typed_by_the_next(bench
     assert bench.worker("t").state == "working"
     bench.scan()
     assert len(bench.mux.agent(coder.pane_id).received) == 1  # typed once
+
+
+def test_a_reviewer_idle_without_a_verdict_is_reminded_once_then_the_review_ends(bench: Bench) -> None:
+    bench.configure("idle_reminder_after = 0")
+    reviewer = bench.at_review("t")
+    for _ in range(2):  # its turn ends: two readings of its idle prompt
+        bench.screen(reviewer, "> ")
+        bench.scan()
+    received = bench.mux.agent(reviewer.pane_id).received
+    assert "your review ended without a verdict" in received[-1] and bench.state("t") == "reviewing"
+    for screen in ("working: on it", "working: on it", "> ", "> "):  # it works, then goes idle, still no verdict
+        bench.screen(reviewer, screen)
+        bench.scan()
+    assert bench.state("t") == "blocked"
+    assert "the reviewer gave no verdict" in (bench.task("t").field("blocked") or "")
+    assert [r.status for r in bench.ctx.store.reviews("t")] == ["failed"]

@@ -186,6 +186,17 @@ class Bench:
     def scan(self) -> scan.ScanReport:
         return scan.scan(self.ctx)
 
+    def at_review(self, slug: str) -> Worker:
+        """A task at review: its coder committed, validation passed, a reviewer started. Returns the reviewer."""
+        from orch.lifecycle import TaskState
+
+        self.put(slug, TaskState.VALIDATING)
+        self.start(slug)
+        self.commit(slug)
+        self.settle()  # the validation runs in the background: a pass starts it, a later one takes its result
+        assert self.state(slug) == "reviewing", self.statuses(slug)
+        return self.worker(slug, "reviewer")
+
     def jobs_done(self, timeout: float = 30) -> None:
         """Wait until every background job (a validation) has its result."""
         folder = Path(self.ctx.ws.path("jobs"))

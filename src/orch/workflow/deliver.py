@@ -217,7 +217,7 @@ def person_attached(ctx: Ctx, window_id: str) -> bool:
     return any(window == window_id for _, window in ctx.mux.clients())
 
 
-NOT_A_PROMPT = ("reminder to report",)
+NOT_A_PROMPT = ("reminder to report", "reminder to give a verdict")
 
 
 def send_or_queue(ctx: Ctx, pane: Pane, text: str, why: str) -> str:

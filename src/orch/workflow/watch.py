@@ -23,7 +23,7 @@ from orch.agents.profile import AgentProfile
 from orch.lifecycle import LIVE_WORKER, Actor, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.mux import Pane
 from orch.store import Worker
-from orch.workflow import deliver, workers
+from orch.workflow import deliver, prompts, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -33,6 +33,11 @@ REMINDER = (
     "orch here: your turn ended without a report. When your work is committed, run "
     'orch - "done: <summary>"; if you need an answer, orch - "needs input: <question>"; '
     'if you cannot go on, orch - "blocked: <why>".'
+)
+VERDICT_REMINDER = (
+    "orch here: your review ended without a verdict. Give it now: {orch} verdict approve, or {orch} verdict "
+    "request-changes 'blocker: [path:line] what must change' (one argument per finding); if you cannot run "
+    "commands, end your final message with a VERDICT: block."
 )
 
 
@@ -100,15 +105,54 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
             ctx.store.update_worker(w.id, screen_state=r.screen_state, screen_count=r.screen_count)
     tasks, _ = T.load(ctx)
     for w in ctx.store.live_workers():
-        if w.role != "coder" or w.task not in tasks or w.pane_id not in by_id:
+        if w.task not in tasks or w.pane_id not in by_id:
             continue
-        note = react(ctx, tasks[w.task], w, by_id[w.pane_id], screens.get(w.pane_id))
+        if w.role == "coder":
+            note = react(ctx, tasks[w.task], w, by_id[w.pane_id], screens.get(w.pane_id))
+        else:
+            note = react_reviewer(ctx, tasks[w.task], w, by_id[w.pane_id])
         if note:
             notes.append(note)
     sent = deliver.flush_outbox(ctx, panes)
     if sent:
         notes.append(f"delivered {sent} queued message(s)")
     return notes
+
+
+def _idle_long_enough(ctx: Ctx, worker: Worker) -> bool:
+    """Its turn ended after its last prompt, and it has stayed idle ``idle_reminder_after`` seconds."""
+    prompted = worker.prompted_at or worker.created_at
+    if worker.state != WorkerState.IDLE or worker.state_since < prompted:
+        return False  # idle from before the last prompt: the agent has not started on it yet
+    return time.time() - worker.state_since >= ctx.cfg.idle_reminder_after
+
+
+def react_reviewer(ctx: Ctx, task: T.Task, reviewer: Worker, pane: Pane) -> str | None:
+    """A reviewer whose turn ended without a verdict gets one reminder of how to give it; idle again without one,
+    its review has failed and the task is blocked (a review has an end: it never waits for ever)."""
+    slug = task.slug
+    if task.state != S.REVIEWING or not _idle_long_enough(ctx, reviewer):
+        return None
+    pending = [r for r in ctx.store.reviews(slug) if r.status == "pending"]
+    if not pending:
+        return None
+    prompted = reviewer.prompted_at or reviewer.created_at
+    if reviewer.reminded_at is None or reviewer.reminded_at < prompted:
+        reminded = time.time()
+        text = VERDICT_REMINDER.format(orch=prompts.orch_command(ctx))
+        outcome = deliver.send_or_queue(ctx, pane, text, deliver.NOT_A_PROMPT[1])
+        ctx.store.update_worker(reviewer.id, reminded_at=reminded)
+        T.record(ctx, slug, status=f"reviewer went idle without a verdict: reminder {outcome}")
+        return f"{slug}: verdict reminder {outcome}"
+    if reviewer.state_since > reviewer.reminded_at:
+        ctx.store.update_review(pending[-1].id, status="failed", note="the reviewer stopped without a verdict",
+                                acted_at=time.time())
+        T.move(ctx, slug, S.BLOCKED, TaskEvent.REVIEWER_FAILED, Actor.PASS,
+               status="the reviewer went idle again without a verdict",
+               blocked=f"the reviewer gave no verdict; `orch capture {slug}:reviewer` shows it, `orch retry {slug}` "
+                       "goes on")
+        return f"{slug}: reviewer gave no verdict"
+    return None
 
 
 def resumed_state(task: T.Task) -> TaskState:
@@ -136,13 +180,9 @@ def react(ctx: Ctx, task: T.Task, coder: Worker, pane: Pane, screen: str | None)
         T.move(ctx, slug, resumed_state(task), TaskEvent.WORKING_AGAIN, Actor.PASS, status="coder is working again",
                question=None, waiting_on=None)
         return f"{slug}: coder working again"
-    if coder.state != WorkerState.IDLE or task.state not in (S.CODING, S.FIXING):
+    if task.state not in (S.CODING, S.FIXING) or not ctx.cfg.idle_reminder or not _idle_long_enough(ctx, coder):
         return None
     prompted = coder.prompted_at or coder.created_at
-    if coder.state_since < prompted:
-        return None  # idle from before the last prompt: the agent has not started on it yet
-    if not ctx.cfg.idle_reminder or time.time() - coder.state_since < ctx.cfg.idle_reminder_after:
-        return None
     if coder.reminded_at is None or coder.reminded_at < prompted:
         reminded = time.time()
         outcome = deliver.send_or_queue(ctx, pane, REMINDER, deliver.NOT_A_PROMPT[0])
