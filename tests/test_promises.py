@@ -150,3 +150,33 @@ def test_a_reviewer_idle_without_a_verdict_is_reminded_once_then_the_review_ends
     assert bench.state("t") == "blocked"
     assert "the reviewer gave no verdict" in (bench.task("t").field("blocked") or "")
     assert [r.status for r in bench.ctx.store.reviews("t")] == ["failed"]
+
+
+def test_a_save_through_a_file_opened_before_orch_replaced_it_is_not_lost(bench: Bench) -> None:
+    path = bench.put("t")
+    fd = os.open(path, os.O_RDWR)  # an editor that keeps the file open, and writes in place when it saves
+    try:
+        bench.scan()  # orch writes its block: a new file takes the name, the editor's is the old one
+        assert "state: coding" in path.read_text()
+        mine = "Write the flag file, and tell me when.\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mine.encode(), 0)
+    finally:
+        os.close(fd)
+    report = bench.scan()
+    assert "t" in report.restored
+    text = path.read_text()
+    assert text.startswith(mine) and "state: coding" in text and "coder started" in text
+    # two saves, one to each copy: the live one stays, the other is kept and the task says where
+    fd = os.open(path, os.O_RDWR)
+    try:
+        bench.say("t", "progress: a line so that orch writes the file again")
+        path.write_text(path.read_text().replace("tell me when", "tell me soon"))  # saved the live file too
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"an older buffer\n", 0)
+    finally:
+        os.close(fd)
+    bench.scan()
+    assert "tell me soon" in path.read_text()
+    (kept,) = [s for s in bench.statuses("t") if "you saved two copies" in s]
+    assert Path(kept.rsplit(" ", 1)[1]).read_text() == "an older buffer\n"

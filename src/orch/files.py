@@ -65,6 +65,75 @@ def write_tmp(path: str, data: bytes, mode: int | None = None) -> str:
     return tmp
 
 
+def keep_replaced(path: str, keep: str) -> None:
+    """Before orch replaces ``path``: a hard link ``keep`` to the file being replaced. An editor that opened that file
+    before and writes to it later writes there, not to the new file; ``late_write`` finds it."""
+    tmp = keep + ".new"
+    try:
+        os.makedirs(os.path.dirname(keep), mode=0o700, exist_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.link(path, tmp)
+        os.replace(tmp, keep)
+        st = os.stat(keep)
+        with open(keep + ".stat", "w", encoding="ascii") as fh:
+            fh.write(f"{st.st_mtime_ns} {st.st_size}\n")
+    except OSError:
+        pass  # another file system (a task folder elsewhere), no links: only this safety net is missing
+
+
+def note_written(keep: str, data: bytes) -> None:
+    """What orch wrote to the live file (its hash), beside the kept old one."""
+    import hashlib
+
+    try:
+        with open(keep + ".stat", "a", encoding="ascii") as fh:
+            fh.write(hashlib.sha256(data).hexdigest() + "\n")
+    except OSError:
+        pass
+
+
+def late_write(keep: str) -> tuple[bytes, str] | None:
+    """(content, hash of what orch then wrote to the live file) when the kept old file was written to after orch
+    replaced it, once; None otherwise."""
+    try:
+        with open(keep + ".stat", encoding="ascii") as fh:
+            lines = fh.read().split("\n")
+        mtime, size = (int(x) for x in lines[0].split())
+        st = os.stat(keep)
+    except (OSError, ValueError):
+        return None
+    if (st.st_mtime_ns, st.st_size) == (mtime, size):
+        return None
+    with open(keep, "rb") as fh:
+        data = fh.read(8 << 20)
+    try:
+        os.unlink(keep + ".stat")  # handled once
+    except OSError:
+        pass
+    return data, (lines[1] if len(lines) > 1 else "")
+
+
+def sweep_tmp(folder: str, older_than: float = 600.0) -> int:
+    """Remove the temporary copies of writes that a kill interrupted (``.orch-tmp-*``, never renamed into place)."""
+    removed = 0
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TMP_PREFIX)]
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if time.time() - os.lstat(path).st_mtime > older_than:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def fsync_dir(folder: str) -> None:
     try:
         dfd = os.open(folder, os.O_RDONLY)

@@ -233,14 +233,15 @@ def read(path: str) -> tuple[bytes, TaskDoc]:
     return data, parse(decode(data, os.path.basename(path)))
 
 
-def update(path: str, change, attempts: int = 12) -> TaskDoc | None:
+def update(path: str, change, attempts: int = 12, keep: str | None = None) -> TaskDoc | None:
     """Apply ``change(doc) -> bool`` to the task file at ``path`` and write it when it returns True.
 
     Only orch's block is rewritten; the person's text is taken from the file as it is on disk. A person saving
     meanwhile never loses their text: the file is compared with what was read just before orch's new copy replaces
     it (the update is redone on their version if it changed), and an editor that writes in place, and so lands on
     the file orch has just replaced, is caught afterwards by reading that old file once more: their text is put
-    back and the update redone on it. Returns the document written, or None when nothing changed.
+    back and the update redone on it. ``keep``: where to keep a link to the replaced file, for an editor that
+    writes to it later (``files.late_write``). Returns the document written, or None when nothing changed.
     """
     for attempt in range(attempts):
         fd = os.open(path, os.O_RDONLY)
@@ -259,8 +260,12 @@ def update(path: str, change, attempts: int = 12) -> TaskDoc | None:
             if files.read_all(fd) != data or not files.same_file(fd, path):
                 os.unlink(tmp)
                 continue
+            if keep:
+                files.keep_replaced(path, keep)
             files.replace(tmp, path)
             if files.read_all(fd) == data:
+                if keep:
+                    files.note_written(keep, new)
                 return doc
             files.atomic_write(path, files.settled(fd))  # a save landed on the replaced file: theirs first, then ours again
         finally:

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from orch import git
+from orch import files, git
 from orch.errors import OrchError
 from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
@@ -219,6 +219,7 @@ def scan(ctx: Ctx) -> ScanReport:
         report.applied += inbox.drain(ctx)
         tasks, report.invalid = T.load(ctx)
         report.restored = T.refresh(ctx, tasks)
+        files.sweep_tmp(ctx.cfg.tasks_path)
         done = T.done_slugs(ctx)
         listing = ctx.listing()
         panes = listing.panes

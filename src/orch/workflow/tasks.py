@@ -348,15 +348,60 @@ def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
         return True
 
     try:
-        return taskfile.update(path, change) is not None
+        return taskfile.update(path, change, keep=kept_path(ctx, slug)) is not None
     except (OSError, OrchError):
         return False
 
 
+def kept_path(ctx: Ctx, slug: str) -> str:
+    """Where orch keeps the last task file it replaced (see ``files.keep_replaced``)."""
+    return ctx.ws.path("replaced", slug + ".md")
+
+
+def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
+    """A person's save that landed on a task file orch had already replaced (an editor that kept the old file open):
+    their text is put into the live file, unless they saved the live file too (then the late save is kept in
+    ``.orch/conflicts`` and the task says where). Returns the slugs taken care of."""
+    import hashlib
+
+    done = []
+    for slug, task in tasks.items():
+        late = files.late_write(kept_path(ctx, slug))
+        if late is None:
+            continue
+        data, written = late
+        try:
+            person = taskfile.parse(taskfile.decode(data, slug + ".md")).person
+        except OrchError:
+            person = None
+        with open(task.path, "rb") as fh:
+            live = fh.read()
+        if person is not None and written and hashlib.sha256(live).hexdigest() == written:
+            def put_back(doc: TaskDoc, text: str = person) -> bool:
+                doc.person = text
+                return True
+
+            with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+                if got:
+                    taskfile.update(task.path, put_back)
+                    render(ctx, slug, task.path)
+            ctx.event("task", "a save to the task file orch had just replaced was put back", task=slug)
+        else:
+            folder = ctx.ws.path("conflicts")
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            aside = os.path.join(folder, f"{slug}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.md")
+            files.atomic_write(aside, data, mode=0o600)
+            record(ctx, slug, status=f"you saved two copies of this file: the other one is kept in {aside}")
+        done.append(slug)
+    return done
+
+
 def refresh(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
-    """Every task file whose block is not what orch's record says is written again (under its lock); returns the
-    slugs written."""
-    fixed = []
+    """Every task file whose block is not what orch's record says is written again (under its lock), after late
+    saves are put back; returns the slugs written."""
+    fixed = late_saves(ctx, tasks)
+    if fixed:
+        tasks = {**tasks, **{s: read_task(tasks[s].path, ctx) for s in fixed if os.path.exists(tasks[s].path)}}
     for slug, task in tasks.items():
         expected = expected_block(ctx, slug)
         if expected is None:
