@@ -11,7 +11,7 @@ AIDER_VERSION       := 0.86.2
 AGENTS_STAMP        := .agents/.installed-$(CLAUDE_CODE_VERSION)-$(CODEX_VERSION)
 AIDER_STAMP         := .agents/aider/.installed-$(AIDER_VERSION)
 
-.PHONY: demo test bench lint tools agents clean
+.PHONY: demo test bench soak lint tools agents clean
 
 tools:
 	@scripts/check-tools.sh
@@ -58,6 +58,12 @@ test: tools agents $(VENV)/.installed-test
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 -q -rs
+
+# the reliability suite's fault campaign for MINUTES minutes (default 10), on both cores
+MINUTES ?= 10
+soak: tools agents $(VENV)/.installed-test
+	@$(PY) -m compileall -q src
+	ORCH_SOAK_SECONDS=$$(( $(MINUTES) * 60 )) $(PY) -m pytest -n 2 -q -rs tests/test_faults.py
 
 bench: tools $(VENV)/.installed-test
 	@$(PY) -m compileall -q src

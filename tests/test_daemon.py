@@ -202,6 +202,9 @@ reviewer:
   verdict approve
 ```
 """)
-    wait_for(lambda: ws.task_status("bg")["state"] == "ready", 60, "the task to be ready")
+    try:
+        wait_for(lambda: ws.task_status("bg")["state"] == "ready", 60, "the task to be ready")
+    finally:
+        print(daemon.log.read_text()[-3000:], ws.orch("log", "bg", "-n", "40").out)
     assert any("validation of" in s and "started in the background" in s for s in ws.statuses("bg"))
     assert any(s.startswith("validation: 1/1 command(s) passed") for s in ws.statuses("bg"))

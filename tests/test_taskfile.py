@@ -344,6 +344,74 @@ def test_update_gives_up_when_the_file_keeps_changing(tmp_path):
     assert path.read_bytes() == b"edit 3\n"
 
 
+def test_a_kept_file_whose_replacement_was_killed_is_not_a_late_save(tmp_path):
+    """A write killed between keeping the old file and replacing it leaves a link to the live file: the person's
+    in-place saves to it are theirs (read by the next write), not late saves that would undo their later ones."""
+    path, keep = tmp_path / "t.md", str(tmp_path / "keep")
+    path.write_text("Words.\n")
+
+    def status(text):
+        def change(doc):
+            doc.status.append(text)
+            return True
+        return change
+
+    taskfile.update(str(path), status("s0"), keep=keep)
+    killed = files.write_tmp(str(path), b"orch's next copy")
+    files.keep_replaced(str(path), keep, killed)  # the next write, killed before its replace
+    with open(path, "r+", encoding="utf-8") as fh:  # an in-place save to the live file
+        person, sep, block = fh.read().partition(MARKER)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(person + "Line 1.\n\n" + sep + block)
+    assert files.late_writes(keep, str(path))[0] == []
+    taskfile.update(str(path), status("s1"), keep=keep)  # reads the save, replaces the file
+    assert files.late_writes(keep, str(path))[0] == []
+    person, sep, block = path.read_text().partition(MARKER)
+    tmp = tmp_path / ".t.md.swp"
+    tmp.write_text(person + "Line 2.\n\n" + sep + block)
+    os.replace(tmp, path)  # a later save by rename
+    assert files.late_writes(keep, str(path))[0] == []
+    assert "Line 1." in parse(path.read_text()).person and "Line 2." in parse(path.read_text()).person
+
+
+def test_a_file_kept_by_a_killed_write_and_replaced_by_the_person_is_not_a_late_save(tmp_path):
+    path, keep = tmp_path / "t.md", str(tmp_path / "keep")
+    path.write_text("Words.\n")
+
+    def status(text):
+        def change(doc):
+            doc.status.append(text)
+            return True
+        return change
+
+    taskfile.update(str(path), status("s0"), keep=keep)
+    killed = files.write_tmp(str(path), b"orch's next copy")
+    files.keep_replaced(str(path), keep, killed)  # a write killed before its replace
+    person, sep, block = path.read_text().partition(MARKER)
+    with open(path, "r+", encoding="utf-8") as fh:  # an in-place save to the live file
+        fh.truncate()
+        fh.write(person + "Line 1.\n\n" + sep + block)
+    tmp = tmp_path / ".t.md.swp"
+    tmp.write_text(person + "Line 1.\n\nLine 2.\n\n" + sep + block)
+    os.replace(tmp, path)  # then a save by rename, before orch's next write
+    taskfile.update(str(path), status("s1"), keep=keep)  # orch writes again: the killed write's link is not kept
+    assert files.late_writes(keep, str(path))[0] == []
+    assert not os.path.exists(killed)
+    assert parse(path.read_text()).person.endswith("Line 1.\n\nLine 2.\n")
+    assert parse(path.read_text()).status[-1].endswith("s1")
+
+
+def test_a_link_kept_by_a_killed_write_does_not_stop_keeping(tmp_path):
+    path, keep = tmp_path / "t.md", tmp_path / "keep"
+    path.write_text("Words.\n")
+    keep.mkdir()
+    os.link(path, keep / "1")  # linked, index never written
+    files.keep_replaced(str(path), str(keep), files.write_tmp(str(path), b"orch's copy"))
+    assert sorted(os.listdir(keep)) == ["2", "index"]
+    assert os.path.samefile(keep / "2", path)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # front matter
 

@@ -8,6 +8,7 @@ writes from a person's.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 TMP_PREFIX = ".orch-tmp-"
@@ -65,55 +66,173 @@ def write_tmp(path: str, data: bytes, mode: int | None = None) -> str:
     return tmp
 
 
-def keep_replaced(path: str, keep: str) -> None:
-    """Before orch replaces ``path``: a hard link ``keep`` to the file being replaced. An editor that opened that file
-    before and writes to it later writes there, not to the new file; ``late_write`` finds it."""
-    tmp = keep + ".new"
+KEEP = 500  # replaced files kept per task file at most, each for KEEP_SECONDS
+KEEP_SECONDS = 3600.0
+INDEX = "index"  # in a keep folder, per kept link: "<number> <mtime_ns> <size> <kept at> <orch's new copy>"
+
+
+def _read_index(keep: str) -> dict[str, tuple[int, int, float, str]]:
+    found: dict[str, tuple[int, int, float, str]] = {}
     try:
-        os.makedirs(os.path.dirname(keep), mode=0o700, exist_ok=True)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        os.link(path, tmp)
-        os.replace(tmp, keep)
-        st = os.stat(keep)
-        with open(keep + ".stat", "w", encoding="ascii") as fh:
-            fh.write(f"{st.st_mtime_ns} {st.st_size}\n")
+        with open(os.path.join(keep, INDEX), encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split(" ", 4)
+                if len(parts) == 5:
+                    found[parts[0]] = (int(parts[1]), int(parts[2]), float(parts[3]), parts[4])
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def _private(path: str) -> int:
+    """A file descriptor for writing ``path`` anew, readable and writable by its owner only, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def _write_index(keep: str, index: dict[str, tuple[int, int, float, str]]) -> None:
+    tmp = os.path.join(keep, f"{INDEX}.{os.getpid()}.tmp")
+    with open(_private(tmp), "w", encoding="utf-8") as fh:
+        fh.writelines(f"{n} {m} {s} {t} {new}\n" for n, (m, s, t, new) in sorted(index.items(), key=lambda kv: int(kv[0])))
+    os.replace(tmp, os.path.join(keep, INDEX))
+
+
+def _unreplaced(new: str) -> bool:
+    """Whether the write that kept a link is not done: its new copy (a temporary file) is still there, not renamed
+    over the file it kept (the write was killed in between)."""
+    return os.path.lexists(new)
+
+
+def keep_replaced(path: str, keep: str, new: str) -> None:
+    """Before orch replaces ``path`` with the file ``new``: a hard link to the file being replaced, in the folder
+    ``keep``. An editor that opened that file before (any time in the last hour) and writes to it later writes there,
+    not to the new file; ``late_writes`` finds it. Called under the task file's lock."""
+    try:
+        os.makedirs(keep, mode=0o700, exist_ok=True)
+        st = os.stat(path)
+        index = _read_index(keep)
+        now = time.time()
+        number = ""
+        for name, (_, _, _, old_new) in list(index.items()):
+            link = os.path.join(keep, name)
+            try:
+                same = os.stat(link)
+            except OSError:
+                del index[name]
+                continue
+            if (same.st_dev, same.st_ino) == (st.st_dev, st.st_ino):
+                number = name  # kept already by a write that did not replace it (killed): kept anew from now on,
+                # since what was written to it until now is in the new file
+            elif _unreplaced(old_new):  # kept by a killed write, and replaced since by the person, not by orch:
+                del index[name]  # what they wrote to it was written to the live file then, not late
+                for gone in (link, old_new):
+                    try:
+                        os.unlink(gone)
+                    except FileNotFoundError:
+                        pass
+        if not number:
+            names = [n for n in os.listdir(keep) if n.isdigit()]
+            for orphan in set(names) - set(index):  # linked by a write killed before it wrote the index
+                os.unlink(os.path.join(keep, orphan))
+            number = str(max((int(n) for n in names), default=0) + 1)
+            os.link(path, os.path.join(keep, number))
+        os.chmod(path, st.st_mode & 0o7777 & ~0o002)  # as its replacement will be: never world-writable
+        index[number] = (st.st_mtime_ns, st.st_size, now, os.path.abspath(new))
+        for name in sorted(index, key=int)[:-KEEP] + [n for n, v in index.items() if now - v[2] > KEEP_SECONDS]:
+            index.pop(name, None)
+            try:
+                os.unlink(os.path.join(keep, name))
+            except FileNotFoundError:
+                pass
+        _write_index(keep, index)
     except OSError:
         pass  # another file system (a task folder elsewhere), no links: only this safety net is missing
 
 
+def late_writes(keep: str, live: str) -> tuple[list[tuple[str, bytes]], str]:
+    """The kept old files written to after orch replaced them ((link, content), oldest first), and the hash of what
+    orch last wrote to the live file ``live``. Called under the task file's lock. The caller drops each link
+    (``drop_kept``) once it has taken care of it, so that a crash in between reports it again. A kept file that
+    orch did not replace (its write was killed) is not a late save: writes to it were the person's, to the live
+    file; once the person has replaced it, its link goes."""
+    try:
+        now = os.stat(live)
+        current = (now.st_dev, now.st_ino)
+    except OSError:
+        current = (-1, -1)
+    found = []
+    index = _read_index(keep)
+    unkept = []
+    for name, (mtime, size, _, new) in sorted(index.items(), key=lambda kv: int(kv[0])):
+        link = os.path.join(keep, name)
+        try:
+            st = os.stat(link)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == current:
+            continue
+        if _unreplaced(new):
+            unkept.append((name, new))
+        elif (st.st_mtime_ns, st.st_size) != (mtime, size):
+            with open(link, "rb") as fh:
+                found.append((link, fh.read(8 << 20)))
+    if unkept:
+        for name, new in unkept:
+            index.pop(name)
+            for gone in (os.path.join(keep, name), new):
+                try:
+                    os.unlink(gone)
+                except FileNotFoundError:
+                    pass
+        try:
+            _write_index(keep, index)
+        except OSError:
+            pass
+    try:
+        with open(os.path.join(keep, "written"), encoding="ascii") as fh:
+            written = fh.read().strip()
+    except OSError:
+        written = ""
+    return found, written
+
+
+def drop_kept(link: str) -> None:
+    keep, name = os.path.split(link)
+    try:
+        os.unlink(link)
+    except OSError:
+        pass
+    index = _read_index(keep)
+    if index.pop(name, None) is not None:
+        try:
+            _write_index(keep, index)
+        except OSError:
+            pass
+
+
+def prune_kept(keep: str) -> None:
+    """Kept links past KEEP_SECONDS go; an empty folder too."""
+    index = _read_index(keep)
+    now = time.time()
+    for name, (_, _, at, _) in list(index.items()):
+        if now - at > KEEP_SECONDS:
+            drop_kept(os.path.join(keep, name))
+            index.pop(name)
+    if not index:
+        shutil.rmtree(keep, ignore_errors=True)
+
+
 def note_written(keep: str, data: bytes) -> None:
-    """What orch wrote to the live file (its hash), beside the kept old one."""
+    """What orch wrote to the live file (its hash), beside the kept old ones."""
     import hashlib
 
     try:
-        with open(keep + ".stat", "a", encoding="ascii") as fh:
+        os.makedirs(keep, mode=0o700, exist_ok=True)
+        with open(_private(os.path.join(keep, "written")), "w", encoding="ascii") as fh:
             fh.write(hashlib.sha256(data).hexdigest() + "\n")
     except OSError:
         pass
-
-
-def late_write(keep: str) -> tuple[bytes, str] | None:
-    """(content, hash of what orch then wrote to the live file) when the kept old file was written to after orch
-    replaced it, once; None otherwise."""
-    try:
-        with open(keep + ".stat", encoding="ascii") as fh:
-            lines = fh.read().split("\n")
-        mtime, size = (int(x) for x in lines[0].split())
-        st = os.stat(keep)
-    except (OSError, ValueError):
-        return None
-    if (st.st_mtime_ns, st.st_size) == (mtime, size):
-        return None
-    with open(keep, "rb") as fh:
-        data = fh.read(8 << 20)
-    try:
-        os.unlink(keep + ".stat")  # handled once
-    except OSError:
-        pass
-    return data, (lines[1] if len(lines) > 1 else "")
 
 
 def sweep_tmp(folder: str, older_than: float = 600.0) -> int:

@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from orch import files
+from orch import faults, files
 from orch.blockmarks import MARKER, STATUS, SUMMARY
 from orch.errors import OrchError
 
@@ -240,16 +240,19 @@ def update(path: str, change, attempts: int = 12, keep: str | None = None) -> Ta
     meanwhile never loses their text: the file is compared with what was read just before orch's new copy replaces
     it (the update is redone on their version if it changed), and an editor that writes in place, and so lands on
     the file orch has just replaced, is caught afterwards by reading that old file once more: their text is put
-    back and the update redone on it. ``keep``: where to keep a link to the replaced file, for an editor that
-    writes to it later (``files.late_write``). Returns the document written, or None when nothing changed.
+    back and the update redone on it. ``keep``: a folder where links to the replaced files are kept, for an
+    editor that writes to one later (``files.late_writes``). Returns the document written, or None when nothing changed.
     """
     for attempt in range(attempts):
         fd = os.open(path, os.O_RDONLY)
         try:
             data = files.read_all(fd)
-            if not data.strip() and attempt < attempts - 1:
-                time.sleep(0.01 * (attempt + 1))  # emptied: most likely a save in progress (truncate, then write)
-                continue
+            if not data.strip():  # emptied: most likely a save in progress (truncate, then write)
+                if attempt < attempts - 1:
+                    time.sleep(0.01 * (attempt + 1))
+                    continue
+                raise OrchError(f"{os.path.basename(path)} is empty (a save in progress?): orch writes it once it has "
+                                "the person's text again")
             doc = parse(decode(data, os.path.basename(path)))
             if not change(doc):
                 return None
@@ -261,7 +264,8 @@ def update(path: str, change, attempts: int = 12, keep: str | None = None) -> Ta
                 os.unlink(tmp)
                 continue
             if keep:
-                files.keep_replaced(path, keep)
+                files.keep_replaced(path, keep, tmp)
+            faults.point("file.written")
             files.replace(tmp, path)
             if files.read_all(fd) == data:
                 if keep:

@@ -11,7 +11,7 @@ from pathlib import Path
 from orch import git, taskfile
 from orch.lifecycle import TaskState
 from orch.mux.fake import FakeMux
-from orch.store import Worker
+from orch.store import TaskRow, Worker
 from orch.taskfile import TaskDoc
 from orch.workflow import inbox, scan, spawn
 from orch.workflow import tasks as T
@@ -107,6 +107,9 @@ class Bench:
             return path
         summary = [f"state: {state}"] + [f"{k.replace('_', ' ')}: {v}" for k, v in fields.items()]
         path.write_text(taskfile.render(TaskDoc(person=text, summary=summary, has_block=True)))
+        row = TaskRow(slug, state, {k.replace("_", " "): v for k, v in fields.items()}, {})
+        with self.ctx.store.edit_task(slug, lambda: (row, [])):
+            pass  # orch's record says the same (a done task's too, as a close cut short leaves it)
         return path
 
     def task(self, slug: str) -> T.Task:
@@ -115,7 +118,7 @@ class Bench:
     def state(self, slug: str) -> str:
         if not self.path(slug).exists():
             done = Path(self.ctx.cfg.done_path) / f"{slug}.md"
-            return T.read_task(str(done)).state if done.exists() else "(gone)"
+            return taskfile.parse(done.read_text()).state if done.exists() else "(gone)"
         return self.task(slug).state
 
     def statuses(self, slug: str) -> list[str]:

@@ -277,7 +277,8 @@ def scripted_task(*steps: str, intro: str = "A task for the scripted agent.") ->
 # the run (xdist workers write to one file named by the controller).
 
 TALLY_ENV = "ORCH_TEST_TALLY_FILE"
-TALLY_KEYS = ("faults injected", "messages sent", "messages lost", "inputs tried", "crashes")
+TALLY_KEYS = ("faults injected", "messages sent", "messages lost", "edits lost", "tasks stuck", "inputs tried",
+              "crashes")
 
 
 class Tally:

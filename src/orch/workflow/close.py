@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from orch import git
+from orch import faults, git
 from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState, allowed_task
@@ -68,6 +68,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         for window_id in sorted({p.window_id for p in panes}):  # its own windows only (a session may hold others)
             ctx.mux.kill_window(window_id)
         jobs.cancel(ctx, slug)  # a validation still running for it
+        faults.point("close.windows")
         now = time.time()
         for w in ctx.store.task_workers(slug):
             workers.move(ctx, w, WorkerState.CLOSED, WorkerEvent.CLOSED, Actor.PERSON, "task closed", ended_at=now)
@@ -94,6 +95,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         if os.path.exists(target):
             target = os.path.join(ctx.cfg.done_path, f"{slug}-{stamp}.md")
         os.replace(task.path, target)
+        faults.point("close.moved")
         ctx.store.forget_task(slug)  # a new task of the same name starts with no history
         result.moved_to = target
         ctx.event("close", f"closed; task file moved to {target}", task=slug)

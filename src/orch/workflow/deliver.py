@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from orch import faults
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.lifecycle import Actor
@@ -86,6 +87,7 @@ def type_confirmed(ctx: Ctx, worker_id: str, pane_id: str, text: str, profile: A
     tell), else the screen excerpt of a failed delivery."""
     since = time.time()
     type_text(ctx, pane_id, text, profile.enter_delay if profile else 0.05)
+    faults.point("deliver.typed")
     if profile is None or not can_confirm(profile):
         return None
     for attempt in range(2):
@@ -146,12 +148,12 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
 
 
 def pending_prompts(ctx: Ctx, skip: set[str]) -> list[Delivery]:
-    """First prompts nobody is typing: workers still starting, never prompted, whose start was made by a process that
-    stopped before typing (killed, a crash). Passes and commands that start workers hold the scan lock, as does the
-    caller, so none is being typed now; ``skip``: the ones this pass started itself."""
+    """First prompts nobody is typing: workers never prompted (starting, or idle after their start hook), whose start
+    was made by a process that stopped before typing (killed, a crash). Passes and commands that start workers hold
+    the scan lock, as does the caller, so none is being typed now; ``skip``: the ones this pass started itself."""
     found = []
     for w in ctx.store.live_workers():
-        if w.state != W.STARTING or w.prompted_at is not None or w.id in skip or not w.prompt_file:
+        if w.state not in (W.STARTING, W.IDLE) or w.prompted_at is not None or w.id in skip or not w.prompt_file:
             continue
         profile = profile_of(ctx, w.agent)
         if profile is None or profile.prompt != "paste":

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 
+from orch import faults, taskfile
 from orch import inbox as spool
-from orch import taskfile
 from orch.agents.base import Agent
 from orch.errors import OrchError
-from orch.lifecycle import Actor, WorkerEvent, WorkerState
+from orch.lifecycle import Actor, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
 from orch.store import Message, TaskRow, Worker
 from orch.workflow import tasks as T
@@ -50,6 +50,7 @@ def import_spool(ctx: Ctx) -> int:
             continue
         if record.get("status") == "refused":
             ctx.event("refused", record.get("note", ""), task=str(record.get("task") or ""), worker=str(record.get("worker") or ""))
+    faults.point("inbox.imported")
     bad += [(p, "the database refused it") for p, r in zip(done, records, strict=True) if r["uid"] in refused_uids]
     done = [p for p, r in zip(done, records, strict=True) if r["uid"] not in refused_uids]
     for path in done:
@@ -122,6 +123,7 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
     status, note = apply_to_task(ctx, msg, sender)
+    faults.point("inbox.applied")
     if status == "pending":  # it waits, and is tried again on every pass: said once, not every time
         if note != msg.note:
             store.note_message(msg.id, note)
@@ -135,9 +137,11 @@ def task_record(ctx: Ctx, slug: str) -> TaskRow | str:
     """orch's record of the task a message is for; else why the message cannot be applied now ("pending: ...")
     or ever ("closed")."""
     row = ctx.store.task_row(slug)
-    if row is not None:
-        return row  # the record is all a message needs: the task file is written when it can be
     path = T.task_path(ctx, slug)
+    if row is not None and row.state == TaskState.DONE and not os.path.exists(path):
+        return "closed"  # its close was cut short before the record was forgotten
+    if row is not None and row.state != TaskState.DONE:
+        return row  # the record is all a message needs: the task file is written when it can be
     if not os.path.exists(path):
         if os.path.exists(os.path.join(ctx.cfg.done_path, slug + ".md")):
             return "closed"
@@ -287,6 +291,7 @@ def apply_verdict(ctx: Ctx, task: TaskRow, msg: Message, reviewer: str) -> None:
 
     decision, _, body = msg.text.partition("\n")
     findings = parse_findings(body)
+    faults.point("verdict.bound")
     pending = [r for r in ctx.store.reviews(task.slug) if r.status == "pending"]
     line = summary(decision, findings)
     if not pending:

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from orch import git
+from orch import faults, git
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, TaskEvent, TaskState
 from orch.mux import Pane
@@ -117,6 +117,7 @@ def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     spec = {"kind": "validate", "round": r, "sha": sha, "base": base, "base_sha": base_sha, "worktree": worktree,
             "commands": commands, "source": source, "timeout": timeout, "runs": ctx.ws.path("runs")}
     jobs.start(ctx, slug, VALIDATION, spec, deadline=len(commands) * (timeout + 30) + 60)
+    faults.point("job.started")
     T.record(ctx, slug, status=f"validation of {sha[:12]} started in the background: {len(commands)} command(s)",
              validation=f"running on {sha[:12]}")
     return f"{slug}: validating {sha[:12]}"
@@ -254,6 +255,7 @@ def start_review(
         prompts.validation_lines(results, source_text), previous, prompts.orch_command(ctx),
     )
     review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
+    faults.point("review.recorded")
     pane = live_pane(panes, slug, "reviewer")
     # the state is written before the reviewer gets its prompt: its verdict may arrive before the typing returns
     moved = T.move(
@@ -319,6 +321,13 @@ def check_review(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
 def _reviewer_health(ctx: Ctx, task: T.Task, panes: list[Pane], review: Review) -> str | None:
     if live_pane(panes, task.slug, "reviewer") is not None:
         return None
+    if not review.reviewer and not any(p.task == task.slug and p.role == "reviewer" for p in panes):
+        # its reviewer never started: orch stopped between recording the review and starting it
+        ctx.store.update_review(review.id, status="failed", note="its reviewer never started", acted_at=time.time())
+        T.move(ctx, task.slug, S.VALIDATING, E.REVALIDATE, PASS,
+               status="the review's reviewer never started (orch stopped on the way): validating again, then a new "
+                      "review")
+        return f"{task.slug}: review started over"
     if any(p.task == task.slug and p.role == "reviewer" for p in panes) or review.reviewer:
         ctx.store.update_review(review.id, status="failed", note="the reviewer ended without a verdict", acted_at=time.time())
         T.move(

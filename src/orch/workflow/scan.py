@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from orch import files, git
+from orch import faults, files, git
 from orch.errors import OrchError
 from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
@@ -110,8 +110,12 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
             if started:
                 out.interrupted += started
                 out.spawn.append(slug)
-        elif task.state in ACTIVE and not has_coder and (slug, "coder") in gone:
-            out.task_lost.append((slug, "coder"))
+        elif task.state in ACTIVE and not has_coder:
+            # its coder went in this pass, or earlier (a pass killed after marking it lost): either way it has none
+            dying = [w for w in workers if w.task == slug and w.role == "coder" and w.id in by_worker
+                     and by_worker[w.id].dead and exit_code(by_worker[w.id]) is None]
+            if (slug, "coder") in gone or not dying:
+                out.task_lost.append((slug, "coder"))
     return out
 
 
@@ -208,6 +212,7 @@ def lose(ctx: Ctx, w: Worker, why: str, actor: Actor = PASS) -> None:
     """A worker whose window is gone (or reused) is lost: its row ends."""
     if workers.move(ctx, w, W.LOST, V.LOST, actor, why, ended_at=time.time()):
         ctx.event("lost", f"{w.address} lost: {why}", task=w.task, worker=w.id)
+        faults.point("worker.lost")
 
 
 def scan(ctx: Ctx) -> ScanReport:

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 
-from orch import agents, git, launcher
+from orch import agents, faults, git, launcher
 from orch.agents.base import LaunchRequest
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, way_on
@@ -158,6 +158,7 @@ def start_worker(
 
     # the registry row exists before the agent can speak, so its first message is recognised
     ctx.store.add_worker(worker)
+    faults.point("spawn.registered")
     mux = ctx.mux
     existing = _task_session(panes if panes is not None else ctx.panes(), task.slug)
     try:
@@ -181,6 +182,7 @@ def start_worker(
     if profile.prompt != "paste":  # the prompt is its argument (or its file): it works from the start
         workers.move(ctx, worker, W.WORKING, V.PROMPT, Actor.PASS, f"prompt given as {profile.prompt}")
     ctx.event("spawn", f"{role} started ({agent}) in window {created.window_id}; {how}", task=task.slug, worker=worker.id)
+    faults.point("spawn.window")
     if role == "coder":  # the review loop records its reviewers itself
         status = f"coder started: agent {agent}, window {created.window_id} in session {sname}, branch {branch}"
         meta = {"session": sname, "worktree": worktree, "branch": branch}

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from orch import files, taskfile
+from orch import faults, files, taskfile
 from orch import slug as slugs
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, Refused, TaskEvent, TaskState, check_task, way_on
@@ -36,10 +36,17 @@ def now_iso(at: float | None = None) -> str:
 
 
 def parse_iso(stamp: str) -> float | None:
+    """``2026-11-22T10:00:00Z`` as seconds since the epoch, or None."""
+    if len(stamp) != 20 or stamp[4] != "-" or stamp[10] != "T" or stamp[19] != "Z":
+        return None
     try:
-        return float(calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+        fields = (int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10]), int(stamp[11:13]), int(stamp[14:16]),
+                  int(stamp[17:19]))
     except ValueError:
         return None
+    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
+        return None
+    return float(calendar.timegm((*fields, 0, 0, 0)))
 
 
 @dataclass
@@ -127,8 +134,9 @@ def _front(doc: TaskDoc, name: str) -> dict:
 MAX_TASK_BYTES = 1 << 20  # a task is a brief for an agent; a bigger file is most likely a mistake
 
 
-def read_task(path: str, ctx: Ctx | None = None) -> Task:
-    """The task in ``path``; with ``ctx``, with orch's record of it (else what the file's own block says)."""
+def read_task(path: str, ctx: Ctx | None = None, record: bool = True) -> Task:
+    """The task in ``path``; with ``ctx``, with orch's record of it (else what the file's own block says; with
+    ``record`` False, none: the caller has it)."""
     name = os.path.basename(path)
     slug = name[:-3] if name.endswith(".md") else name
     why = slugs.problem(slug)
@@ -145,12 +153,26 @@ def read_task(path: str, ctx: Ctx | None = None) -> Task:
         raise OrchError(f"{name} is {size / 2**20:.1f} MiB; orch reads task files up to {MAX_TASK_BYTES // 2**20} MiB: "
                         "put the bulk in a file of the repository and name it in the task")
     try:
-        _, doc = taskfile.read(path)
+        data, doc = taskfile.read(path)
     except OSError as exc:
         raise OrchError(f"{name}: cannot read ({exc.strerror})") from None
-    row = ctx.store.task_row(slug) if ctx is not None else None
-    record = row or record_from_doc(slug, doc, branch_of(ctx, slug) if ctx is not None else "")[0]
-    return Task(slug=slug, path=path, doc=doc, front=_front(doc, name), record=record)
+    if not data.strip():
+        raise OrchError(f"{name} is empty (a save in progress?); nothing is done with it until it has text again")
+    task = Task(slug=slug, path=path, doc=doc, front=_front(doc, name))
+    if record:
+        row = ctx.store.task_row(slug) if ctx is not None else None
+        task.record = own_record(row, doc) or record_from_doc(slug, doc, branch_of(ctx, slug) if ctx else "")[0]
+    return task
+
+
+def own_record(row: TaskRow | None, doc: TaskDoc) -> TaskRow | None:
+    """The record for the task file ``doc``: ``row``, unless it is a closed task's record left by a close that was
+    cut short while the file in the task folder is another one (its block does not say done: a new task of the
+    same name). A file whose block says done too is that close, not finished: it stays done until the close is
+    run again."""
+    if row is not None and row.state == TaskState.DONE and doc.state != TaskState.DONE:
+        return None
+    return row
 
 
 def branch_of(ctx: Ctx, slug: str) -> str:
@@ -160,7 +182,8 @@ def branch_of(ctx: Ctx, slug: str) -> str:
 def record_from_doc(slug: str, doc: TaskDoc, branch: str = "") -> tuple[TaskRow, list[LogLine]]:
     """orch's record as the file's own block says it (a new task has none: queued). A block that names another
     task's branch was copied with the file from that task: it is not this task's, which starts queued."""
-    if not doc.has_block or (branch and doc.meta.get("branch") not in (None, "", branch)):
+    if (not doc.has_block or (branch and doc.meta.get("branch") not in (None, "", branch))
+            or doc.state == TaskState.DONE):  # a closed task's file put back in the task folder starts over
         return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
     fields: dict[str, str] = {}
     for line in doc.summary:
@@ -191,11 +214,12 @@ def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
         if not name.endswith(".md") or name.startswith(files.TMP_PREFIX):
             continue
         try:
-            task = read_task(os.path.join(folder, name))
+            task = read_task(os.path.join(folder, name), record=False)
         except OrchError as exc:
             invalid.append(Invalid(name, str(exc)))
             continue
-        task.record = rows.get(task.slug) or record_from_doc(task.slug, task.doc, branch_of(ctx, task.slug))[0]
+        row = own_record(rows.get(task.slug), task.doc)
+        task.record = row or record_from_doc(task.slug, task.doc, branch_of(ctx, task.slug))[0]
         tasks[task.slug] = task
     return tasks, invalid
 
@@ -288,6 +312,9 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
     with hold(ctx.lock_path("task-" + slug), wait=30) as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
+        stale = ctx.store.task_row(slug)
+        if stale is not None and stale.state == TaskState.DONE and not _says_done(path):
+            ctx.store.forget_task(slug)  # a closed task's record left by a crash: this file is a new task
         with ctx.store.edit_task(slug, initial) as edit:
             row = edit.row
             if wanted is not None:
@@ -304,12 +331,21 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
                 row.meta.update({k: taskfile.one_line(v) for k, v in meta.items() if v})
             if status:
                 edit.lines.append(LogLine(0, slug, time.time() if at is None else at, status_text(status), uid))
+        faults.point("task.recorded")
         render(ctx, slug, path)
     if moved and wanted is not None:
         ctx.event("state", f"{moved} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
     if status and edit.changed:
         ctx.event("task", status[:2000], task=slug, **{k: v for k, v in fields.items() if v is not None})
     return edit.changed
+
+
+def _says_done(path: str) -> bool:
+    try:
+        _, doc = taskfile.read(path)
+    except (OSError, OrchError):
+        return True  # no file (moved to done/) or unreadable: leave the record be
+    return doc.state == TaskState.DONE
 
 
 def status_text(text: str) -> str:
@@ -354,46 +390,78 @@ def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
 
 
 def kept_path(ctx: Ctx, slug: str) -> str:
-    """Where orch keeps the last task file it replaced (see ``files.keep_replaced``)."""
-    return ctx.ws.path("replaced", slug + ".md")
+    """Where orch keeps the task files it replaced (see ``files.keep_replaced``)."""
+    return ctx.ws.path("replaced", slug)
 
 
 def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
     """A person's save that landed on a task file orch had already replaced (an editor that kept the old file open):
-    their text is put into the live file, unless they saved the live file too (then the late save is kept in
-    ``.orch/conflicts`` and the task says where). Returns the slugs taken care of."""
+    their text is put into the live file (or, for a task closed since, into its file in done/), unless they saved
+    that file too (then the late save is kept in ``.orch/conflicts`` and the task says where). Returns the open
+    tasks taken care of."""
     import hashlib
 
-    done = []
-    for slug, task in tasks.items():
-        late = files.late_write(kept_path(ctx, slug))
-        if late is None:
-            continue
-        data, written = late
-        try:
-            person = taskfile.parse(taskfile.decode(data, slug + ".md")).person
-        except OrchError:
-            person = None
-        with open(task.path, "rb") as fh:
-            live = fh.read()
-        if person is not None and written and hashlib.sha256(live).hexdigest() == written:
-            def put_back(doc: TaskDoc, text: str = person) -> bool:
-                doc.person = text
-                return True
+    done: list[str] = []
+    try:
+        slugs_kept = os.listdir(ctx.ws.path("replaced"))
+    except FileNotFoundError:
+        return done
+    for slug in slugs_kept:
+        keep = kept_path(ctx, slug)
+        path = tasks[slug].path if slug in tasks else _closed_file(ctx, slug)
+        aside: list[str] = []
+        with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+            if not got:
+                continue
+            late, written = files.late_writes(keep, path or "")
+            for link, data in late if path else []:
+                assert path is not None
+                try:
+                    person = taskfile.parse(taskfile.decode(data, slug + ".md")).person
+                except OrchError:
+                    person = None
+                try:
+                    with open(path, "rb") as fh:
+                        live = fh.read()
+                except OSError:
+                    break  # gone meanwhile (closed): the next pass finds its file in done/
+                if person is not None and written and hashlib.sha256(live).hexdigest() == written:
+                    def put_back(doc: TaskDoc, text: str = person) -> bool:
+                        doc.person = text
+                        return True
 
-            with hold(ctx.lock_path("task-" + slug), wait=30) as got:
-                if got:
-                    taskfile.update(task.path, put_back)
-                    render(ctx, slug, task.path)
-            ctx.event("task", "a save to the task file orch had just replaced was put back", task=slug)
-        else:
-            folder = ctx.ws.path("conflicts")
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            aside = os.path.join(folder, f"{slug}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.md")
-            files.atomic_write(aside, data, mode=0o600)
-            record(ctx, slug, status=f"you saved two copies of this file: the other one is kept in {aside}")
-        done.append(slug)
+                    taskfile.update(path, put_back, keep=keep)
+                    if slug in tasks:
+                        render(ctx, slug, path)
+                    ctx.event("task", f"a save to the task file orch had just replaced was put back in {path}",
+                              task=slug)
+                else:
+                    folder = ctx.ws.path("conflicts")
+                    os.makedirs(folder, mode=0o700, exist_ok=True)
+                    copy = os.path.join(folder, f"{slug}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+                                                f"-{os.urandom(2).hex()}.md")
+                    files.atomic_write(copy, data, mode=0o600)
+                    aside.append(copy)
+                files.drop_kept(link)  # taken care of (a crash before this line reports it again)
+                if slug in tasks and slug not in done:
+                    done.append(slug)
+            if slug not in tasks and (path or not late):
+                files.prune_kept(keep)
+        for copy in aside:
+            if slug in tasks:
+                record(ctx, slug, status=f"you saved two copies of this file: the other one is kept in {copy}")
+            ctx.event("task", f"a late save of the task file is kept in {copy}", task=slug)
     return done
+
+
+def _closed_file(ctx: Ctx, slug: str) -> str | None:
+    """The file of a task closed by now (in done/), if any."""
+    folder = ctx.cfg.done_path
+    try:
+        names = sorted(n for n in os.listdir(folder) if n == f"{slug}.md" or n.startswith(f"{slug}-2"))
+    except FileNotFoundError:
+        return None
+    return os.path.join(folder, names[-1]) if names else None
 
 
 def refresh(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
