@@ -19,11 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from orch import inbox as spool
-from orch import verdicts
 from orch.taskfile import MARKER, parse
 from orch.workspace import Workspace as OrchWorkspace
 from tests.kit.harness import Daemon, Result, Tally, Workspace, scripted_task, wait_for
@@ -382,39 +379,3 @@ def test_a_workers_token_cannot_speak_for_another_task(ws: Workspace, tally: Tal
     wait_for(lambda: ws.scan() and "may not speak for task theirs" in ws.orch("log").out, 30, "the refusal")
     assert "not mine to say" not in (ws.tasks / "theirs.md").read_text()
     assert ws.task_status("theirs")["state"] == "coding"
-
-
-# -- property-based: the parsers that take outside text ------------------------------------------------------------
-
-TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
-
-
-@settings(max_examples=300, deadline=None)
-@given(text=TEXT, task=TEXT, worker=TEXT)
-def test_spool_records_round_trip_whatever_the_text(text: str, task: str, worker: str) -> None:
-    record = {"uid": "1-2-ab", "at": 1700000000.5, "kind": "message", "task": task, "text": text, "worker": worker}
-    assert spool.decode(spool.encode(dict(record))) == record
-
-
-@settings(max_examples=300, deadline=None)
-@given(data=st.binary(max_size=400))
-def test_spool_decode_never_fails_on_garbage(data: bytes) -> None:
-    found = spool.decode(data)
-    assert found is None or isinstance(found, dict)
-    with_header = spool.decode(b"orch-message 1\n" + data)
-    assert with_header is None or (with_header["uid"] and 0 < with_header["at"] < 1e11)
-
-
-@settings(max_examples=300, deadline=None)
-@given(text=TEXT)
-def test_verdict_parsing_refuses_clearly_or_parses(text: str) -> None:
-    try:
-        findings = verdicts.parse_findings(text)
-    except verdicts.FindingError as exc:
-        assert str(exc)
-    else:
-        for f in findings:
-            assert f["severity"] in verdicts.SEVERITIES
-            assert verdicts.parse_finding(verdicts.format_finding(f, brackets=True)) == f
-    found = verdicts.from_final_message(text)
-    assert found is None or found[0] in verdicts.DECISIONS

@@ -344,19 +344,20 @@ def test_update_gives_up_when_the_file_keeps_changing(tmp_path):
     assert path.read_bytes() == b"edit 3\n"
 
 
+def add_status(text):
+    def change(doc):
+        doc.status.append(text)
+        return True
+    return change
+
+
 def test_a_kept_file_whose_replacement_was_killed_is_not_a_late_save(tmp_path):
     """A write killed between keeping the old file and replacing it leaves a link to the live file: the person's
     in-place saves to it are theirs (read by the next write), not late saves that would undo their later ones."""
     path, keep = tmp_path / "t.md", str(tmp_path / "keep")
     path.write_text("Words.\n")
 
-    def status(text):
-        def change(doc):
-            doc.status.append(text)
-            return True
-        return change
-
-    taskfile.update(str(path), status("s0"), keep=keep)
+    taskfile.update(str(path), add_status("s0"), keep=keep)
     killed = files.write_tmp(str(path), b"orch's next copy")
     files.keep_replaced(str(path), keep, killed)  # the next write, killed before its replace
     with open(path, "r+", encoding="utf-8") as fh:  # an in-place save to the live file
@@ -365,7 +366,7 @@ def test_a_kept_file_whose_replacement_was_killed_is_not_a_late_save(tmp_path):
         fh.truncate()
         fh.write(person + "Line 1.\n\n" + sep + block)
     assert files.late_writes(keep, str(path))[0] == []
-    taskfile.update(str(path), status("s1"), keep=keep)  # reads the save, replaces the file
+    taskfile.update(str(path), add_status("s1"), keep=keep)  # reads the save, replaces the file
     assert files.late_writes(keep, str(path))[0] == []
     person, sep, block = path.read_text().partition(MARKER)
     tmp = tmp_path / ".t.md.swp"
@@ -379,13 +380,7 @@ def test_a_file_kept_by_a_killed_write_and_replaced_by_the_person_is_not_a_late_
     path, keep = tmp_path / "t.md", str(tmp_path / "keep")
     path.write_text("Words.\n")
 
-    def status(text):
-        def change(doc):
-            doc.status.append(text)
-            return True
-        return change
-
-    taskfile.update(str(path), status("s0"), keep=keep)
+    taskfile.update(str(path), add_status("s0"), keep=keep)
     killed = files.write_tmp(str(path), b"orch's next copy")
     files.keep_replaced(str(path), keep, killed)  # a write killed before its replace
     person, sep, block = path.read_text().partition(MARKER)
@@ -395,7 +390,7 @@ def test_a_file_kept_by_a_killed_write_and_replaced_by_the_person_is_not_a_late_
     tmp = tmp_path / ".t.md.swp"
     tmp.write_text(person + "Line 1.\n\nLine 2.\n\n" + sep + block)
     os.replace(tmp, path)  # then a save by rename, before orch's next write
-    taskfile.update(str(path), status("s1"), keep=keep)  # orch writes again: the killed write's link is not kept
+    taskfile.update(str(path), add_status("s1"), keep=keep)  # orch writes again: the killed write's link is not kept
     assert files.late_writes(keep, str(path))[0] == []
     assert not os.path.exists(killed)
     assert parse(path.read_text()).person.endswith("Line 1.\n\nLine 2.\n")
