@@ -232,12 +232,12 @@ class Tmux:
         args = ["respawn-pane", "-k", "-t", pane_id, "-c", literal(cwd)]
         for key, value in env.items():
             args += ["-e", literal(f"{key}={value}")]
-        self.run(*args, "--", *_exec_argv(argv))
+        self.run(*args, "--", *_exec_argv(argv, env.get("PATH")))
 
     def _create(self, args: list[str], env: Mapping[str, str], argv: Sequence[str]) -> Created:
         for key, value in env.items():
             args += ["-e", literal(f"{key}={value}")]
-        out = self.out(*args, "--", *_exec_argv(argv)).split()
+        out = self.out(*args, "--", *_exec_argv(argv, env.get("PATH"))).split()
         if len(out) != 6:
             raise TmuxError(f"tmux did not report the new pane ({' '.join(out)!r})")
         return Created(out[0], out[1], out[2], _int(out[3]), f"{out[4]}:{out[5]}")
@@ -329,10 +329,13 @@ def literal(arg: str) -> str:
     return arg[:-1] + "\\;" if arg.endswith(";") else arg
 
 
-def _exec_argv(argv: Sequence[str]) -> list[str]:
+def _exec_argv(argv: Sequence[str], path: str | None = None) -> list[str]:
     """tmux runs a single-word command through ``sh -c``; several words are exec'd directly. Always exec. Every
-    argument is passed literally (see ``literal``)."""
+    argument is passed literally (see ``literal``). tmux gives a new pane the PATH of the client that made it, not
+    the one in ``-e``: a PATH of the worker's own is set by ``env`` in front of the command."""
     argv = [literal(a) for a in argv]
+    if path is not None:
+        return ["env", "--", literal(f"PATH={path}"), *argv]
     if len(argv) == 1:
         return ["env", "--", argv[0]]
     return argv
