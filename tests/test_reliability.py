@@ -22,6 +22,7 @@ import pytest
 
 from orch import inbox as spool
 from orch.taskfile import MARKER, parse
+from orch.terminal import neutralise
 from orch.workspace import Workspace as OrchWorkspace
 from tests.kit.harness import Daemon, Result, Tally, Workspace, scripted_task, wait_for
 
@@ -254,6 +255,7 @@ HOSTILE_NAMES = ["$(touch PWNED)", "`touch PWNED`", "-t", "Enter", "C-c", "a;tou
 HOSTILE_TEXTS = [
     "$(touch PWNED)", "`touch PWNED`", "'; touch PWNED; '", "\"; touch PWNED; \"", "a && touch PWNED",
     "Enter", "C-c", "-t %0", "#{pane_id}", "\\", "\x1b[31mred\x1b[0m", "line one\nEnter\nC-c\n", "日本語 ✓",
+    "paste ends\x1b[201~\rtyped and submitted\x03", "\x1b]52;c;cHduZWQ=\x07clipboard",
 ]
 
 
@@ -292,10 +294,10 @@ def test_hostile_texts_reach_the_agent_exactly_and_run_nothing(ws: Workspace, ta
     no_crash(r, tally)
     worker = ws.task_status("hostile")["workers"][0]
     log = ws.root / ".orch" / "logs" / f"scripted-{worker['id'].replace(':', '-')}.jsonl"
-    wait_for(log.exists, 30, "the prompt")
+    wait_for(lambda: log.exists() and log.read_text(), 30, "the prompt")
     import json
 
-    assert body in json.loads(log.read_text().splitlines()[0])["text"]
+    assert neutralise(body) in json.loads(log.read_text().splitlines()[0])["text"]
     for text in HOSTILE_TEXTS:
         r = ws.orch("send", "hostile", "--", text, check=False)
         no_crash(r, tally)
@@ -306,7 +308,7 @@ def test_hostile_texts_reach_the_agent_exactly_and_run_nothing(ws: Workspace, ta
     got = wait_for(lambda: len(log.read_text().splitlines()) >= 1 + len(HOSTILE_TEXTS) and log.read_text(), 60,
                    "every text")
     received = [json.loads(line)["text"] for line in str(got).splitlines()[1:]]
-    assert received == HOSTILE_TEXTS
+    assert received == [neutralise(t) for t in HOSTILE_TEXTS]  # each one message, printable characters kept
     assert not pwned(ws)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from orch import faults, files
 from orch.blockmarks import MARKER, STATUS, SUMMARY
 from orch.errors import OrchError
+from orch.terminal import neutralise_line
 
 __all__ = ["MARKER", "STATUS", "SUMMARY", "TaskDoc", "parse", "render", "update"]
 META_KEYS = ("session", "worktree", "branch")
@@ -128,8 +129,9 @@ def parse(text: str) -> TaskDoc:
 
 
 def one_line(text: str) -> str:
-    """Text made safe for a single status or summary line."""
-    flat = " ".join(part.strip() for part in text.replace("\r", "\n").split("\n") if part.strip())
+    """Text made safe for a single status or summary line: one line, no terminal control characters (a worker's
+    words reach your terminal through `orch status` and your editor)."""
+    flat = neutralise_line(" ".join(part.strip() for part in text.replace("\r", "\n").split("\n") if part.strip()))
     if flat.startswith("#"):
         flat = "\\" + flat
     return flat

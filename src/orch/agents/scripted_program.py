@@ -9,7 +9,8 @@ header belong to the coder's round 1). On each message, the agent runs the secti
 the round named in the message's first line (orch's prompts start with ``... round N``). With ``ORCH_SCRIPTED_HOOKS=1`` it reports its turns like
 an agent with hooks: ``orch hook start`` when ready, ``orch hook prompt`` on each message, ``orch hook stop`` when
 its turn ends, ``orch hook wait`` at a permission prompt. Steps, one per line
-(quoted shell-style, never run by a shell; ``\\n`` in a text is a newline; ``#`` starts a comment):
+(quoted shell-style, never run by a shell; ``\\n`` in a text is a newline and ``\\xHH`` the character HH, e.g.
+``\\x1b`` ESC; ``#`` starts a comment):
 
     say TEXT            print TEXT
     write PATH TEXT     write TEXT to PATH (relative to the worktree)
@@ -25,6 +26,7 @@ its turn ends, ``orch hook wait`` at a permission prompt. Steps, one per line
                         orch verdict DECISION (approve or request-changes), findings on stdin, one per
                         argument, e.g. verdict request-changes "blocker: app.py:3 crashes on empty input"
     exit [CODE]         end the agent with CODE (default 0)
+    try STEP...         run STEP; when it fails, say so and go on (a failed step otherwise ends the turn's script)
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def sections(block: str) -> dict[tuple[str, int], list[str]]:
             continue
         out.setdefault(current, []).append(line)
     return out
+
+
+def unescape(word: str) -> str:
+    """``\\n`` a newline, ``\\xHH`` the character with that code (for texts with control characters)."""
+    word = word.replace("\\n", "\n")
+    return re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), word)
 
 
 def round_of(message: str) -> int:
@@ -215,17 +223,20 @@ class Agent:
             if not line or line.startswith("#"):
                 continue
             try:
-                words = [w.replace("\\n", "\n") for w in shlex.split(line, comments=True)]
+                words = [unescape(w) for w in shlex.split(line, comments=True)]
             except ValueError as exc:
                 self.say(f"step {number}: cannot read {line!r}: {exc}")
                 return None
             if not words:
                 continue
             self.say(f"step {number}: {line}")
+            trying = words[0] == "try" and len(words) > 1
             try:
-                code = self.step(words[0], words[1:])
+                code = self.step(*(words[1], words[2:]) if trying else (words[0], words[1:]))
             except (OSError, subprocess.SubprocessError, ValueError) as exc:
                 self.say(f"step {number} failed: {exc}")
+                if trying:
+                    continue
                 return None
             if code is not None:
                 return code

@@ -115,7 +115,11 @@ class Ctx:
         return os.path.join(self.ws.locks, name + ".lock")
 
     def event(self, kind: str, text: str = "", task: str = "", worker: str = "", **data: object) -> None:
-        """Record an event in the log table and one line in ``.orch/logs/orch.log``."""
+        """Record an event in the log table and one line in ``.orch/logs/orch.log`` (a worker's words in it with their
+        terminal control characters neutralised: `orch log` prints them to your terminal)."""
+        from orch.terminal import neutralise
+
+        text = neutralise(text)
         self.store.event(kind, text, task=task, worker=worker, **data)
         who = " ".join(x for x in (f"task={task}" if task else "", f"worker={worker}" if worker else "") if x)
         self.log.info("%s %s%s", kind, f"{who} " if who else "", text)

@@ -24,6 +24,7 @@ from orch.lifecycle import WorkerEvent as V
 from orch.lifecycle import WorkerState as W
 from orch.mux import MuxError, Pane
 from orch.store import Worker
+from orch.terminal import neutralise
 from orch.workflow import tasks as T
 from orch.workflow import workers
 from orch.workflow.context import Ctx
@@ -54,8 +55,10 @@ def _tail_matches(screen: str, pattern: str, lines: int = 5) -> bool:
 
 
 def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> None:
-    """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key."""
-    ctx.mux.paste(pane_id, text.encode("utf-8", "surrogateescape"))
+    """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key. The text's terminal
+    control characters are neutralised first (``terminal.neutralise``): nothing in it can end the paste early, submit
+    it in pieces or act as a key (``^C``), whoever wrote it (you, a reviewer's finding, a validation log)."""
+    ctx.mux.paste(pane_id, neutralise(text).encode("utf-8", "surrogateescape"))
     if enter_delay:
         time.sleep(enter_delay)
     ctx.mux.send_keys(pane_id, "Enter")

@@ -1,0 +1,72 @@
+"""Text that reaches a terminal (orch/terminal.py): what orch types into an agent arrives as exactly one message with
+every control sequence neutralised and every printable character kept, from `orch send` and from a reviewer's
+finding forwarded as a fix round; what a worker says is shown and stored without its control sequences."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from orch import terminal
+from tests.kit.harness import Workspace, wait_for
+
+# a bracketed paste's end and a carriage return (the rest would be typed, then submitted), ^C, an OSC 52 clipboard
+# write, a screen clear, a one-byte CSI
+ESCAPES = "start\x1b[201~\rsecond message\x03 then\x1b]52;c;cHduZWQ=\x07 clip\x1b[2J clear\x9b31m end"
+
+
+def test_neutralise_keeps_every_printable_character_and_no_control() -> None:
+    out = terminal.neutralise(ESCAPES + "\nnext\tline\r\nlast")
+    assert out == ("start␛[201~\nsecond message␃ then␛]52;c;cHduZWQ=␇ clip␛[2J clear\ufffd31m end"
+                   "\nnext\tline\nlast")
+    assert terminal.is_clean(out) and not terminal.is_clean(ESCAPES)
+    printable = [c for c in ESCAPES if c.isprintable()]
+    assert [c for c in terminal.neutralise(ESCAPES) if c in printable] == printable  # in order, none lost
+    line = terminal.neutralise_line("a\tb\x1b[0mc\nd")
+    assert line == "a b␛[0mc␊d" and terminal.is_clean(line, multi_line=False)
+
+
+def received(ws: Workspace, worker_id: str) -> list[str]:
+    path = ws.root / ".orch" / "logs" / f"scripted-{worker_id.replace(':', '-')}.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text().splitlines()]
+
+
+def test_a_sent_text_with_escapes_arrives_as_one_message(ws: Workspace) -> None:
+    ws.task("typed", "```scripted\ncoder:\n  wait\n  wait\n```\n")
+    ws.run_until("typed", ("coding",))
+    worker = ws.task_status("typed")["workers"][0]["id"]
+    wait_for(lambda: len(received(ws, worker)) == 1, 30, "the prompt")
+    ws.orch("send", "typed", "--", ESCAPES)
+    got = wait_for(lambda: len(received(ws, worker)) >= 2 and received(ws, worker), 30, "the sent text")
+    assert got[1:] == [terminal.neutralise(ESCAPES)]  # one message, nothing more after it
+    subprocess.run(["sleep", "1"])
+    assert len(received(ws, worker)) == 2
+    assert ws.task_status("typed")["state"] == "coding"  # no ^C reached it
+
+
+def test_a_finding_with_escapes_reaches_the_coder_as_one_fix_round(ws: Workspace) -> None:
+    finding = r"blocker: [a.txt:1] bad\x1b[201~\x03 stop\x1b]0;title\x07 here"
+    ws.task("found", f"""A finding full of escapes.
+
+```scripted
+coder:
+  write a.txt "1"
+  commit "a"
+  report "done: a"
+reviewer:
+  verdict request-changes "{finding}"
+coder round 2:
+  say "got round 2"
+  wait
+```
+""")
+    final = ws.run_until("found", ("fixing",), timeout=60)
+    coder = [w for w in final["workers"] if w["role"] == "coder"][0]["id"]
+    got = wait_for(lambda: len(received(ws, coder)) >= 2 and received(ws, coder), 30, "the fix round")
+    assert len(got) == 2, got
+    assert "bad␛[201~␃ stop␛]0;title␇ here" in got[1] and terminal.is_clean(got[1])
+    # the worker's words as orch shows and stores them: no control character either
+    for line in ws.statuses("found"):
+        assert terminal.is_clean(line, multi_line=False), line
+    assert terminal.is_clean(ws.orch("log", "found", "-n", "100").out)
+    assert terminal.is_clean(ws.orch("status").out)
