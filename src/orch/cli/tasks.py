@@ -118,7 +118,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
         return
     if not data["tasks"]:
         console.print(f"no tasks in this workspace ({data['workspace']}); add one with `orch add \"...\"`")
-    t = table("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "LAST STATUS")
+    console.print(f"sandbox: {data['sandbox']}")
+    t = table("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "SANDBOX", "LAST STATUS")
     for task in data["tasks"]:
         last = task["last_status"] or ""
         workers = task["workers"] or [None]
@@ -132,6 +133,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
                 w["window_id"] if w else "",
                 w["pane_id"] if w else "",
                 (f"{w['state']} {duration(w['state_for_s'])}".strip() if w else ""),
+                ("on" if w["sandbox"] == "bubblewrap" else "off") if w else "",
                 last[21:][:60] + ("…" if len(last) > 81 else "") if first else "",
             )
     if data["tasks"]:
@@ -196,11 +198,21 @@ def log(
     for e in ctx.store.events(task, limit):
         _print_event(e)
         last = e.id
-    while follow:
-        time.sleep(0.5)
+    if not follow:
+        return
+    import signal
+
+    stop: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C ends it between two readings, never inside one
+        signal.signal(signum, lambda n, _f: stop.append(n))
+    while not stop:
         for e in ctx.store.events_after(last, task):
             _print_event(e)
             last = e.id
+        for _ in range(5):
+            if stop:
+                break
+            time.sleep(0.1)
 
 
 def _print_event(e) -> None:
