@@ -163,6 +163,7 @@ def test_close_errors(ws: Workspace) -> None:
 
 
 def test_messages_for_a_closed_task_are_not_applied(ws: Workspace, tmp_path: Path) -> None:
+    ws.config('sandbox = "off"')  # a worker with a token (the sandbox's workers have none, see test_sandbox.py)
     env_file = tmp_path / "env.txt"
     _start(ws, "shut", _env_dump(env_file), 'report "env saved"', "wait", until="env saved")
     env = dict(line.partition("=")[::2] for line in env_file.read_text().splitlines())

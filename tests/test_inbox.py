@@ -384,6 +384,7 @@ def _worker_env(path: Path) -> dict[str, str]:
 
 
 def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None:
+    ws.config('sandbox = "off"')  # an unsandboxed worker's token (sandboxed workers have none: test_sandbox.py)
     env_file = tmp_path / "worker-env.txt"
     other = _park(ws, "other")
     ws.task(

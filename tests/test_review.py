@@ -208,7 +208,33 @@ reviewer round 2:
     assert not any("passed" in x for x in lines if x.startswith("validation"))
 
 
+def test_a_sandboxed_reviewer_cannot_write_and_its_verdict_counts(ws: Workspace) -> None:
+    ws.task("tidy", """A reviewer that tries to edit.
+
+```scripted
+coder:
+  write a.txt "1"
+  commit "a"
+  report "done: a"
+reviewer:
+  try write a.txt "reviewer was here"
+  try write .git-hook "x"
+  try run git commit --allow-empty -q -m "by the reviewer"
+  verdict approve
+```
+""")
+    t = run_until(ws, "tidy", ("ready", "blocked"))
+    assert t["state"] == "ready", statuses(ws, "tidy")
+    worktree = ws.root / ".worktree" / "tidy"
+    assert (worktree / "a.txt").read_text() == "1" and not (worktree / ".git-hook").exists()
+    log = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "orch/tidy"], capture_output=True, text=True)
+    assert log.stdout.splitlines()[0] == "a"
+    (review,) = store(ws).reviews("tidy")
+    assert review.status == "counted" and review.decision == "approve" and review.tree_before == review.tree_after
+
+
 def test_reviewer_that_modifies_the_worktree_is_caught(ws: Workspace) -> None:
+    ws.config('sandbox = "off"')  # without the sandbox: the worktree's tree hash, before and after the review
     ws.task("sneaky", """A reviewer that edits.
 
 ```scripted

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -55,6 +56,11 @@ DEFAULT_CONFIG = """\
 # their worktrees, resuming the agent's own session where it can. false: only report it (`orch recover` does it).
 # recover_on_start = true
 
+# Every worker runs in a sandbox of its own (bubblewrap): it writes only its worktree (a reviewer: nothing), its
+# agent's own state and its spool to orch; it cannot see orch's state, the task files, tmux or other workers.
+# "auto": on where bubblewrap works (`orch status` says which); "required": no worker starts without it; "off".
+# sandbox = "auto"
+
 [validate]
 # Commands orch runs in the worktree when a coder reports done, for tasks without a `Validation` section.
 # Each is run with `sh -c`, exactly as written here.
@@ -74,6 +80,8 @@ DEFAULT_CONFIG = """\
 #                                     # arg:   appended as the last argument
 #                                     # file:  the agent reads $ORCH_PROMPT_FILE itself
 # readonly_args = ["--read-only"]     # extra arguments for the reviewer role
+# sandbox_write = ["~/.my-agent"]     # more paths the agent may write inside its sandbox (its own state)
+# sandbox_hide = ["~/.ssh"]           # paths it may not even read
 # ready_pattern = "> $"               # regex on the pane's last lines meaning "ready for input" (paste mode)
 """
 
@@ -113,6 +121,7 @@ class Config(BaseModel):
     # bring back the workers of tasks in progress when they were lost with the tmux server (reboot, kill-server);
     # false: only report it, and `orch recover` brings them back
     recover_on_start: bool = True
+    sandbox: Literal["auto", "required", "off"] = "auto"
     tmux: TmuxConfig = Field(default_factory=TmuxConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     agents: dict[str, AgentProfile] = Field(default_factory=dict)

@@ -18,6 +18,17 @@ TMP_PREFIX = ".orch-tmp-"
 WRITTEN: dict[str, tuple[int, int, int]] = {}
 
 
+def touch(path: str, mode: int = 0o600) -> None:
+    """``path`` exists (made with ``mode`` if it did not), and is not world-writable whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    try:
+        now = os.fstat(fd).st_mode
+        if now & 0o002:
+            os.fchmod(fd, now & 0o7777 & ~0o002)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str, data: bytes, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that readers see the old or the new file, never a torn one."""
     tmp = write_tmp(path, data, mode)

@@ -59,14 +59,25 @@ def message(args: list[str], explicit: str | None = None) -> int:
         text = data.decode("utf-8", "surrogateescape")
     else:
         return _fail("nothing to say: " + USAGE, 2)
-    try:
-        ws = find(explicit=explicit)
-    except OrchError as exc:
-        return _fail(str(exc))
     named, body = split_prefix(text.strip())
     if not body:
         return _fail("the message is empty: " + USAGE, 2)
     env_task = os.environ.get("ORCH_TASK") or None
+    spool = os.environ.get("ORCH_SPOOL")
+    if spool:  # a sandboxed worker: its own spool is its one way to orch, and says who it is
+        if named and env_task and named != env_task:
+            note = f"worker of task {env_task} may not speak for task {named}"
+            try:  # kept for the log; the refusal stands even if it cannot be
+                inbox.spool_write(spool, {**worker_record("message", named, body, ""), "status": "refused",
+                                          "note": note})
+            except OSError:
+                pass
+            return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
+        return _spool(spool, worker_record("message", named or env_task or "", body, ""))
+    try:
+        ws = find(explicit=explicit)
+    except OrchError as exc:
+        return _fail(str(exc))
     token = os.environ.get("ORCH_WORKER_TOKEN") or ""
     record = worker_record("message", named or env_task or "", body, token)
     if token and env_task and named and named != env_task:
@@ -91,6 +102,15 @@ def worker_record(kind: str, task: str, text: str, token: str) -> dict:
         "worker": os.environ.get("ORCH_WORKER", ""),
         "role": os.environ.get("ORCH_ROLE", ""),
     }
+
+
+def _spool(folder: str, record: dict) -> int:
+    """A sandboxed worker's record, into its own spool (its host hands it on to orch)."""
+    try:
+        inbox.spool_write(folder, record)
+    except OSError as exc:
+        return _fail(f"could not store the message ({exc.strerror or exc}) in {folder}: nothing was recorded")
+    return 0
 
 
 def _submit(ws: Workspace, record: dict) -> int:
@@ -138,12 +158,18 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
         findings = parse_findings(text)
     except FindingError as exc:
         return _fail(f"{exc}; nothing was recorded", 2)
+    spool = os.environ.get("ORCH_SPOOL")
+    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
+    env_task = os.environ.get("ORCH_TASK") or None
+    if spool:  # a sandboxed worker (orch checks its role when it applies the verdict)
+        if task and env_task and task != env_task:
+            return _fail(f"refused: this reviewer belongs to task {env_task!r}, not {task!r}")
+        body = "\n".join(format_finding(f, brackets=True) for f in findings)
+        return _spool(spool, worker_record("verdict", task or env_task or "", decision + "\n" + body, ""))
     try:
         ws = find(explicit=explicit)
     except OrchError as exc:
         return _fail(str(exc))
-    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
-    env_task = os.environ.get("ORCH_TASK") or None
     if token:
         if os.environ.get("ORCH_ROLE") != "reviewer":
             return _fail("only a task's reviewer gives verdicts (this is its " + os.environ.get("ORCH_ROLE", "?") + ")")
@@ -271,6 +297,11 @@ def hook(args: list[str], explicit: str | None = None) -> int:
             return 0
         event = args[0]
         payload = args[-1] if len(args) > 1 else _read_stdin_bounded()
+        spool = os.environ.get("ORCH_SPOOL")
+        if spool:
+            inbox.spool_write(spool, worker_record("hook", os.environ.get("ORCH_TASK") or "",
+                                                   event + "\n" + payload[:HOOK_STDIN_LIMIT], ""))
+            return 0
         ws = find(explicit=explicit)
         token = os.environ.get("ORCH_WORKER_TOKEN") or ""
         task = os.environ.get("ORCH_TASK") or ""

@@ -62,7 +62,10 @@ def arrival(ws: Workspace) -> int:
     """The next number of the workspace's arrival sequence: one byte appended to ``inbox/seq``, and the file's end
     after it. Appends are atomic, so every writer gets its own number, in the order the writes happened, whatever
     the clock does (a message's time stamp is its sender's clock; its place in the order is this)."""
-    path = os.path.join(ws.state, "inbox", "seq")
+    return _next(os.path.join(ws.state, "inbox", "seq"))
+
+
+def _next(path: str) -> int:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     except FileNotFoundError:
@@ -81,11 +84,21 @@ def new_uid(ws: Workspace) -> str:
 
 
 def write(ws: Workspace, record: dict) -> str:
-    """Durably store one message record; returns its uid."""
+    """Durably store one message record in the workspace's inbox; returns its uid."""
     uid = record.setdefault("uid", new_uid(ws))
+    return _store(ws.inbox_tmp, ws.inbox_new, uid, record)
+
+
+def spool_write(folder: str, record: dict) -> str:
+    """Durably store one record in a worker's own spool (``folder``, the only place a sandboxed worker can write
+    to orch); its host hands it on to the inbox (``forward``). Returns its uid."""
+    uid = record.setdefault("uid", f"{_next(os.path.join(folder, 'seq')):012d}-{os.getpid()}-{os.urandom(4).hex()}")
+    return _store(os.path.join(folder, "tmp"), os.path.join(folder, "new"), uid, record)
+
+
+def _store(tmp_dir: str, new_dir: str, uid: str, record: dict) -> str:
     record.setdefault("at", time.time())
     data = encode(record)
-    tmp_dir, new_dir = ws.inbox_tmp, ws.inbox_new
     tmp = os.path.join(tmp_dir, uid + SUFFIX)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -105,6 +118,58 @@ def write(ws: Workspace, record: dict) -> str:
     os.close(fd)
     os.rename(tmp, os.path.join(new_dir, uid + SUFFIX))
     return uid
+
+
+def forward(ws: Workspace, folder: str, worker: str) -> int:
+    """Hand the records of a worker's spool (``folder``) on to the inbox, in their order, each stamped with the
+    worker it came from (``via``): what the worker wrote in the record about who it is does not count. Each record
+    is first claimed with its place in the workspace's arrival order (renamed into the spool's ``cur``), so that a
+    crash before it is handed on gives it the same uid again and the database keeps one. What is not a record is
+    moved into the inbox under a name the applier sets aside. Returns how many were handed on."""
+    key = worker.replace(":", "~")
+    cur, new = os.path.join(folder, "cur"), os.path.join(folder, "new")
+    moved = 0
+    for name in _names(cur):  # claimed by a host that died before handing them on
+        moved += _hand_on(ws, os.path.join(cur, name), key, worker)
+    for name in _names(new):
+        claimed = os.path.join(cur, f"{arrival(ws):012d}-{name}")
+        try:
+            os.rename(os.path.join(new, name), claimed)
+        except FileNotFoundError:
+            os.makedirs(cur, mode=0o700, exist_ok=True)
+            os.rename(os.path.join(new, name), claimed)
+        moved += _hand_on(ws, claimed, key, worker)
+    return moved
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def _hand_on(ws: Workspace, path: str, key: str, worker: str) -> int:
+    place, _, rest = os.path.basename(path).partition("-")
+    record, _ = read(path)
+    if record is None or not place.isdigit():
+        os.makedirs(ws.inbox_new, mode=0o700, exist_ok=True)
+        os.replace(path, os.path.join(ws.inbox_new, f"{place}-w-{key}-{rest}.bad"))
+        return 0
+    record.pop("token", None)
+    if record.get("status") != "refused":  # a worker may refuse its own message, and say nothing else of its fate
+        record.pop("status", None)
+        record.pop("note", None)
+    record["via"] = worker
+    own = "".join(c if c.isalnum() or c == "-" else "_" for c in str(record["uid"]))[:80]
+    record["uid"] = uid = f"{place}-w-{key}-{own}"
+    try:
+        os.unlink(os.path.join(ws.inbox_tmp, uid + SUFFIX))  # left by a host killed while writing it
+    except FileNotFoundError:
+        pass
+    _store(ws.inbox_tmp, ws.inbox_new, uid, record)
+    os.unlink(path)
+    return 1
 
 
 MAX_RECORD = 16 << 20  # bytes of a spooled record (a message is at most MAX_TEXT; a hook payload 1 MiB)

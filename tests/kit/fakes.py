@@ -76,7 +76,8 @@ class Bench:
         make_repo(root)
         ws, _ = init(str(root))
         text = Path(ws.config_file).read_text()
-        Path(ws.config_file).write_text(f'default_agent = "fake"\n{config}\n{text}{FAKE_PROFILE}')
+        # the fake multiplexer runs no processes: no sandbox around them
+        Path(ws.config_file).write_text(f'default_agent = "fake"\nsandbox = "off"\n{config}\n{text}{FAKE_PROFILE}')
         self.mux = FakeMux()
         self.ctx = Ctx(ws, mux=self.mux)
         self.root = root

@@ -20,6 +20,7 @@ import os
 from orch.agents import hooks
 from orch.agents.base import Agent, Launch, LaunchRequest, TranscriptTurn, sh_quote
 from orch.agents.profile import AgentProfile
+from orch.files import touch
 
 COMMON = [
     "--yes-always", "--no-check-update", "--no-show-release-notes", "--analytics-disable", "--no-show-model-warnings",
@@ -66,6 +67,15 @@ class Aider(Agent):
 
             add_exclude("", [".aider*"], why="orch for aider's caches", common_dir=req.git_dirs[0])
         return launch
+
+    def sandbox_write(self, req: LaunchRequest) -> list[str]:
+        """Its chat and input histories (kept in orch's state folder) and its own folder in HOME (caches)."""
+        history = req.resume or history_file(req.state_dir, req.worker_id)
+        os.makedirs(os.path.join(req.home, ".aider"), exist_ok=True)
+        paths = [history, history[: -len(".chat.md")] + ".input"]
+        for path in paths:
+            touch(path)
+        return [*paths, os.path.join(req.home, ".aider")]
 
     def hook_state(self, event: str, payload: dict) -> str | None:
         if hooks.event_key(event) == "aider-notify":

@@ -9,7 +9,8 @@ command-line agent as the default. Each agent orch knows is one module beside th
 - ``final_message()``: its last message at the end of a turn, from the hook payload (verdict blocks of reviewers
   that cannot run commands);
 - ``reports_in_transcript`` and ``transcript_turn()``: for an agent that cannot run `orch -`, where its report or
-  verdict is read at the end of a turn.
+  verdict is read at the end of a turn;
+- ``sandbox_write()``: the agent's own state it must write inside the sandbox (orch/sandbox.py).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class LaunchRequest:
     env: Mapping[str, str]  # the environment the agent will see (HOME, API keys)
     worker_id: str = ""
     resume: str = ""  # the agent session of a lost worker to continue
+    spool: str = ""  # in the sandbox: the worker's own spool, its one way to orch (else orch's state folder)
 
     @property
     def home(self) -> str:
@@ -88,6 +90,10 @@ class Agent:
 
     def transcript_turn(self, session: str, offset: int) -> TranscriptTurn | None:
         return None
+
+    def sandbox_write(self, req: LaunchRequest) -> list[str]:
+        """What the agent itself must write inside the sandbox besides the worktree: its own state (absolute)."""
+        return []
 
 
 def sh_quote(text: str) -> str:

@@ -61,10 +61,23 @@ class Claude(Agent):
             launch.args += ["--permission-mode", "bypassPermissions"]
             if os.geteuid() == 0:
                 launch.env["IS_SANDBOX"] = "1"  # Claude Code refuses bypass mode as root otherwise
+        settings = os.path.join(req.home, ".claude.json")
+        if req.spool:  # in orch's sandbox: its settings file inside its own folder (see sandbox_write)
+            folder = config_dir(req)
+            launch.env["CLAUDE_CONFIG_DIR"] = folder
+            settings = seed_settings(req.home, folder)
         if req.profile.preanswer:
             key = req.env.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_API_KEY") or ""
-            preanswer(req.home, req.worktree, key, bypass=req.role != "reviewer")
+            preanswer(settings, req.worktree, key, bypass=req.role != "reviewer")
         return launch
+
+    def sandbox_write(self, req: LaunchRequest) -> list[str]:
+        """Its state folder (sessions, projects, credentials), with its settings file in it: Claude Code saves that
+        file by writing a copy beside it and renaming it, which HOME (read-only in the sandbox) would refuse, so
+        there Claude Code runs with CLAUDE_CONFIG_DIR (``~/.claude`` unless you set another)."""
+        folder = config_dir(req)
+        os.makedirs(folder, exist_ok=True)
+        return [folder]
 
     def hook_state(self, event: str, payload: dict) -> str | None:
         if hooks.event_key(event) == "notification":
@@ -94,7 +107,26 @@ def settings_file(state_dir: str, orch_bin: str) -> str:
     return path
 
 
-def preanswer(home: str, worktree: str, api_key: str, bypass: bool) -> None:
+def config_dir(req: LaunchRequest) -> str:
+    return req.env.get("CLAUDE_CONFIG_DIR") or os.path.join(req.home, ".claude")
+
+
+def seed_settings(home: str, folder: str) -> str:
+    """``<folder>/.claude.json``, Claude Code's settings file under CLAUDE_CONFIG_DIR; started, the first time, as
+    a copy of ``~/.claude.json`` (your onboarding, theme and login choices carry over). Returns its path."""
+    path = os.path.join(folder, ".claude.json")
+    if not os.path.exists(path):
+        try:
+            with open(os.path.join(home, ".claude.json"), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            data = b"{}\n"
+        os.makedirs(folder, exist_ok=True)
+        atomic_write(path, data, mode=0o600)
+    return path
+
+
+def preanswer(settings: str, worktree: str, api_key: str, bypass: bool) -> None:
     def change(data: dict) -> bool:
         before = json.dumps(data, sort_keys=True)
         projects = data.setdefault("projects", {})
@@ -113,7 +145,7 @@ def preanswer(home: str, worktree: str, api_key: str, bypass: bool) -> None:
             data["bypassPermissionsModeAccepted"] = True
         return json.dumps(data, sort_keys=True) != before
 
-    edit_json(os.path.join(home, ".claude.json"), change)
+    edit_json(settings, change)
 
 
 AGENT = Claude()

@@ -51,6 +51,9 @@ class Codex(Agent):
         launch = Launch(args=[*first, "--no-daemon", "-c", f"notify={notify}", "-a", "never"], session=req.resume)
         if req.role == "reviewer":
             launch.args += ["--sandbox", "read-only"]
+        elif req.spool:  # inside orch's sandbox, which confines it to its worktree and branch: Codex's own sandbox
+            # (bubblewrap as well) cannot be nested in it (it makes mount points in the read-only git folder)
+            launch.args += ["--sandbox", "danger-full-access"]
         else:
             launch.args += ["--sandbox", "workspace-write"]
             for folder in (*req.git_dirs, req.state_dir):  # commits write in the git dirs; `orch -` in .orch
@@ -58,6 +61,11 @@ class Codex(Agent):
         if req.profile.preanswer:
             preanswer(req.home, req.worktree)
         return launch
+
+    def sandbox_write(self, req: LaunchRequest) -> list[str]:
+        """Its state folder (sessions, config, logs)."""
+        os.makedirs(os.path.join(req.home, ".codex"), exist_ok=True)
+        return [os.path.join(req.home, ".codex")]
 
     def hook_state(self, event: str, payload: dict) -> str | None:
         if hooks.event_key(event) in ("codex-notify", "notify"):

@@ -36,6 +36,9 @@ class AgentProfile(BaseModel):
     screen_idle: str = ""
     screen_working: str = ""
     screen_waiting: str = ""
+    # the sandbox: more paths the agent may write (its own state; ~ is its HOME), and paths it may not even read
+    sandbox_write: list[str] = Field(default_factory=list)
+    sandbox_hide: list[str] = Field(default_factory=list)
     # seconds to wait for a typed prompt to be taken (a hook, or the screen showing work) before pressing Enter again
     confirm_timeout: float = 5.0
 

@@ -3,10 +3,12 @@ turns through `orch hook` (start, prompt, stop, wait) and its work through `orch
 
 from __future__ import annotations
 
+import os
 import sys
 
-from orch.agents.base import Agent
+from orch.agents.base import Agent, LaunchRequest
 from orch.agents.profile import AgentProfile
+from orch.files import touch
 
 
 class Scripted(Agent):
@@ -27,6 +29,18 @@ class Scripted(Agent):
             screen_working=r"^(step \d+|received message \d+)[^\n]*\Z",
             screen_waiting=r"^\(waiting for permission\)[^\n]*\Z",
         )}
+
+
+    def sandbox_write(self, req: LaunchRequest) -> list[str]:
+        """The record of what it received (the tests read it)."""
+        path = record_file(req.state_dir, req.worker_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        touch(path, 0o644)
+        return [path]
+
+
+def record_file(state_dir: str, worker_id: str) -> str:
+    return os.path.join(state_dir, "logs", f"scripted-{worker_id.replace(':', '-')}.jsonl")
 
 
 AGENT = Scripted()

@@ -174,4 +174,8 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
         PRIMARY KEY (kind, name)
     );
     """),
+    # how the worker was confined: "bubblewrap", or why not ("off: ...")
+    ("the sandbox of each worker", """
+    ALTER TABLE workers ADD COLUMN sandbox TEXT NOT NULL DEFAULT '';
+    """),
 )]

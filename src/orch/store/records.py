@@ -35,6 +35,7 @@ class Worker:
     transcript_offset: int = 0
     tmux_server: str = ""
     workspace: str = ""
+    sandbox: str = ""
 
     @property
     def address(self) -> str:

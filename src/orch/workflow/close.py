@@ -11,7 +11,7 @@ from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState, allowed_task
 from orch.locks import hold
-from orch.workflow import inbox, jobs, workers
+from orch.workflow import inbox, jobs, sandboxing, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -37,6 +37,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             raise OrchError(f"task {slug!r} cannot be closed: its state line reads {task.state!r}, which orch did not "
                             "write; put back `state: <one of the task states>` in its summary and close it again")
         result = Closed(slug)
+        sandboxing.sync_one(ctx, slug)  # its coder's last commits onto the branch, before the worktree is judged
         worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
         is_worktree = any(os.path.realpath(w.path) == os.path.realpath(worktree) for w in git.worktrees(ctx.ws.root))
@@ -68,6 +69,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         for window_id in sorted({p.window_id for p in panes}):  # its own windows only (a session may hold others)
             ctx.mux.kill_window(window_id)
         jobs.cancel(ctx, slug)  # a validation still running for it
+        sandboxing.forget(ctx, slug)  # its coder's last commits onto the branch, then its view of it goes
         faults.point("close.windows")
         now = time.time()
         for w in ctx.store.task_workers(slug):

@@ -26,6 +26,22 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest() if token else ""
 
 
+def _identify(ctx: Ctx, record: dict) -> None:
+    """Who a record is from: a worker's host stamps the records it hands on from the worker's spool (``via``, the
+    sandboxed workers' only way to orch); a record without a stamp carries a worker token (an unsandboxed worker's
+    environment) or nothing (the person). Whatever the record says of its worker and role is replaced."""
+    via = str(record.pop("via", "") or "")
+    token = str(record.pop("token", "") or "")
+    if via:
+        sender = ctx.store.worker(via)
+        record["token_hash"] = sender.token_hash if sender is not None else "unknown worker " + via
+    else:
+        record["token_hash"] = token_hash(token)
+        sender = ctx.store.worker_by_token(record["token_hash"]) if token else None
+    record["worker"] = sender.id if sender is not None else ""
+    record["role"] = sender.role if sender is not None else ""
+
+
 def import_spool(ctx: Ctx) -> int:
     """Move spooled message files into the database (idempotent by uid); returns how many were new."""
     paths = spool.pending(ctx.ws)
@@ -40,7 +56,7 @@ def import_spool(ctx: Ctx) -> int:
         if record is None:
             bad.append((path, why))
             continue
-        record["token_hash"] = token_hash(str(record.pop("token", "") or ""))
+        _identify(ctx, record)
         records.append(record)
         done.append(path)
     added, refused = ctx.store.import_messages(records) if records else (0, [])

@@ -18,7 +18,7 @@ from orch.lifecycle import Actor, Move, TaskEvent, TaskState
 from orch.mux import Pane
 from orch.store import Review, Validation
 from orch.verdicts import format_finding
-from orch.workflow import deliver, dossier, jobs, prompts, spawn, validate
+from orch.workflow import deliver, dossier, jobs, prompts, sandboxing, spawn, validate
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
@@ -54,6 +54,8 @@ def live_pane(panes: list[Pane], slug: str, role: str) -> Pane | None:
 
 def advance(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     """Move a task in the review loop one step; returns what was done (for the scan report) or None."""
+    if task.state in (S.VALIDATING, S.REVIEWING, S.READY):
+        sandboxing.sync_one(ctx, task.slug)  # the coder's last commits, from its sandbox, before the branch is read
     if task.state == S.VALIDATING:
         return coder_finished(ctx, task, panes)
     if task.state == S.REVIEWING:

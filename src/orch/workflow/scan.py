@@ -16,7 +16,7 @@ from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskStat
 from orch.locks import hold
 from orch.mux import Pane, exit_code
 from orch.store import Worker
-from orch.workflow import deliver, inbox, review, spawn, watch, workers
+from orch.workflow import deliver, inbox, review, sandboxing, spawn, watch, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -222,6 +222,7 @@ def scan(ctx: Ctx) -> ScanReport:
         if not got:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
         report.applied += inbox.drain(ctx)
+        sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
         tasks, report.invalid = T.load(ctx)
         report.restored = T.refresh(ctx, tasks)
         files.sweep_tmp(ctx.cfg.tasks_path)

@@ -17,7 +17,7 @@ from orch.lifecycle import WorkerEvent as V
 from orch.lifecycle import WorkerState as W
 from orch.mux import MuxError, Pane
 from orch.store import Worker
-from orch.workflow import prompts, validate, workers
+from orch.workflow import prompts, sandboxing, validate, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.deliver import Delivery
@@ -52,12 +52,14 @@ def resolve_base(ctx: Ctx, task: T.Task | None) -> str:
     return base
 
 
-def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str) -> dict[str, str]:
+def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str, spool: str = "") -> dict[str, str]:
+    """The worker's environment. In the sandbox (``spool``): its spool, and no token and no tmux socket (what it
+    writes to its spool is its identity; it cannot reach tmux). Without it: the token that says which worker it is."""
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     for folder in (os.path.dirname(sys.executable), launcher.ensure(ctx.ws.state)):
         if folder not in path.split(os.pathsep):
             path = folder + os.pathsep + path
-    return {
+    env = {
         "ORCH_WORKSPACE": ctx.ws.root,
         "ORCH_TASK": worker.task,
         "ORCH_ROLE": worker.role,
@@ -65,10 +67,13 @@ def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str) -> dict[s
         "ORCH_WORKTREE": worker.worktree,
         "ORCH_BRANCH": worker.branch,
         "ORCH_PROMPT_FILE": prompt_file,
-        "ORCH_WORKER_TOKEN": token,
-        "ORCH_TMUX_SOCKET": ctx.cfg.socket,
         "PATH": path,
     }
+    if spool:
+        env["ORCH_SPOOL"] = spool
+    else:
+        env.update(ORCH_WORKER_TOKEN=token, ORCH_TMUX_SOCKET=ctx.cfg.socket)
+    return env
 
 
 def _task_session(panes: list[Pane], slug: str) -> Pane | None:
@@ -104,6 +109,7 @@ def start_worker(
     fails with the refusal. ``summary``: more summary fields written with the coder's start (and its move).
     """
     cfg = ctx.cfg
+    bwrap, confined = sandboxing.decide(ctx)  # with sandbox = "required" and no bubblewrap: nothing is made
     agent = agent_for(ctx, task, role)
     profile = cfg.profile(agent)
     base = resolve_base(ctx, task)
@@ -138,14 +144,20 @@ def start_worker(
         token_hash=hashlib.sha256(token.encode()).hexdigest(),
         prompt_file=prompt_file,
         workspace=ctx.ws.id,
+        sandbox="bubblewrap" if bwrap else confined,
     )
     if not profile.command:
         raise OrchError(f"agent {agent!r} has no command: set command = [...] under [agents.{agent}] in config.toml")
     argv = list(profile.command)
-    launch = agents.agent(profile.kind).launch(LaunchRequest(
+    spool = sandboxing.spool_of(ctx, worker.id) if bwrap else ""
+    if spool:
+        os.makedirs(spool, mode=0o700, exist_ok=True)
+    kind = agents.agent(profile.kind)
+    req = LaunchRequest(
         profile, role, ctx.ws.state, os.path.join(launcher.ensure(ctx.ws.state), "orch"), worktree,
-        git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id, resume=resume,
-    ))
+        git.git_dirs(worktree), {**os.environ, **profile.env}, worker_id=worker.id, resume=resume, spool=spool,
+    )
+    launch = kind.launch(req)
     worker.agent_session = launch.session
     argv += launch.args
     if role == "reviewer":
@@ -154,7 +166,9 @@ def start_worker(
         if len(text.encode()) > MAX_ARG_PROMPT:
             raise OrchError(f"the prompt for {task.slug} is too long to pass as an argument; use prompt = \"file\" or \"paste\"")
         argv.append(text)
-    env = {**profile.env, **launch.env, **worker_env(ctx, worker, token, prompt_file)}
+    env = {**profile.env, **launch.env, **worker_env(ctx, worker, token, prompt_file, spool)}
+    if bwrap:
+        argv = sandboxing.confine(ctx, req, kind, argv, bwrap, branch)
 
     # the registry row exists before the agent can speak, so its first message is recognised
     ctx.store.add_worker(worker)

@@ -37,7 +37,20 @@ def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
         "branch": w.branch,
         "agent_session": w.agent_session,
         "note": w.note,
+        "sandbox": w.sandbox or "off (started before orch had a sandbox)",
     }
+
+
+def sandbox_line(mode: str) -> str:
+    """What the next worker gets: "on (bubblewrap)", or "off (why)"; with "required" and no bubblewrap, that no
+    worker starts."""
+    from orch import sandbox
+    from orch.errors import OrchError
+
+    try:
+        return sandbox.decide(mode)[1]
+    except OrchError as exc:
+        return f"required, and not available: {exc}"
 
 
 def collect(ctx: Ctx) -> dict:
@@ -81,6 +94,7 @@ def collect(ctx: Ctx) -> dict:
         "version": SCHEMA_VERSION,
         "workspace": ctx.ws.root,
         "tmux_socket": ctx.cfg.socket,
+        "sandbox": sandbox_line(ctx.cfg.sandbox),
         "tasks": out_tasks,
         "orphans": [o.__dict__ for o in p.orphans],
         "invalid_tasks": [{"file": i.file, "error": i.error} for i in invalid],
@@ -105,4 +119,5 @@ def _unregistered_view(pane: Pane) -> dict:
         "branch": None,
         "agent_session": "",
         "note": "",
+        "sandbox": "unknown (not started by this registry)",
     }

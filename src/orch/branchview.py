@@ -1,0 +1,76 @@
+"""A coder's view of its task branch (``.orch/sandbox/<task>``), carried across to the repository and back.
+
+Inside a coder's sandbox, the folder of orch's branches is the view's ``heads`` folder, which holds only the task's
+own branch; ``synced`` is the commit both sides had at the last carry, ``branch`` the branch's name. The coder's
+host carries each commit at once (it watches the folder); a pass carries whatever is left. Standard library and
+orch.git only: the host imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from orch import git
+
+HEX = frozenset("0123456789abcdef")
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            text = fh.read(200).strip()
+    except OSError:
+        return ""
+    return text if len(text) in (40, 64) and set(text) <= HEX else ""
+
+
+def _write(path: str, sha: str) -> None:
+    from orch.files import atomic_write
+
+    atomic_write(path, (sha + "\n").encode(), mode=0o644)
+
+
+def carry(root: str, view: str) -> tuple[str, str]:
+    """Carry a task's branch across between its coder's view and the repository: (what moved, what went wrong).
+    The coder's commit wins over a move outside made since the last sync (both are said). Under the view's lock:
+    the pass and the coder's host (which carries each commit at once) may both be at it."""
+    import fcntl
+
+    try:
+        with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
+            branch = fh.read().strip()
+        lock = os.open(os.path.join(view, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return "", ""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _carry(root, view, branch)
+    finally:
+        os.close(lock)
+
+
+def _carry(root: str, view: str, branch: str) -> tuple[str, str]:
+    leaf = os.path.join(view, "heads", branch.rsplit("/", 1)[-1])
+    synced_file = os.path.join(view, "synced")
+    inner, synced = _read(leaf), _read(synced_file)
+    real = git.rev(root, f"refs/heads/{branch}") or ""
+    if inner and inner != synced and inner != real:  # the coder committed (or moved its branch)
+        if not git.rev(root, inner):
+            return "", f"the coder's branch points at {inner[:12]}, which is not a commit: not taken"
+        try:
+            git.run(root, "update-ref", "-m", "orch: the coder's commits, from its sandbox", f"refs/heads/{branch}",
+                    inner, real or "0" * len(inner))
+        except git.GitError as exc:
+            return "", f"could not move {branch} to the coder's {inner[:12]}: {exc}"
+        _write(synced_file, inner)
+        if real and real != synced:
+            return f"{branch} -> {inner[:12]}", (f"{branch} had moved to {real[:12]} outside the sandbox; the "
+                                                 f"coder's {inner[:12]} replaces it")
+        return f"{branch} -> {inner[:12]}", ""
+    if real and real != inner:  # moved outside (by you, or orch), or a new view
+        _write(leaf, real)
+        _write(synced_file, real)
+        return f"view of {branch} -> {real[:12]}", ""
+    if inner and inner != synced:
+        _write(synced_file, inner)
+    return "", ""

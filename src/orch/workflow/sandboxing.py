@@ -1,0 +1,110 @@
+"""Each worker's sandbox (orch/sandbox.py runs bubblewrap) as the workflow sets it up: what the worker sees and may
+write, its spool (orch/workerhost.py hands what it says on to the inbox), and the task branch it commits to.
+
+A coder commits on its task's branch, and on nothing else: inside its sandbox the folder of orch's branches
+(``.git/refs/heads/orch``) is a folder of the task's own (``.orch/sandbox/<task>/heads``) holding only its branch,
+so it cannot move the base, your branches or another task's. orch carries the branch across at every pass
+(``sync``): a commit of the coder's moves the real branch; a move of yours (or orch's) reaches the coder's view.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from orch import branchview, files, sandbox
+from orch.agents.base import Agent, LaunchRequest
+from orch.workflow.context import Ctx
+
+
+def decide(ctx: Ctx) -> tuple[str | None, str]:
+    """(bwrap's path or None, what the workers get) for this workspace (see ``sandbox.decide``)."""
+    bwrap, how = sandbox.decide(ctx.cfg.sandbox)
+    if bwrap and "/" not in ctx.cfg.branch_prefix:
+        why = (f"branch_prefix = {ctx.cfg.branch_prefix!r} has no folder: a coder's sandbox gives it a folder of "
+               "branches of its own; use a prefix like \"orch/\"")
+        if ctx.cfg.sandbox == "required":
+            from orch.errors import OrchError
+
+            raise OrchError(f"sandbox = \"required\" but {why}: no worker was started")
+        return None, f"off ({why})"
+    return bwrap, how
+
+
+def spool_of(ctx: Ctx, worker_id: str) -> str:
+    """A worker's own spool: the one folder of orch's it may write."""
+    return ctx.ws.path("spool", worker_id.replace(":", "~"))
+
+
+def view_of(ctx: Ctx, slug: str) -> str:
+    """The task's own git refs as its workers see them: ``heads/<leaf>``, ``logs/``, and ``synced`` (the commit
+    both sides had at the last sync)."""
+    return ctx.ws.path("sandbox", slug)
+
+
+def confine(ctx: Ctx, req: LaunchRequest, agent: Agent, argv: list[str], bwrap: str, branch: str) -> list[str]:
+    """The worker's command inside its sandbox, under its host."""
+    home = req.home
+    state = ctx.ws.state
+    tasks = ctx.cfg.tasks_path
+    slug = os.path.basename(req.worktree)
+    common = req.git_dirs[0]
+    folder = os.path.dirname(os.path.join("refs", "heads", branch))
+    view = _prepare(ctx, slug, branch)
+    coder = req.role == "coder"
+    write = [req.spool, *agent.sandbox_write(req), *(_expand(p, home) for p in req.profile.sandbox_write)]
+    if coder:  # its worktree, and what git needs to commit on its branch
+        write += [req.worktree, *req.git_dirs[1:], os.path.join(common, "objects")]
+    os.makedirs(os.path.join(common, "logs", folder), mode=0o755, exist_ok=True)
+    hide = [state, *([] if tasks.startswith(state + os.sep) else [tasks]), sandbox.tmux_sockets(),
+            *(_expand(p, home) for p in req.profile.sandbox_hide)]
+    plan = sandbox.Plan(
+        chdir=req.worktree,
+        write=tuple(write),
+        show=(os.path.dirname(req.orch_bin), os.path.join(state, "agents"), os.path.join(state, "prompts")),
+        hide=tuple(p for p in hide if os.path.isdir(p)),
+        keep=(ctx.ws.root, home, sys.prefix, os.path.realpath(sys.prefix)),
+        binds=((os.path.join(view, "heads"), os.path.join(common, folder), coder),
+               (os.path.join(view, "logs"), os.path.join(common, "logs", folder), coder)),
+    )
+    host = [sys.executable, "-m", "orch.workerhost", ctx.ws.root, req.worker_id, req.spool,
+            *(["--view", view, "--refs", os.path.join(common, folder)] if coder else []), "--"]
+    return [*host, *sandbox.wrap(plan, argv, bwrap)]
+
+
+def _expand(path: str, home: str) -> str:
+    return os.path.join(home, path[2:]) if path.startswith("~/") else os.path.abspath(path)
+
+
+def _prepare(ctx: Ctx, slug: str, branch: str) -> str:
+    """The task's view of its branch, made (or brought up to date) before a worker of it starts."""
+    view = view_of(ctx, slug)
+    for sub in ("heads", "logs"):
+        os.makedirs(os.path.join(view, sub), mode=0o700, exist_ok=True)
+    files.atomic_write(os.path.join(view, "branch"), (branch + "\n").encode(), mode=0o600)
+    sync_one(ctx, slug)
+    return view
+
+
+def sync_one(ctx: Ctx, slug: str) -> str:
+    """Carry the task's branch across (``carry``), with what happened in the log; "" when nothing moved."""
+    moved, problem = branchview.carry(ctx.ws.root, view_of(ctx, slug))
+    if problem:
+        ctx.event("sandbox", problem, task=slug)
+    return moved
+
+
+def sync(ctx: Ctx) -> list[str]:
+    """Every task's branch carried across (see ``sync_one``); returns what moved."""
+    try:
+        slugs = sorted(os.listdir(ctx.ws.path("sandbox")))
+    except FileNotFoundError:
+        return []
+    return [f"{slug}: {moved}" for slug in slugs if (moved := sync_one(ctx, slug))]
+
+
+def forget(ctx: Ctx, slug: str) -> None:
+    """A closed task's view goes (after a last sync)."""
+    sync_one(ctx, slug)
+    shutil.rmtree(view_of(ctx, slug), ignore_errors=True)
