@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from orch import inbox as spool
 from orch import sandbox
 from orch.store import Store
+from orch.workspace import Workspace as OrchWorkspace
 from tests.kit.harness import Workspace, one_line_error, wait_for
 
 HOSTILE = Path(__file__).parent / "kit" / "hostile_agent.py"
@@ -127,3 +129,23 @@ def test_a_move_of_the_branch_outside_reaches_the_coders_view(ws: Workspace) -> 
     assert view.read_text().strip() == git(ws, "rev-parse", "refs/heads/orch/moved")
     ws.orch("send", "moved", "go on")
     wait_for(lambda: "seen:yours" in ws.orch("capture", "moved", "-n", "100").out, 30, "the coder to see your commit")
+
+
+def test_a_worker_cannot_move_its_tasks_worktree_and_a_record_cannot_name_a_path(ws: Workspace) -> None:
+    """`orch - "worktree <path>"` from a worker is only noted (validation and close would act on that path); a
+    spool record whose task is a path is refused, and nothing is written outside the task folder."""
+    ws.task("victim", "```scripted\ncoder:\n  wait\n```\n")
+    ws.task("mover", "```scripted\ncoder:\n  report \"worktree ../victim\"\n  wait\n```\n")
+    ws.run_until("victim", ("coding",))
+    ws.run_until("mover", ("coding",))
+    wait_for(lambda: ws.scan() and any("worktree ../victim" in x for x in ws.statuses("mover")), 30, "the note")
+    line = next(x for x in ws.statuses("mover") if "worktree ../victim" in x)
+    assert "not taken" in line
+    assert ws.task_status("mover")["worktree"] == str(ws.root / ".worktree" / "mover")
+
+    outside = ws.root.parent / "x"
+    spool.write(OrchWorkspace(str(ws.root)), {"kind": "message", "task": "../../x/notes", "text": "done: pwn",
+                                             "token": "", "worker": "", "role": ""})
+    ws.scan()
+    assert not outside.exists() and not list(ws.root.parent.glob("**/notes.md"))
+    assert "not a task name" in ws.orch("log", "-n", "50").out

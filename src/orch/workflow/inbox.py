@@ -15,6 +15,7 @@ from orch.agents.base import Agent
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
+from orch.slug import is_valid
 from orch.store import Message, TaskRow, Worker
 from orch.workflow import tasks as T
 from orch.workflow import workers
@@ -40,6 +41,9 @@ def _identify(ctx: Ctx, record: dict) -> None:
         sender = ctx.store.worker_by_token(record["token_hash"]) if token else None
     record["worker"] = sender.id if sender is not None else ""
     record["role"] = sender.role if sender is not None else ""
+    task = str(record.get("task") or "")
+    if task and not is_valid(task):  # never a path: refused, kept for the log
+        record.update(task="", status="refused", note=f"not a task name: {task[:100]!r}")
 
 
 def import_spool(ctx: Ctx) -> int:
@@ -193,6 +197,9 @@ def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, s
 def apply_message(ctx: Ctx, task: TaskRow, msg: Message, sender: Worker | None) -> None:
     """A message's meaning for the task in the state it is in (``messages.interpret``): a move, or a note."""
     effect = interpret(msg.text, task.state, from_worker=sender is not None)
+    if sender is not None and effect.meta.get("worktree"):  # where a task's worktree is, orch decides (it made it),
+        effect.meta = {k: v for k, v in effect.meta.items() if k != "worktree"}  # never a worker: only noted
+        effect.status += " (not taken: a worker does not move its task's worktree)"
     who = sender.role if sender is not None else "user"
     status = f"{who}: {shown(ctx, msg, effect.status)}"
     if effect.move is None:
