@@ -64,13 +64,26 @@ def confine(ctx: Ctx, req: LaunchRequest, agent: Agent, argv: list[str], bwrap: 
         write=tuple(write),
         show=(os.path.dirname(req.orch_bin), os.path.join(state, "agents"), os.path.join(state, "prompts")),
         hide=tuple(p for p in hide if os.path.isdir(p)),
-        keep=(ctx.ws.root, home, sys.prefix, os.path.realpath(sys.prefix)),
+        keep=_programs(ctx.ws.root, home, req.env.get("PATH") or os.environ.get("PATH", "")),
         binds=((os.path.join(view, "heads"), os.path.join(common, folder), coder),
                (os.path.join(view, "logs"), os.path.join(common, "logs", folder), coder)),
     )
     host = [sys.executable, "-m", "orch.workerhost", ctx.ws.root, req.worker_id, req.spool,
             *(["--view", view, "--refs", os.path.join(common, folder)] if coder else []), "--"]
     return [*host, *sandbox.wrap(plan, argv, bwrap)]
+
+
+def _programs(root: str, home: str, path: str) -> tuple[str, ...]:
+    """What a worker must still see when it lies under the private /tmp: the repository, HOME, orch itself, this
+    Python, and the programs on its PATH (each PATH folder's parent: a virtualenv, node_modules)."""
+    import orch
+
+    found = [root, home, sys.prefix, os.path.realpath(sys.prefix),
+             os.path.dirname(os.path.dirname(os.path.realpath(orch.__file__)))]
+    for folder in path.split(os.pathsep):
+        if folder and os.path.isabs(folder):
+            found += [folder, os.path.dirname(folder), os.path.dirname(os.path.realpath(folder))]
+    return tuple(dict.fromkeys(found))
 
 
 def _expand(path: str, home: str) -> str:
