@@ -64,7 +64,7 @@ def confine(ctx: Ctx, req: LaunchRequest, agent: Agent, argv: list[str], bwrap: 
         write=tuple(write),
         show=(os.path.dirname(req.orch_bin), os.path.join(state, "agents"), os.path.join(state, "prompts")),
         hide=tuple(p for p in hide if os.path.isdir(p)),
-        keep=_programs(ctx.ws.root, home, req.env.get("PATH") or os.environ.get("PATH", "")),
+        keep=_programs(ctx.ws.root, home, req.env.get("PATH") or os.environ.get("PATH", ""), argv),
         binds=((os.path.join(view, "heads"), os.path.join(common, folder), coder),
                (os.path.join(view, "logs"), os.path.join(common, "logs", folder), coder)),
     )
@@ -73,14 +73,20 @@ def confine(ctx: Ctx, req: LaunchRequest, agent: Agent, argv: list[str], bwrap: 
     return [*host, *sandbox.wrap(plan, argv, bwrap)]
 
 
-def _programs(root: str, home: str, path: str) -> tuple[str, ...]:
+def _programs(root: str, home: str, path: str, argv: list[str]) -> tuple[str, ...]:
     """What a worker must still see when it lies under the private /tmp: the repository, HOME, orch itself, this
-    Python, and the programs on its PATH (each PATH folder's parent: a virtualenv, node_modules)."""
+    Python, the agent's program (and the files its command names) and the programs on its PATH (with each one's
+    parent folder: a virtualenv, node_modules)."""
+    import shutil
+
     import orch
 
     found = [root, home, sys.prefix, os.path.realpath(sys.prefix),
              os.path.dirname(os.path.dirname(os.path.realpath(orch.__file__)))]
-    for folder in path.split(os.pathsep):
+    where = shutil.which(argv[0], path=path) or argv[0]
+    folders = [os.path.dirname(p) for p in (where, *argv[1:]) if os.path.isabs(p) and os.path.exists(p)]
+    folders += [os.path.dirname(os.path.realpath(p)) for p in folders]
+    for folder in [*folders, *path.split(os.pathsep)]:
         if folder and os.path.isabs(folder):
             found += [folder, os.path.dirname(folder), os.path.dirname(os.path.realpath(folder))]
     return tuple(dict.fromkeys(found))

@@ -361,12 +361,21 @@ def _bring_back(ctx: Ctx, slug: str, why: str, report: ScanReport) -> None:
         T.move(ctx, slug, S.LOST, TaskEvent.WORKERS_LOST, PASS, status=f"could not recover: {exc}", problem=str(exc))
 
 
-def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:
-    """Move every task in the review loop on by one step (validation, review, fix round, dossier)."""
+def advance_pipeline(ctx: Ctx, report: ScanReport, rounds: int = 3) -> None:
+    """Move every task in the review loop on by one step (validation, review, fix round, dossier); again when
+    messages arrived meanwhile (a verdict given while its reviewer was being started is acted on in this pass, not
+    left for a pass that may be far away)."""
+    for _ in range(rounds):
+        if not _advance_once(ctx, report):
+            return
+
+
+def _advance_once(ctx: Ctx, report: ScanReport) -> int:
+    """One step of the review loop; returns how many messages were applied after it."""
     tasks, _ = T.load(ctx)
     busy = [t for t in tasks.values() if t.state in (S.VALIDATING, S.REVIEWING)]
     if not busy:
-        return
+        return 0
     panes = ctx.panes()
     for task in busy:
         try:
@@ -377,4 +386,6 @@ def advance_pipeline(ctx: Ctx, report: ScanReport) -> None:
             continue
         if did:
             report.pipeline.append(did)
-    report.applied += inbox.drain(ctx)
+    applied = inbox.drain(ctx)
+    report.applied += applied
+    return applied
