@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from orch import git
+from orch.files import atomic_write
 
 HEX = frozenset("0123456789abcdef")
 
@@ -25,8 +26,6 @@ def _read(path: str) -> str:
 
 
 def _write(path: str, sha: str) -> None:
-    from orch.files import atomic_write
-
     atomic_write(path, (sha + "\n").encode(), mode=0o644)
 
 

@@ -63,30 +63,29 @@ def message(args: list[str], explicit: str | None = None) -> int:
     if not body:
         return _fail("the message is empty: " + USAGE, 2)
     env_task = os.environ.get("ORCH_TASK") or None
-    spool = os.environ.get("ORCH_SPOOL")
-    if spool:  # a sandboxed worker: its own spool is its one way to orch, and says who it is
-        if named and env_task and named != env_task:
-            note = f"worker of task {env_task} may not speak for task {named}"
-            try:  # kept for the log; the refusal stands even if it cannot be
-                inbox.spool_write(spool, {**worker_record("message", named, body, ""), "status": "refused",
-                                          "note": note})
-            except OSError:
-                pass
-            return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
-        return _spool(spool, worker_record("message", named or env_task or "", body, ""))
-    try:
-        ws = find(explicit=explicit)
-    except OrchError as exc:
-        return _fail(str(exc))
-    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
-    record = worker_record("message", named or env_task or "", body, token)
-    if token and env_task and named and named != env_task:
-        record.update(task=named, status="refused", note=f"worker of task {env_task} may not speak for task {named}")
+    spool = os.environ.get("ORCH_SPOOL")  # a sandboxed worker: its own spool is its one way to orch, and says who it is
+    token = "" if spool else os.environ.get("ORCH_WORKER_TOKEN") or ""
+    if spool:
+        ws = None
+    else:
         try:
-            inbox.write(ws, record)  # kept for the log; the refusal stands even if it cannot be
+            ws = find(explicit=explicit)
+        except OrchError as exc:
+            return _fail(str(exc))
+    record = worker_record("message", named or env_task or "", body, token)
+    if (spool or token) and env_task and named and named != env_task:
+        record.update(status="refused", note=f"worker of task {env_task} may not speak for task {named}")
+        try:  # kept for the log; the refusal stands even if it cannot be
+            if spool:
+                inbox.spool_write(spool, record)
+            elif ws is not None:
+                inbox.write(ws, record)
         except OSError:
             pass
         return _fail(f"refused: this worker belongs to task {env_task!r} and cannot speak for task {named!r}")
+    if spool:
+        return _spool(spool, record)
+    assert ws is not None
     if not record["task"]:
         return _fail("which task? start the message with `task-<slug>:` (inside a worker, $ORCH_TASK says it)", 2)
     return _submit(ws, record)
@@ -158,24 +157,22 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
         findings = parse_findings(text)
     except FindingError as exc:
         return _fail(f"{exc}; nothing was recorded", 2)
-    spool = os.environ.get("ORCH_SPOOL")
-    token = os.environ.get("ORCH_WORKER_TOKEN") or ""
+    said = decision + "\n" + "\n".join(format_finding(f, brackets=True) for f in findings)
+    spool = os.environ.get("ORCH_SPOOL")  # a sandboxed worker
+    token = "" if spool else os.environ.get("ORCH_WORKER_TOKEN") or ""
     env_task = os.environ.get("ORCH_TASK") or None
-    if spool:  # a sandboxed worker (orch checks its role when it applies the verdict)
-        if task and env_task and task != env_task:
-            return _fail(f"refused: this reviewer belongs to task {env_task!r}, not {task!r}")
-        body = "\n".join(format_finding(f, brackets=True) for f in findings)
-        return _spool(spool, worker_record("verdict", task or env_task or "", decision + "\n" + body, ""))
-    try:
-        ws = find(explicit=explicit)
-    except OrchError as exc:
-        return _fail(str(exc))
-    if token:
+    if spool or token:  # a worker (orch checks who it is again when it applies the verdict)
         if os.environ.get("ORCH_ROLE") != "reviewer":
             return _fail("only a task's reviewer gives verdicts (this is its " + os.environ.get("ORCH_ROLE", "?") + ")")
         if task and env_task and task != env_task:
             return _fail(f"refused: this reviewer belongs to task {env_task!r}, not {task!r}")
     task = task or env_task
+    if spool:
+        return _spool(spool, worker_record("verdict", task or "", said, ""))
+    try:
+        ws = find(explicit=explicit)
+    except OrchError as exc:
+        return _fail(str(exc))
     if not task:
         return _fail("which task? give --task SLUG (inside a reviewer, $ORCH_TASK says it)", 2)
     if not token:
@@ -185,8 +182,7 @@ def verdict(args: list[str], explicit: str | None = None) -> int:
             return _fail(str(exc))
         if problem:
             return _fail(problem)
-    body = "\n".join(format_finding(f, brackets=True) for f in findings)
-    return _submit(ws, worker_record("verdict", task, decision + "\n" + body, token))
+    return _submit(ws, worker_record("verdict", task, said, token))
 
 
 def _tasks_dir(ws: Workspace) -> str:
@@ -310,11 +306,13 @@ def hook(args: list[str], explicit: str | None = None) -> int:
         inbox.write(ws, worker_record("hook", task, event + "\n" + payload[:HOOK_STDIN_LIMIT], token))
         kick(ws)
     except BaseException as exc:  # noqa: BLE001 - never fail the agent's action
-        _hook_problem(ws, f"{type(exc).__name__}: {exc}")
+        hook_problem(ws, f"{type(exc).__name__}: {exc}")
     return 0
 
 
-def _hook_problem(ws: Workspace | None, text: str) -> None:
+def hook_problem(ws: Workspace | None, text: str) -> None:
+    """One time-stamped line in ``.orch/logs/hooks.log``: what went wrong where nothing may fail (a hook, a worker's
+    host)."""
     try:
         folder = ws.logs if ws is not None else None
         if folder is None:

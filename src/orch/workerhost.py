@@ -19,6 +19,7 @@ import signal
 import sys
 
 from orch import inbox
+from orch.hot import hook_problem, kick
 from orch.workspace import Workspace
 
 
@@ -91,15 +92,7 @@ def _carry(root: str, view: str, worker: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the pass carries it then, and says why
         problem = f"{type(exc).__name__}: {exc}"
     if problem:
-        _note(Workspace(root), f"worker host {worker}: {problem}")
-
-
-def _note(ws: Workspace, text: str) -> None:
-    try:
-        with open(os.path.join(ws.logs, "hooks.log"), "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    except OSError:
-        pass
+        hook_problem(Workspace(root), f"worker host {worker}: {problem}")
 
 
 def _watch(folders: list[str]):
@@ -115,11 +108,9 @@ def _watch(folders: list[str]):
 def _hand_on(ws: Workspace, spool: str, worker: str) -> None:
     try:
         if inbox.forward(ws, spool, worker):
-            from orch.hot import kick
-
             kick(ws)
     except OSError as exc:
-        _note(ws, f"worker host {worker}: cannot hand on its messages: {exc}")
+        hook_problem(ws, f"worker host {worker}: cannot hand on its messages: {exc}")
 
 
 if __name__ == "__main__":

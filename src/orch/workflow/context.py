@@ -14,6 +14,7 @@ from orch import config as config_mod
 from orch.config import Config
 from orch.mux import Multiplexer, Pane
 from orch.store import Store
+from orch.terminal import neutralise
 from orch.workspace import Workspace
 
 
@@ -117,8 +118,6 @@ class Ctx:
     def event(self, kind: str, text: str = "", task: str = "", worker: str = "", **data: object) -> None:
         """Record an event in the log table and one line in ``.orch/logs/orch.log`` (a worker's words in it with their
         terminal control characters neutralised: `orch log` prints them to your terminal)."""
-        from orch.terminal import neutralise
-
         text = neutralise(text)
         self.store.event(kind, text, task=task, worker=worker, **data)
         who = " ".join(x for x in (f"task={task}" if task else "", f"worker={worker}" if worker else "") if x)

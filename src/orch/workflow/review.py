@@ -54,7 +54,7 @@ def live_pane(panes: list[Pane], slug: str, role: str) -> Pane | None:
 
 def advance(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
     """Move a task in the review loop one step; returns what was done (for the scan report) or None."""
-    if task.state in (S.VALIDATING, S.REVIEWING, S.READY):
+    if task.state in (S.VALIDATING, S.REVIEWING):  # (its host carries each commit at once; this is the backstop)
         sandboxing.sync_one(ctx, task.slug)  # the coder's last commits, from its sandbox, before the branch is read
     if task.state == S.VALIDATING:
         return coder_finished(ctx, task, panes)

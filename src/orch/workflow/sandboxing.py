@@ -15,6 +15,7 @@ import sys
 
 from orch import branchview, files, sandbox
 from orch.agents.base import Agent, LaunchRequest
+from orch.errors import OrchError
 from orch.workflow.context import Ctx
 
 
@@ -25,8 +26,6 @@ def decide(ctx: Ctx) -> tuple[str | None, str]:
         why = (f"branch_prefix = {ctx.cfg.branch_prefix!r} has no folder: a coder's sandbox gives it a folder of "
                "branches of its own; use a prefix like \"orch/\"")
         if ctx.cfg.sandbox == "required":
-            from orch.errors import OrchError
-
             raise OrchError(f"sandbox = \"required\" but {why}: no worker was started")
         return None, f"off ({why})"
     return bwrap, how

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from orch import sandbox
+from orch.errors import OrchError
 from orch.mux import Pane, exit_code
 from orch.store import Worker
 from orch.workflow import scan as S
@@ -44,9 +46,6 @@ def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
 def sandbox_line(mode: str) -> str:
     """What the next worker gets: "on (bubblewrap)", or "off (why)"; with "required" and no bubblewrap, that no
     worker starts."""
-    from orch import sandbox
-    from orch.errors import OrchError
-
     try:
         return sandbox.decide(mode)[1]
     except OrchError as exc:
