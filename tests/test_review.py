@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from orch.store import Store
-from tests.kit.harness import Workspace, one_line_error, wait_for
+from tests.kit.harness import Workspace, one_line_error, reviewed_task, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e]
 
@@ -209,20 +209,9 @@ reviewer round 2:
 
 
 def test_a_sandboxed_reviewer_cannot_write_and_its_verdict_counts(ws: Workspace) -> None:
-    ws.task("tidy", """A reviewer that tries to edit.
-
-```scripted
-coder:
-  write a.txt "1"
-  commit "a"
-  report "done: a"
-reviewer:
-  try write a.txt "reviewer was here"
-  try write .git-hook "x"
-  try run git commit --allow-empty -q -m "by the reviewer"
-  verdict approve
-```
-""")
+    ws.task("tidy", reviewed_task("A reviewer that tries to edit.", [
+        'try write a.txt "reviewer was here"', 'try write .git-hook "x"',
+        'try run git commit --allow-empty -q -m "by the reviewer"', "verdict approve"]))
     t = run_until(ws, "tidy", ("ready", "blocked"))
     assert t["state"] == "ready", statuses(ws, "tidy")
     worktree = ws.root / ".worktree" / "tidy"
@@ -235,18 +224,7 @@ reviewer:
 
 def test_reviewer_that_modifies_the_worktree_is_caught(ws: Workspace) -> None:
     ws.config('sandbox = "off"')  # without the sandbox: the worktree's tree hash, before and after the review
-    ws.task("sneaky", """A reviewer that edits.
-
-```scripted
-coder:
-  write a.txt "1"
-  commit "a"
-  report "done: a"
-reviewer:
-  write a.txt "reviewer was here"
-  verdict approve
-```
-""")
+    ws.task("sneaky", reviewed_task("A reviewer that edits.", ['write a.txt "reviewer was here"', "verdict approve"]))
     t = run_until(ws, "sneaky", ("ready", "blocked"))
     assert t["state"] == "blocked"
     (review,) = store(ws).reviews("sneaky")

@@ -5,10 +5,9 @@ finding forwarded as a fix round; what a worker says is shown and stored without
 from __future__ import annotations
 
 import json
-import subprocess
 
 from orch import terminal
-from tests.kit.harness import Workspace, wait_for
+from tests.kit.harness import Workspace, reviewed_task, wait_for
 
 # a bracketed paste's end and a carriage return (the rest would be typed, then submitted), ^C, an OSC 52 clipboard
 # write, a screen clear, a one-byte CSI
@@ -37,33 +36,22 @@ def test_a_sent_text_with_escapes_arrives_as_one_message(ws: Workspace) -> None:
     worker = ws.task_status("typed")["workers"][0]["id"]
     wait_for(lambda: len(received(ws, worker)) == 1, 30, "the prompt")
     ws.orch("send", "typed", "--", ESCAPES)
-    got = wait_for(lambda: len(received(ws, worker)) >= 2 and received(ws, worker), 30, "the sent text")
-    assert got[1:] == [terminal.neutralise(ESCAPES)]  # one message, nothing more after it
-    subprocess.run(["sleep", "1"])
-    assert len(received(ws, worker)) == 2
+    ws.orch("send", "typed", "--", "the end")  # whatever the first text became arrives before this one
+    got = wait_for(lambda: "the end" in received(ws, worker) and received(ws, worker), 30, "the sent texts")
+    assert got[1:] == [terminal.neutralise(ESCAPES), "the end"]  # one message each, nothing in between
     assert ws.task_status("typed")["state"] == "coding"  # no ^C reached it
 
 
 def test_a_finding_with_escapes_reaches_the_coder_as_one_fix_round(ws: Workspace) -> None:
     finding = r"blocker: [a.txt:1] bad\x1b[201~\x03 stop\x1b]0;title\x07 here"
-    ws.task("found", f"""A finding full of escapes.
-
-```scripted
-coder:
-  write a.txt "1"
-  commit "a"
-  report "done: a"
-reviewer:
-  verdict request-changes "{finding}"
-coder round 2:
-  say "got round 2"
-  wait
-```
-""")
+    ws.task("found", reviewed_task("A finding full of escapes.", [f'verdict request-changes "{finding}"'],
+                                   'coder round 2:\n  say "got round 2"\n  wait\n'))
     final = ws.run_until("found", ("fixing",), timeout=60)
     coder = [w for w in final["workers"] if w["role"] == "coder"][0]["id"]
-    got = wait_for(lambda: len(received(ws, coder)) >= 2 and received(ws, coder), 30, "the fix round")
-    assert len(got) == 2, got
+    wait_for(lambda: len(received(ws, coder)) >= 2, 30, "the fix round")
+    ws.orch("send", "found", "--", "the end")  # whatever the fix round became arrives before this one
+    got = wait_for(lambda: "the end" in received(ws, coder) and received(ws, coder), 30, "the sent text")
+    assert len(got) == 3 and got[2] == "the end", got
     assert "bad␛[201~␃ stop␛]0;title␇ here" in got[1] and terminal.is_clean(got[1])
     # the worker's words as orch shows and stores them: no control character either
     for line in ws.statuses("found"):

@@ -272,6 +272,14 @@ def scripted_task(*steps: str, intro: str = "A task for the scripted agent.") ->
     return f"{intro}\n\n```scripted\n{body}\n```\n"
 
 
+def reviewed_task(intro: str, reviewer: list[str], more: str = "") -> str:
+    """A task whose coder commits a.txt ("1") and reports done, and whose reviewer runs ``reviewer``'s steps;
+    ``more``: further sections of the script (``coder round 2:`` ...)."""
+    steps = "\n".join(f"  {step}" for step in reviewer)
+    return (f"{intro}\n\n```scripted\ncoder:\n  write a.txt \"1\"\n  commit \"a\"\n  report \"done: a\"\n"
+            f"reviewer:\n{steps}\n{more}```\n")
+
+
 # -- the reliability suite's totals ------------------------------------------------------------------------------
 # Tests marked `reliability` count what they did through the `tally` fixture; the totals are printed at the end of
 # the run (xdist workers write to one file named by the controller).
