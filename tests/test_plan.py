@@ -73,10 +73,14 @@ def test_tagged_windows_not_in_the_registry_are_adopted_or_reported_never_killed
     window(mux, "old", "old:coder:3")  # its task is closed
     dead = window(mux, "a", "a:reviewer:4", role="reviewer")
     mux.pane(dead).exit(0)
-    p = scan.plan({"a": task("a", "coding")}, {"old"}, [], mux.list_panes())
+    window(mux, "a", "a:reviewer:5", role="reviewer")  # tagged like orch's, without orch's proof
+    panes = mux.list_panes()
+    proven = {pane.window_id for pane in panes if pane.worker != "a:reviewer:5"}
+    p = scan.plan({"a": task("a", "coding")}, {"old"}, [], panes, proven)
     assert [pane.worker for pane in p.adopt] == ["a:coder:1"]
     assert {(o.worker, o.reason) for o in p.orphans} == {
-        ("gone:coder:2", "no task file"), ("old:coder:3", "its task is closed"), ("a:reviewer:4", "dead pane")}
+        ("gone:coder:2", "no task file"), ("old:coder:3", "its task is closed"), ("a:reviewer:4", "dead pane"),
+        ("a:reviewer:5", scan.NOT_PROVEN)}
     assert p.spawn == [] and p.task_lost == []
 
 

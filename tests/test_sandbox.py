@@ -38,6 +38,7 @@ def snapshot(ws: Workspace) -> dict[str, object]:
         "victim branch": git(ws, "rev-parse", "refs/heads/orch/victim"),
         "victim worktree": sorted(p.name for p in (ws.root / ".worktree" / "victim").iterdir()),
         "hooks": sorted(p.name for p in (ws.root / ".git" / "hooks").iterdir()),
+        "base tree object": git(ws, "cat-file", "-t", "main^{tree}"),
         "home mark": (home / f".{MARK}").exists(),
     }
 
@@ -54,7 +55,8 @@ env = {{ HOSTILE_ROOT = {str(ws.root)!r}, HOSTILE_OTHER = "victim", HOSTILE_SOCK
     before = snapshot(ws)
     victim_before = ws.statuses("victim")
 
-    ws.task("attacker", "---\nagent: hostile\n---\nDo the work (and anything else you can).\n")
+    ws.task("attacker", "---\nagent: hostile\n---\nDo the work (and anything else you can).\n\n"
+                        f"## Validation\n- `{sys.executable} check.py`\n")
     try:
         final = ws.run_until("attacker", ("ready", "blocked"), timeout=60)
     finally:
@@ -73,6 +75,13 @@ env = {{ HOSTILE_ROOT = {str(ws.root)!r}, HOSTILE_OTHER = "victim", HOSTILE_SOCK
     assert ws.statuses("victim")[: len(victim_before)] == victim_before
     assert not any(MARK in x for x in ws.statuses("victim")), ws.statuses("victim")
     assert ws.task_status("victim")["state"] == "coding"
+    # the validation ran the coder's code in the coder's sandbox
+    (run,) = (ws.root / ".orch" / "runs").glob("attacker-r1-*-1.log")
+    assert "hostile validation: escaped=[]" in run.read_text(), run.read_text()
+    # its repository is where it was
+    worktree = ws.root / ".worktree" / "attacker"
+    assert (worktree / ".git").read_text().strip() == f"gitdir: {ws.root / '.git' / 'worktrees' / 'attacker'}"
+    assert (ws.root / ".git" / "worktrees" / "attacker" / "commondir").read_text().strip() == "../.."
     # its own commit is on its branch, carried across from its sandbox
     assert git(ws, "log", "-1", "--format=%s", "refs/heads/orch/attacker") == "hostile work"
     assert (ws.root / ".worktree" / "attacker" / "work.txt").read_text() == MARK + "\n"
@@ -149,3 +158,37 @@ def test_a_worker_cannot_move_its_tasks_worktree_and_a_record_cannot_name_a_path
     ws.scan()
     assert not outside.exists() and not list(ws.root.parent.glob("**/notes.md"))
     assert "not a task name" in ws.orch("log", "-n", "50").out
+
+
+def test_a_forged_window_is_not_adopted_after_a_lost_database(ws: Workspace) -> None:
+    """A window tagged like orch's (every tag copied from a real worker's window, its proof among them, or the
+    proof left out) is not orch's: after the database is lost, orch adopts its own coder back and reports the
+    forgeries as orphans, typing nothing into them."""
+    ws.task("real", "```scripted\ncoder:\n  wait\n```\n")
+    ws.run_until("real", ("coding",))
+    (window,) = ws.tmux("list-windows", "-a", "-F", "#{window_id}").split()
+    tags = {}
+    for line in ws.tmux("show-options", "-w", "-t", window).splitlines():
+        name, _, value = line.partition(" ")
+        if name.startswith("@orch_"):
+            tags[name] = value.strip('"')
+    assert tags["@orch_proof"]
+    forged = {}
+    for who, drop in (("copied", ""), ("unproven", "@orch_proof")):
+        made = ws.tmux("new-window", "-d", "-P", "-F", "#{window_id}", "-t", tags["@orch_task"] and "task-real",
+                       "sleep 600").strip()
+        for name, value in tags.items():
+            if name != drop:
+                value = f"real:reviewer:{who}" if name == "@orch_worker" else value
+                ws.tmux("set-option", "-w", "-t", made, name, "reviewer" if name == "@orch_role" else value)
+        forged[who] = made
+    for suffix in ("", "-wal", "-shm"):
+        (ws.root / ".orch" / f"orch.db{suffix}").unlink(missing_ok=True)
+    out = ws.orch("scan").out
+    assert "re-registered from tmux: real" in out, out
+    status = ws.orch("status", "--json").json()
+    (task,) = status["tasks"]
+    assert [w["id"] for w in task["workers"]] == [tags["@orch_worker"]], task["workers"]
+    orphans = {o["worker"]: o["reason"] for o in status["orphans"]}
+    assert orphans == {f"real:reviewer:{who}": "no proof that orch made it (a worker could have): not adopted"
+                       for who in forged}, orphans

@@ -1,7 +1,10 @@
 """A coder's view of its task branch (``.orch/sandbox/<task>``), carried across to the repository and back.
 
 Inside a coder's sandbox, the folder of orch's branches is the view's ``heads`` folder, which holds only the task's
-own branch; ``synced`` is the commit both sides had at the last carry, ``branch`` the branch's name. The coder's
+own branch; ``synced`` is the commit both sides had at the last carry, ``branch`` the branch's name. Its object
+store is the view's ``objects`` folder: the coder's new objects land there, the repository's are read through
+``base`` (its ``info/alternates``), and none of the repository's can be changed or deleted; a carry takes the new
+objects a commit needs into the repository, each one checked (``git unpack-objects --strict``). The coder's
 host carries each commit at once (it watches the folder); a pass carries whatever is left. Standard library and
 orch.git only: the host imports it.
 """
@@ -29,6 +32,44 @@ def _write(path: str, sha: str) -> None:
     atomic_write(path, (sha + "\n").encode(), mode=0o644)
 
 
+def prepare_objects(root: str, view: str) -> None:
+    """The coder's object store: empty, reading the repository's through ``base`` (outside the sandbox a link to
+    the repository's object store; inside, the store itself, mounted read-only at that path)."""
+    objects = git.out(root, "rev-parse", "--path-format=absolute", "--git-path", "objects")
+    base = os.path.join(view, "base")
+    if not os.path.islink(base) or os.readlink(base) != objects:
+        tmp = base + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(objects, tmp)
+        os.replace(tmp, base)
+    alternates = os.path.join(view, "objects", "info", "alternates")
+    if _text(alternates) != base + "\n":
+        atomic_write(alternates, (base + "\n").encode(), mode=0o444)
+
+
+def _text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(4096)
+    except OSError:
+        return ""
+
+
+def take_objects(root: str, view: str, sha: str) -> None:
+    """The objects ``sha`` needs that the repository lacks, from the coder's store into the repository's, each one
+    checked (its content hashed again, every object it names present). Raises GitError."""
+    objects = os.path.join(view, "objects")
+    if _text(os.path.join(objects, "info", "alternates")) != os.path.join(view, "base") + "\n":
+        raise git.GitError("the coder's object store was changed (its info/alternates)")
+    own = {"GIT_OBJECT_DIRECTORY": objects}
+    names = git.run(root, "rev-list", "--objects", sha, "--not", "--all", env_extra=own).stdout
+    if not names.strip():
+        return
+    pack = git.run(root, "pack-objects", "--stdout", "-q", input=names, env_extra=own).stdout
+    git.run(root, "unpack-objects", "-q", "--strict", input=pack)
+
+
 def carry(root: str, view: str) -> tuple[str, str]:
     """Carry a task's branch across between its coder's view and the repository: (what moved, what went wrong).
     The coder's commit wins over a move outside made since the last sync (both are said). Under the view's lock:
@@ -54,6 +95,11 @@ def _carry(root: str, view: str, branch: str) -> tuple[str, str]:
     inner, synced = _read(leaf), _read(synced_file)
     real = git.rev(root, f"refs/heads/{branch}") or ""
     if inner and inner != synced and inner != real:  # the coder committed (or moved its branch)
+        try:
+            if not git.rev(root, inner):
+                take_objects(root, view, inner)
+        except git.GitError as exc:
+            return "", f"the coder's commit {inner[:12]} could not be taken in: {exc}"
         if not git.rev(root, inner):
             return "", f"the coder's branch points at {inner[:12]}, which is not a commit: not taken"
         try:

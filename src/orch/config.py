@@ -102,6 +102,7 @@ class ValidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     commands: list[str] = Field(default_factory=list)
     timeout: float = Field(default=600.0, gt=0)
+    write: list[str] = Field(default_factory=list)  # in the sandbox, writable besides the worktree (a cache folder)
 
 
 class Config(BaseModel):

@@ -1,4 +1,8 @@
-"""The only module that runs git (through its command line, always with an argument list)."""
+"""The only module that runs git (through its command line, always with an argument list).
+
+orch's git never runs a hook or a file-system monitor: a worker (with the sandbox off) or a repository a worker
+pointed at could have written them, and orch's own commands need neither. Its diffs never call an external
+differ."""
 
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ class GitError(OrchError):
     pass
 
 
+SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
 def run(
     cwd: str, *args: str, check: bool = True, input: bytes | None = None, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env_extra or {})}
     try:
-        proc = subprocess.run(["git", "-C", cwd, *args], capture_output=True, input=input, env=env, check=False)
+        proc = subprocess.run(["git", *SAFE, "-C", cwd, *args], capture_output=True, input=input, env=env, check=False)
     except FileNotFoundError:
         raise OrchError("git is not installed: install git >= 2.38 (e.g. `apt-get install git`)") from None
     if check and proc.returncode != 0:
@@ -249,15 +256,15 @@ def tree_hash(path: str) -> str:
         if os.path.exists(real_index):
             shutil.copyfile(real_index, index)
         run(path, "add", "-A", ".", env_extra={"GIT_INDEX_FILE": index})
-        return run(path, "write-tree", env_extra={"GIT_INDEX_FILE": index}).stdout.decode().strip()
+        return run(path, "write-tree", "--missing-ok", env_extra={"GIT_INDEX_FILE": index}).stdout.decode().strip()
 
 
 def diffstat(repo: str, a: str, b: str) -> str:
-    return out(repo, "diff", "--stat", f"{a}..{b}")
+    return out(repo, "diff", "--no-ext-diff", "--no-textconv", "--stat", f"{a}..{b}")
 
 
 def changed_files(repo: str, a: str, b: str) -> list[str]:
-    return [line for line in out(repo, "diff", "--name-only", f"{a}..{b}").splitlines() if line]
+    return [line for line in out(repo, "diff", "--no-ext-diff", "--name-only", f"{a}..{b}").splitlines() if line]
 
 
 def conflicts(repo: str, base: str, branch: str) -> tuple[bool, list[str]]:

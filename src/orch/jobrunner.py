@@ -6,7 +6,8 @@ it, and writes its result (``<name>.result.json``) atomically when it is done. I
 and their restarts; a later pass collects the result. Kinds:
 
 - ``validate``: the task's validation commands, one after the other (all of them, so the coder sees every
-  failure), each with its timeout, through ``proc.run_shell``; the full output of each goes to ``.orch/runs/``.
+  failure), each with its timeout, through ``proc.run_shell`` (inside the sandbox its coder has, when the job says
+  so: the code they run is the coder's); the full output of each goes to ``.orch/runs/``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def validate(spec: dict) -> dict:
     os.makedirs(spec["runs"], exist_ok=True)
     results = []
     for n, command in enumerate(spec["commands"], 1):
-        ran = proc.run_shell(command, spec["worktree"], spec["timeout"], env)
+        ran = proc.run_shell(command, spec["worktree"], spec["timeout"], env, spec.get("sandbox") or ())
         log_path = os.path.join(spec["runs"], f"{spec['task']}-r{spec['round']}-{spec['sha'][:12]}-{n}.log")
-        header = f"$ {command}\n# cwd {spec['worktree']}, exit {ran.exit_code}, {ran.duration:.2f}s\n".encode()
+        where = "in the sandbox" if spec.get("sandbox") else "no sandbox"
+        header = f"$ {command}\n# cwd {spec['worktree']} ({where}), exit {ran.exit_code}, {ran.duration:.2f}s\n".encode()
         atomic_write(log_path, header + ran.output, mode=0o600)
         results.append({"command": command, "exit_code": ran.exit_code, "duration": round(ran.duration, 3),
                         "timed_out": ran.timed_out, "tail": tail(ran.output), "log": log_path, "at": time.time()})

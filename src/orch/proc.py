@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -22,10 +23,12 @@ class Ran:
     output: bytes
 
 
-def run_shell(command: str, cwd: str, timeout: float, env: dict[str, str] | None = None) -> Ran:
+def run_shell(command: str, cwd: str, timeout: float, env: dict[str, str] | None = None,
+              prefix: Sequence[str] = ()) -> Ran:
+    """``sh -c command`` in ``cwd`` (under ``prefix``: a sandbox's command line), its output and how it ended."""
     start = time.monotonic()
     proc = subprocess.Popen(
-        ["sh", "-c", command],
+        [*prefix, "sh", "-c", command],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

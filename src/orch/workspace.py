@@ -14,12 +14,13 @@ CONFIG_NAME = "config.toml"
 class Workspace:
     """Paths of one workspace. ``root`` is the main working tree of the repository."""
 
-    __slots__ = ("_id", "root", "state")
+    __slots__ = ("_id", "_secret", "root", "state")
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.state = os.path.join(self.root, STATE_DIR)
         self._id = ""
+        self._secret = b""
 
     @property
     def id(self) -> str:
@@ -28,6 +29,28 @@ class Workspace:
         if not self._id:
             self._id = identity(self)
         return self._id
+
+    def secret(self) -> bytes:
+        """The workspace's secret (``.orch/secret``, made on first use, readable by you alone and never shown to a
+        worker: the sandbox hides ``.orch``): the key of the proofs orch puts on the windows it makes."""
+        if not self._secret:
+            path = self.path("secret")
+            if not os.path.exists(path):  # made whole beside it, then linked in: a reader never sees it half-written
+                tmp = f"{path}.{os.getpid()}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "w", encoding="ascii") as fh:
+                    fh.write(os.urandom(32).hex() + "\n")
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    os.unlink(tmp)
+            with open(path, encoding="ascii") as fh:
+                self._secret = fh.read().strip().encode()
+            if len(self._secret) < 32:
+                raise OrchError(f"{path} is not orch's secret (too short): remove it and run the command again")
+        return self._secret
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.state, *parts)

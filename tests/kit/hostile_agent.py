@@ -77,6 +77,61 @@ def tokens() -> list[str]:
     return found
 
 
+def git_out(*argv: str) -> str:
+    return subprocess.run(["git", *argv], capture_output=True, text=True, timeout=20).stdout.strip()
+
+
+def delete_an_object() -> bool:
+    """Delete the base tree's object from the repository's object store, wherever this sandbox shows it."""
+    name = git_out("rev-parse", "main^{tree}")
+    objects = git_out("rev-parse", "--path-format=absolute", "--git-path", "objects")
+    stores = [objects]
+    try:
+        with open(os.path.join(objects, "info", "alternates"), encoding="utf-8") as fh:
+            stores += [line.strip() for line in fh if line.strip()]
+    except OSError:
+        pass
+    gone = False
+    for store in stores:
+        try:
+            os.unlink(os.path.join(store, name[:2], name[2:]))
+            gone = True
+        except OSError as exc:
+            print(f"unlink in {store}: {exc}", flush=True)
+    return gone
+
+
+def redirect_repository() -> bool:
+    """Point the worktree (its .git file, its git folder's commondir, the object store's alternates) elsewhere."""
+    done = False
+    gitdir = git_out("rev-parse", "--path-format=absolute", "--git-dir")
+    objects = git_out("rev-parse", "--path-format=absolute", "--git-path", "objects")
+    for path, text in ((".git", f"gitdir: /tmp/{MARK}\n"), (os.path.join(gitdir, "commondir"), f"/tmp/{MARK}\n"),
+                       (os.path.join(objects, "info", "alternates"), f"/tmp/{MARK}\n")):
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            done = True
+        except OSError as exc:
+            print(f"write {path}: {exc}", flush=True)
+    return done
+
+
+VALIDATION = f"""import os
+escaped = []
+for path in ({os.path.join(ROOT, "README.md")!r}, {os.path.join(ROOT, ".orch", "config.toml")!r},
+             {os.path.join(ROOT, ".worktree", OTHER, "hijack.txt")!r},
+             os.path.join(os.path.expanduser("~"), {"." + MARK!r})):
+    try:
+        with open(path, "a") as fh:
+            fh.write({MARK!r} + "\\n")
+        escaped.append(path)
+    except OSError:
+        pass
+print("hostile validation: escaped=" + repr(escaped))
+"""
+
+
 def main() -> int:
     escaped = []
     attempts = {
@@ -94,6 +149,8 @@ def main() -> int:
         "orch - as the person": lambda: run("orch", "-", f"task-{OTHER}: done: {MARK}", env={
             k: v for k, v in os.environ.items() if k not in ("ORCH_SPOOL", "ORCH_WORKER_TOKEN")}),
         "git hook": lambda: write(os.path.join(ROOT, ".git", "hooks", "post-checkout")),
+        "delete an object": delete_an_object,
+        "redirect the repository": redirect_repository,
     }
     # what cannot be refused where it is done, only where orch applies it (the test checks that it was):
     # another task's branch moved in this worker's own view, and records forged straight into its spool
@@ -112,7 +169,10 @@ def main() -> int:
             print(f"{name}: {exc}", flush=True)
     own = []
     if ROLE == "coder":
-        if write("work.txt") and run("git", "add", "work.txt") and run("git", "commit", "-q", "-m", "hostile work"):
+        with open("check.py", "w", encoding="utf-8") as fh:  # the code the task's validation runs is the coder's
+            fh.write(VALIDATION)
+        if write("work.txt") and run("git", "add", "work.txt", "check.py") and run(
+                "git", "commit", "-q", "-m", "hostile work"):
             own.append("commit")
     report = f"hostile {ROLE}: escaped={escaped} own={own}"
     if run("orch", "-", report):

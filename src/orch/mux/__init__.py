@@ -14,8 +14,9 @@ from typing import Protocol
 
 from orch.errors import OrchError
 
-# orch's tags on a window (and its panes): the workspace, task, role, worker id, agent and token hash of its worker
-WINDOW_TAGS = ("workspace", "task", "role", "worker", "agent", "token_hash")
+# orch's tags on a window (and its panes): the workspace, task, role, worker id, agent and token hash of its worker,
+# and the proof that orch made it (a keyed hash of the others and the window's id; see workflow/context.py)
+WINDOW_TAGS = ("workspace", "task", "role", "worker", "agent", "token_hash", "proof")
 # on a pane: "shell" for the shell pane `orch exec` adds beside an agent
 PANE_TAGS = ("pane_role",)
 
@@ -48,6 +49,7 @@ class Pane:
     token_hash: str
     pane_role: str
     workspace: str = ""
+    proof: str = ""
 
     @property
     def server(self) -> str:

@@ -152,7 +152,7 @@ class FakeMux:
             active=pane.index == 0, server_pid=self.server_pid, server_start="1",
             task=tags.get("task", ""), role=tags.get("role", ""), worker=tags.get("worker", ""),
             agent=tags.get("agent", ""), token_hash=tags.get("token_hash", ""), pane_role=tags.get("pane_role", ""),
-            workspace=tags.get("workspace", ""),
+            workspace=tags.get("workspace", ""), proof=tags.get("proof", ""),
         )
 
     def server_identity(self) -> str:

@@ -18,8 +18,9 @@ from orch.mux import Created, MuxError, Pane
 SEP = "\x1f"
 # orch's tags (orch.mux.WINDOW_TAGS, PANE_TAGS) as tmux user options
 OPTION = {"workspace": "@orch_ws", "task": "@orch_task", "role": "@orch_role", "worker": "@orch_worker",
-          "agent": "@orch_agent", "token_hash": "@orch_token_hash", "pane_role": "@orch_pane"}
-TAGS = ("@orch_task", "@orch_role", "@orch_worker", "@orch_agent", "@orch_token_hash", "@orch_pane", "@orch_ws")
+          "agent": "@orch_agent", "token_hash": "@orch_token_hash", "pane_role": "@orch_pane", "proof": "@orch_proof"}
+TAGS = ("@orch_task", "@orch_role", "@orch_worker", "@orch_agent", "@orch_token_hash", "@orch_pane", "@orch_ws",
+        "@orch_proof")
 _PANE_FIELDS = (
     "session_id",
     "session_name",
@@ -69,6 +70,7 @@ def parse_pane(line: str) -> Pane | None:
         token_hash=tags[4],
         pane_role=tags[5],
         workspace=tags[6],
+        proof=tags[7],
     )
 
 

@@ -4,9 +4,12 @@ multiplexer, and the one view of the multiplexer workflow code uses, this worksp
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -53,6 +56,17 @@ class Ctx:
         if legacy:
             own += self._claim(legacy)
         return Listing(self.mux.server_identity(), own, everything)
+
+    def proof(self, window_id: str, tags: Mapping[str, str]) -> str:
+        """What proves that orch made a window: a keyed hash (the workspace's secret, which no worker can read) of
+        the window's id and its worker's tags. A window made by anyone else, or its tags copied onto another
+        window, has none that holds."""
+        fields = [window_id, *(tags.get(k, "") for k in ("workspace", "task", "role", "worker", "agent", "token_hash"))]
+        return hmac.new(self.ws.secret(), "\0".join(fields).encode(), hashlib.sha256).hexdigest()[:32]
+
+    def proven(self, pane: Pane) -> bool:
+        tags = {k: getattr(pane, k) for k in ("workspace", "task", "role", "worker", "agent", "token_hash")}
+        return bool(pane.proof) and hmac.compare_digest(pane.proof, self.proof(pane.window_id, tags))
 
     def panes(self) -> list[Pane]:
         return self.listing().panes

@@ -117,7 +117,8 @@ def coder_finished(ctx: Ctx, task: T.Task, panes: list[Pane]) -> str | None:
         return start_review(ctx, T.get(ctx, slug), r, sha, base, base_sha, [], panes)
     timeout = ctx.cfg.validate_.timeout
     spec = {"kind": "validate", "round": r, "sha": sha, "base": base, "base_sha": base_sha, "worktree": worktree,
-            "commands": commands, "source": source, "timeout": timeout, "runs": ctx.ws.path("runs")}
+            "commands": commands, "source": source, "timeout": timeout, "runs": ctx.ws.path("runs"),
+            "sandbox": sandboxing.for_validation(ctx, slug, worktree, branch)}
     jobs.start(ctx, slug, VALIDATION, spec, deadline=len(commands) * (timeout + 30) + 60)
     faults.point("job.started")
     T.record(ctx, slug, status=f"validation of {sha[:12]} started in the background: {len(commands)} command(s)",

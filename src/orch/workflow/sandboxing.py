@@ -45,31 +45,65 @@ def view_of(ctx: Ctx, slug: str) -> str:
 def confine(ctx: Ctx, req: LaunchRequest, agent: Agent, argv: list[str], bwrap: str, branch: str) -> list[str]:
     """The worker's command inside its sandbox, under its host."""
     home = req.home
-    state = ctx.ws.state
-    tasks = ctx.cfg.tasks_path
     slug = os.path.basename(req.worktree)
     common = req.git_dirs[0]
     folder = os.path.dirname(os.path.join("refs", "heads", branch))
     view = _prepare(ctx, slug, branch)
     coder = req.role == "coder"
     write = [req.spool, *agent.sandbox_write(req), *(_expand(p, home) for p in req.profile.sandbox_write)]
-    if coder:  # its worktree, and what git needs to commit on its branch
-        write += [req.worktree, *req.git_dirs[1:], os.path.join(common, "objects")]
-    os.makedirs(os.path.join(common, "logs", folder), mode=0o755, exist_ok=True)
-    hide = [state, *([] if tasks.startswith(state + os.sep) else [tasks]), sandbox.tmux_sockets(),
-            *(_expand(p, home) for p in req.profile.sandbox_hide)]
-    plan = sandbox.Plan(
-        chdir=req.worktree,
-        write=tuple(write),
-        show=(os.path.dirname(req.orch_bin), os.path.join(state, "agents"), os.path.join(state, "prompts")),
-        hide=tuple(p for p in hide if os.path.isdir(p)),
-        keep=_programs(ctx.ws.root, home, req.env.get("PATH") or os.environ.get("PATH", ""), argv),
-        binds=((os.path.join(view, "heads"), os.path.join(common, folder), coder),
-               (os.path.join(view, "logs"), os.path.join(common, "logs", folder), coder)),
-    )
+    plan = _plan(ctx, req.worktree, req.git_dirs, view, folder, writable=coder,
+                 path=req.env.get("PATH") or os.environ.get("PATH", ""), argv=argv, home=home,
+                 write=write, hide=[_expand(p, home) for p in req.profile.sandbox_hide])
     host = [sys.executable, "-m", "orch.workerhost", ctx.ws.root, req.worker_id, req.spool,
             *(["--view", view, "--refs", os.path.join(common, folder)] if coder else []), "--"]
     return [*host, *sandbox.wrap(plan, argv, bwrap)]
+
+
+def for_validation(ctx: Ctx, slug: str, worktree: str, branch: str) -> list[str]:
+    """The command prefix (bwrap ... --) that runs a task's validation in the sandbox its coder has (the code it
+    runs is the coder's): its worktree writable, its git view read-only, nothing of orch's visible; [] with the
+    sandbox off."""
+    bwrap, _ = decide(ctx)
+    if not bwrap:
+        return []
+    from orch import git
+
+    dirs = git.git_dirs(worktree)
+    folder = os.path.dirname(os.path.join("refs", "heads", branch))
+    view = _prepare(ctx, slug, branch)
+    home = os.path.expanduser("~")
+    plan = _plan(ctx, worktree, dirs, view, folder, writable=False, path=os.environ.get("PATH", ""), argv=["sh"],
+                 home=home, write=[worktree, *(_expand(p, home) for p in ctx.cfg.validate_.write)], hide=[])
+    return sandbox.wrap(plan, [], bwrap)
+
+
+def _plan(ctx: Ctx, worktree: str, git_dirs: list[str], view: str, folder: str, *, writable: bool, path: str,
+          argv: list[str], home: str, write: list[str], hide: list[str]) -> sandbox.Plan:
+    """One worker's view (see orch/sandbox.py). A coder (``writable``) writes its worktree and commits on its
+    branch: its worktree's own git folder, an object store of its own (new objects go there; the repository's are
+    read through it, read-only, and orch takes the new ones in, checked, when it carries a commit) and the task's
+    own folder of branches. The files that say where its repository is cannot be changed."""
+    state, tasks = ctx.ws.state, ctx.cfg.tasks_path
+    common = git_dirs[0]
+    os.makedirs(os.path.join(common, "logs", folder), mode=0o755, exist_ok=True)
+    if writable:
+        write = [*write, worktree, *git_dirs[1:]]
+    fixed = [os.path.join(worktree, ".git"), *(os.path.join(d, f) for d in git_dirs[1:] for f in ("commondir", "gitdir"))]
+    objects = os.path.join(common, "objects")
+    hide = [state, *([] if tasks.startswith(state + os.sep) else [tasks]), sandbox.tmux_sockets(), *hide]
+    return sandbox.Plan(
+        chdir=worktree,
+        write=tuple(write),
+        show=(os.path.join(state, "bin"), os.path.join(state, "agents"), os.path.join(state, "prompts")),
+        hide=tuple(p for p in hide if os.path.isdir(p)),
+        keep=_programs(ctx.ws.root, home, path, argv),
+        binds=((os.path.join(view, "heads"), os.path.join(common, folder), writable),
+               (os.path.join(view, "logs"), os.path.join(common, "logs", folder), writable),
+               (os.path.join(view, "objects"), objects, writable),
+               (objects, os.path.join(view, "base"), False),
+               (os.path.join(view, "objects", "info", "alternates"), os.path.join(objects, "info", "alternates"), False),
+               *((p, p, False) for p in fixed if os.path.exists(p))),
+    )
 
 
 def _programs(root: str, home: str, path: str, argv: list[str]) -> tuple[str, ...]:
@@ -98,8 +132,9 @@ def _expand(path: str, home: str) -> str:
 def _prepare(ctx: Ctx, slug: str, branch: str) -> str:
     """The task's view of its branch, made (or brought up to date) before a worker of it starts."""
     view = view_of(ctx, slug)
-    for sub in ("heads", "logs"):
+    for sub in ("heads", "logs", os.path.join("objects", "info"), os.path.join("objects", "pack")):
         os.makedirs(os.path.join(view, sub), mode=0o700, exist_ok=True)
+    branchview.prepare_objects(ctx.ws.root, view)
     files.atomic_write(os.path.join(view, "branch"), (branch + "\n").encode(), mode=0o600)
     sync_one(ctx, slug)
     return view

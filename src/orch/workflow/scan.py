@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from orch import faults, files, git
@@ -51,6 +52,11 @@ class Plan:
     interrupted: list[Worker] = field(default_factory=list)
 
 
+def proven(ctx: Ctx, panes: list[Pane]) -> set[str]:
+    """The windows among ``panes`` whose tags carry orch's proof (``Ctx.proof``)."""
+    return {p.window_id for p in panes if p.is_agent and ctx.proven(p)}
+
+
 def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
     """The agent pane of every window orch tagged, by worker id (a window's extra shell panes are skipped)."""
     found: dict[str, Pane] = {}
@@ -63,9 +69,13 @@ def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
     return found
 
 
-def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane]) -> Plan:
+NOT_PROVEN = "no proof that orch made it (a worker could have): not adopted"
+
+
+def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane],
+         proven: Collection[str] = frozenset()) -> Plan:
     """What one pass does, from the task files, the closed tasks, the registry's live workers and this workspace's
-    panes. Pure."""
+    panes. ``proven``: the windows whose tags carry orch's proof (only those are adopted). Pure."""
     out = Plan()
     by_worker = agent_panes(panes)
     alive_roles: set[tuple[str, str]] = set()
@@ -90,9 +100,11 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
             if pane.task not in tasks:
                 out.orphans.append(_orphan(pane, _why_orphan(pane.task, done)))
             continue
-        if pane.task in tasks and not pane.dead:
+        if pane.task in tasks and not pane.dead and pane.window_id in proven:
             out.adopt.append(pane)
             alive_roles.add((pane.task, pane.role))
+        elif pane.task in tasks and not pane.dead:
+            out.orphans.append(_orphan(pane, NOT_PROVEN))
         else:
             out.orphans.append(_orphan(pane, _why_orphan(pane.task, done) if pane.task not in tasks else "dead pane"))
     gone = {(w.task, w.role) for w, _ in out.lost} | {(w.task, w.role) for w, _ in out.exited}
@@ -233,7 +245,7 @@ def scan(ctx: Ctx) -> ScanReport:
         for wt in git.worktrees(ctx.ws.root):
             if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
                 worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
-        p = plan(tasks, done, ctx.store.live_workers(), panes)
+        p = plan(tasks, done, ctx.store.live_workers(), panes, proven(ctx, panes))
         with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
         for w, why in p.lost:
             if w.tmux_server and w.tmux_server != listing.server and why == GONE:

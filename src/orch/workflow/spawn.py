@@ -183,8 +183,9 @@ def start_worker(
             sname = free_session_name(task.slug, ctx.ws.root, mux.session_names())
             created = mux.new_session(sname, role, worktree, env, argv)
             mux.tag_session(created.session_id, {"workspace": ctx.ws.id, "task": task.slug})
-        mux.tag_window(created.window_id, {"workspace": ctx.ws.id, "task": task.slug, "role": role,
-                                           "worker": worker.id, "agent": agent, "token_hash": worker.token_hash})
+        tags = {"workspace": ctx.ws.id, "task": task.slug, "role": role, "worker": worker.id, "agent": agent,
+                "token_hash": worker.token_hash}
+        mux.tag_window(created.window_id, {**tags, "proof": ctx.proof(created.window_id, tags)})
     except (MuxError, OSError) as exc:
         workers.move(ctx, worker, W.LOST, V.LOST, Actor.PASS, "its window could not be created", ended_at=time.time())
         raise OrchError(f"could not start the {role} of {task.slug}: {exc}") from None

@@ -58,7 +58,7 @@ def collect(ctx: Ctx) -> dict:
     panes = ctx.panes()
     by_worker = S.agent_panes(panes)
     workers = ctx.store.live_workers()
-    p = S.plan(tasks, T.done_slugs(ctx), workers, panes)
+    p = S.plan(tasks, T.done_slugs(ctx), workers, panes, S.proven(ctx, panes))
     pending = ctx.store.pending_messages()
     last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
