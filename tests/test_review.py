@@ -222,18 +222,32 @@ def test_a_sandboxed_reviewer_cannot_write_and_its_verdict_counts(ws: Workspace)
     assert review.status == "counted" and review.decision == "approve" and review.tree_before == review.tree_after
 
 
-def test_reviewer_that_modifies_the_worktree_is_caught(ws: Workspace) -> None:
-    ws.config('sandbox = "off"')  # without the sandbox: the worktree's tree hash, before and after the review
-    ws.task("sneaky", reviewed_task("A reviewer that edits.", ['write a.txt "reviewer was here"', "verdict approve"]))
+@pytest.mark.parametrize("what", ["tracked", "ignored", "hook"])
+def test_reviewer_that_modifies_the_worktree_is_caught(ws: Workspace, what: str) -> None:
+    """Without the sandbox, a reviewer's write is caught after the fact: a file of the worktree, a file git ignores
+    there, or a hook of the repository (which orch's own git then never runs)."""
+    ws.config('sandbox = "off"')
+    proof = ws.root / "hook-ran"
+    steps = {"tracked": ['write a.txt "reviewer was here"'],
+             "ignored": ['write .orch/notes.txt "ignored, but written"'],
+             "hook": [f'write ../../.git/hooks/post-checkout "#!/bin/sh\\ntouch {proof}\\n"',
+                      "run chmod +x ../../.git/hooks/post-checkout"]}[what]
+    ws.task("sneaky", reviewed_task("A reviewer that edits.", [*steps, "verdict approve"]))
     t = run_until(ws, "sneaky", ("ready", "blocked"))
     assert t["state"] == "blocked"
     (review,) = store(ws).reviews("sneaky")
     assert review.status == "invalidated" and review.decision == "approve"
     assert review.tree_before != review.tree_after
     lines = statuses(ws, "sneaky")
-    assert any("not counted: the worktree changed during the review" in x for x in lines)
+    assert any("not counted: the worktree (its files, ignored files, or the repository's config or hooks) changed "
+               "during the review" in x for x in lines), lines
     assert any("review discarded" in x for x in lines)
     assert not (ws.root / ".orch" / "dossiers" / "sneaky.md").exists()
+    if what == "hook":  # orch's next `git worktree add` does not run it
+        assert os.access(ws.root / ".git" / "hooks" / "post-checkout", os.X_OK)
+        ws.task("next", "```scripted\ncoder:\n  wait\n```\n")
+        ws.run_until("next", ("coding",))
+        assert (ws.root / ".worktree" / "next").is_dir() and not proof.exists()
 
 
 def test_max_rounds_blocks_with_open_blockers_and_retry_goes_on_to_ready(ws: Workspace) -> None:

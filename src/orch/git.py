@@ -259,6 +259,38 @@ def tree_hash(path: str) -> str:
         return run(path, "write-tree", "--missing-ok", env_extra={"GIT_INDEX_FILE": index}).stdout.decode().strip()
 
 
+def fingerprint(path: str) -> str:
+    """What a read-only worker must leave as it found it: the working tree (``tree_hash``), the files git ignores
+    there (each one's name, type, size and modification time) and what git would run or obey (the repository's
+    and the worktree's config, attributes, excludes and hooks, by content). Two equal fingerprints: nothing of it
+    changed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    ignored = run(path, "ls-files", "-z", "--others", "--ignored", "--exclude-standard").stdout
+    for name in sorted(n for n in ignored.split(b"\0") if n):
+        try:
+            st = os.lstat(os.path.join(path.encode(), name))
+            digest.update(b"%s\0%o %d %d\n" % (name, st.st_mode, st.st_size, st.st_mtime_ns))
+        except OSError:
+            digest.update(name + b"\0gone\n")
+    dirs = git_dirs(path)
+    hooks = os.path.join(dirs[0], "hooks")  # (a hooksPath elsewhere is in the config, which is watched)
+    watched = [os.path.join(d, f) for d in dirs
+               for f in ("config", "config.worktree", "commondir", "gitdir", "info/attributes", "info/exclude")]
+    try:
+        watched += sorted(os.path.join(hooks, f) for f in os.listdir(hooks))
+    except OSError:
+        pass
+    for file in watched:
+        try:
+            with open(file, "rb") as fh:
+                digest.update(file.encode() + b"\0" + hashlib.sha256(fh.read()).digest())
+        except OSError:
+            digest.update(file.encode() + b"\0none")
+    return f"{tree_hash(path)}:{digest.hexdigest()[:24]}"
+
+
 def diffstat(repo: str, a: str, b: str) -> str:
     return out(repo, "diff", "--no-ext-diff", "--no-textconv", "--stat", f"{a}..{b}")
 

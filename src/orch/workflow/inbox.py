@@ -323,10 +323,11 @@ def apply_verdict(ctx: Ctx, task: TaskRow, msg: Message, reviewer: str) -> None:
         return
     review = pending[-1]
     worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
-    tree_after = git.tree_hash(worktree) if os.path.isdir(worktree) else ""
+    tree_after = git.fingerprint(worktree) if os.path.isdir(worktree) else ""
     head = git.head(worktree) if os.path.isdir(worktree) else None
     if tree_after != review.tree_before:
-        status, note = "invalidated", "the worktree changed during the review"
+        status, note = "invalidated", ("the worktree (its files, ignored files, or the repository's config or "
+                                       "hooks) changed during the review")
     elif head != review.sha:
         status, note = "stale", f"the branch moved to {str(head)[:12]} during the review"
     else:

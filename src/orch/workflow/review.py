@@ -257,7 +257,7 @@ def start_review(
         slug, intent, worktree, branch_of(ctx, task), base, base_sha, sha, round_no,
         prompts.validation_lines(results, source_text), previous, prompts.orch_command(ctx),
     )
-    review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.tree_hash(worktree))
+    review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.fingerprint(worktree))
     faults.point("review.recorded")
     pane = live_pane(panes, slug, "reviewer")
     # the state is written before the reviewer gets its prompt: its verdict may arrive before the typing returns
