@@ -427,6 +427,19 @@ def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None
     assert other.read_bytes() == before
     assert "sneaky" not in tok.read_text()
 
+    # the token ends with its worker (here: a minute ago; what it wrote just before its end is still taken)
+    store = Store(str(ws.root / ".orch" / "orch.db"))
+    (coder,) = [w for w in store.task_workers("tok") if w.role == "coder"]
+    assert store.update_worker(coder.id, ended_at=time.time() - 60)
+    store.close()
+    before = tok.read_bytes()
+    ws.orch("-", "after its end", env={"ORCH_TASK": "tok", "ORCH_WORKER_TOKEN": token})
+    late = wait_for(lambda: [m for m in _messages(ws, "tok") if m.text == "after its end" and m.status != "pending"],
+                    what="the message after the end to be judged")
+    assert [(m.status, m.worker) for m in late] == [("refused", "")]
+    assert f"the token of {coder.id}, which has ended, is no longer valid" in late[0].note
+    assert "after its end" not in tok.read_text() and tok.read_bytes() == before
+
 
 def test_token_for_another_task_is_refused_at_once(ws: Workspace) -> None:
     a, b = _park(ws, "a"), _park(ws, "b")

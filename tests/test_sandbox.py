@@ -15,6 +15,7 @@ import pytest
 from orch import inbox as spool
 from orch import sandbox
 from orch.store import Store
+from orch.workflow.context import Ctx
 from orch.workspace import Workspace as OrchWorkspace
 from tests.kit.harness import Workspace, one_line_error, wait_for
 
@@ -192,3 +193,17 @@ def test_a_forged_window_is_not_adopted_after_a_lost_database(ws: Workspace) -> 
     orphans = {o["worker"]: o["reason"] for o in status["orphans"]}
     assert orphans == {f"real:reviewer:{who}": "no proof that orch made it (a worker could have): not adopted"
                        for who in forged}, orphans
+
+
+def test_the_spools_of_ended_workers_go_once_handed_on(fake_ctx: Ctx) -> None:
+    from orch.workflow import sandboxing
+
+    spools = {}
+    for worker, pending in (("a:coder:1", False), ("b:coder:2", False), ("c:coder:3", True)):
+        spools[worker] = Path(sandboxing.spool_of(fake_ctx, worker))
+        (spools[worker] / "new").mkdir(parents=True)
+        if pending:
+            (spools[worker] / "new" / "1.json").write_text("{}")
+    assert sandboxing.sweep(fake_ctx, {"a:coder:1"}) == []  # too recent: its host may still be handing on
+    assert sandboxing.sweep(fake_ctx, {"a:coder:1"}, settle=0) == ["b:coder:2"]
+    assert [w for w, p in spools.items() if p.exists()] == ["a:coder:1", "c:coder:3"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from orch import faults, taskfile
 from orch import inbox as spool
@@ -27,7 +28,10 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest() if token else ""
 
 
-def _identify(ctx: Ctx, record: dict) -> None:
+GRACE = 10.0  # seconds after a worker ended in which what it wrote just before is still taken under its token
+
+
+def _identify(ctx: Ctx, record: dict, arrived: float = 0.0) -> None:
     """Who a record is from: a worker's host stamps the records it hands on from the worker's spool (``via``, the
     sandboxed workers' only way to orch); a record without a stamp carries a worker token (an unsandboxed worker's
     environment) or nothing (the person). Whatever the record says of its worker and role is replaced."""
@@ -39,6 +43,9 @@ def _identify(ctx: Ctx, record: dict) -> None:
     else:
         record["token_hash"] = token_hash(token)
         sender = ctx.store.worker_by_token(record["token_hash"]) if token else None
+        if sender is not None and sender.ended_at and arrived > sender.ended_at + GRACE:  # revoked with its worker
+            record.update(status="refused", note=f"the token of {sender.id}, which has ended, is no longer valid")
+            record["token_hash"], sender = "revoked " + record["token_hash"], None
     record["worker"] = sender.id if sender is not None else ""
     record["role"] = sender.role if sender is not None else ""
     task = str(record.get("task") or "")
@@ -60,7 +67,11 @@ def import_spool(ctx: Ctx) -> int:
         if record is None:
             bad.append((path, why))
             continue
-        _identify(ctx, record)
+        try:
+            arrived = os.stat(path).st_ctime  # when it was written (a writer can set the times it shows, not this)
+        except OSError:
+            arrived = time.time()
+        _identify(ctx, record, arrived)
         records.append(record)
         done.append(path)
     added, refused = ctx.store.import_messages(records) if records else (0, [])

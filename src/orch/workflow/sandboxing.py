@@ -36,6 +36,31 @@ def spool_of(ctx: Ctx, worker_id: str) -> str:
     return ctx.ws.path("spool", worker_id.replace(":", "~"))
 
 
+def sweep(ctx: Ctx, live: set[str], settle: float = 60.0) -> list[str]:
+    """The spools of workers that ended (not among ``live``), once their host has handed everything on (nothing
+    left in ``new``) and a minute has passed: removed. Returns the worker ids."""
+    import time
+
+    base = ctx.ws.path("spool")
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return []
+    gone = []
+    for name in names:
+        worker_id, folder = name.replace("~", ":"), os.path.join(base, name)
+        if worker_id in live:
+            continue
+        try:
+            if os.listdir(os.path.join(folder, "new")) or time.time() - os.stat(folder).st_mtime < settle:
+                continue
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+        gone.append(worker_id)
+    return gone
+
+
 def view_of(ctx: Ctx, slug: str) -> str:
     """The task's own git refs as its workers see them: ``heads/<leaf>``, ``logs/``, and ``synced`` (the commit
     both sides had at the last sync)."""

@@ -272,6 +272,7 @@ def scan(ctx: Ctx) -> ScanReport:
             if meta_path and pane.task not in worktree_paths:
                 worktree_paths[pane.task] = meta_path
             report.adopted.append(adopt(ctx, pane, worktree_paths).address)
+        sandboxing.sweep(ctx, {w.id for w in ctx.store.live_workers()})
         for slug, missing in p.waiting:
             T.record(ctx, slug, waiting_for=", ".join(missing))
         report.orphans = p.orphans
