@@ -353,7 +353,7 @@ def test_messages_cannot_make_orch_run_a_command(ws: Workspace, tally: Tally) ->
     assert not pwned(ws) and not list(ws.root.rglob("PWNED"))
 
 
-def test_files_orch_writes_are_not_world_writable(ws: Workspace, tally: Tally) -> None:
+def test_files_and_folders_orch_makes_are_not_world_writable(ws: Workspace, tally: Tally) -> None:
     os.umask(0)  # the harshest umask a person could have
     try:
         ws.task("modes", scripted_task("write a.txt 'x'", "commit 'a'", "report 'done: a'"))
@@ -367,7 +367,7 @@ def test_files_orch_writes_are_not_world_writable(ws: Workspace, tally: Tally) -
         if path.is_symlink() or not path.exists():
             continue
         mode = path.stat().st_mode
-        if stat.S_ISREG(mode) and mode & 0o002:
+        if (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and mode & 0o002:
             loose.append((str(path), oct(mode)))
         tally.add("inputs tried")
     assert not loose, loose
@@ -381,3 +381,28 @@ def test_a_workers_token_cannot_speak_for_another_task(ws: Workspace, tally: Tal
     wait_for(lambda: ws.scan() and "may not speak for task theirs" in ws.orch("log").out, 30, "the refusal")
     assert "not mine to say" not in (ws.tasks / "theirs.md").read_text()
     assert ws.task_status("theirs")["state"] == "coding"
+
+
+def test_orch_never_writes_through_a_link_in_its_state_folder(ws: Workspace, tmp_path: Path) -> None:
+    """A link planted where orch keeps a log, a lock or its message counter (by a worker without the sandbox):
+    orch's write fails there instead of landing in the file the link names."""
+    from orch import inbox as spool
+    from orch.hot import hook_problem
+    from orch.locks import hold
+    from orch.workspace import Workspace as OrchWorkspace
+
+    target = tmp_path / "precious.txt"
+    target.write_text("mine\n")
+    state = ws.root / ".orch"
+    (state / "logs").mkdir(exist_ok=True)
+    links = [state / "logs" / "hooks.log", state / "locks" / "planted.lock"]
+    for link in links:
+        link.parent.mkdir(exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    hook_problem(OrchWorkspace(str(ws.root)), "a problem to log")
+    with pytest.raises(OSError), hold(str(links[1]), wait=0):
+        pass
+    assert target.read_text() == "mine\n"
+    spool.write(OrchWorkspace(str(ws.root)), {"kind": "message", "task": "x", "text": "still delivered", "token": ""})
+    assert target.read_text() == "mine\n"

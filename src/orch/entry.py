@@ -1,5 +1,6 @@
 """The `orch` command. Hot commands (`orch -`, `orch message`) are dispatched here, before the CLI framework loads."""
 
+import os
 import sys
 
 HOT = ("-", "message", "verdict", "hook")
@@ -19,7 +20,13 @@ def _split_global(args: list[str]) -> tuple[str | None, list[str]]:
     return explicit, args
 
 
+def private_umask() -> None:
+    """Nothing orch makes is world-writable, whatever the umask it was started with."""
+    os.umask(os.umask(0o002) | 0o002)
+
+
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     args = list(sys.argv[1:] if argv is None else argv)
     explicit, rest = _split_global(args)
     if rest and rest[0] in HOT:

@@ -20,7 +20,7 @@ WRITTEN: dict[str, tuple[int, int, int]] = {}
 
 def touch(path: str, mode: int = 0o600) -> None:
     """``path`` exists (made with ``mode`` if it did not), and is not world-writable whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, mode)
     try:
         now = os.fstat(fd).st_mode
         if now & 0o002:
@@ -97,7 +97,7 @@ def _read_index(keep: str) -> dict[str, tuple[int, int, float, str]]:
 
 def _private(path: str) -> int:
     """A file descriptor for writing ``path`` anew, readable and writable by its owner only, whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)
     return fd
 

@@ -250,7 +250,9 @@ def kick(ws: Workspace) -> None:
             drain(ctx, wait=0)
     except BaseException as exc:  # noqa: BLE001 - a background child must never raise into anything
         try:
-            with open(os.path.join(ws.logs, "applier.log"), "a", encoding="utf-8") as fh:
+            fd = os.open(os.path.join(ws.logs, "applier.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                         0o600)
+            with open(fd, "a", encoding="utf-8") as fh:
                 fh.write(f"{type(exc).__name__}: {exc}\n")
         except OSError:
             pass
@@ -318,7 +320,8 @@ def hook_problem(ws: Workspace | None, text: str) -> None:
         if folder is None:
             return
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "hooks.log"), "a", encoding="utf-8") as fh:
+        fd = os.open(os.path.join(folder, "hooks.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with open(fd, "a", encoding="utf-8") as fh:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {text}\n")
     except OSError:
         pass

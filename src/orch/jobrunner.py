@@ -19,6 +19,7 @@ import sys
 import time
 
 from orch import proc
+from orch.entry import private_umask
 from orch.files import atomic_write
 
 TAIL_LINES = 20
@@ -48,6 +49,7 @@ KINDS = {"validate": validate}
 
 
 def main(path: str) -> int:
+    private_umask()
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -19,6 +19,7 @@ import signal
 import sys
 
 from orch import inbox
+from orch.entry import private_umask
 from orch.hot import hook_problem, kick
 from orch.workspace import Workspace
 
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
         return 2
     root, worker, spool, command = argv[0], argv[1], argv[2], argv[4:]
     ws = Workspace(root)
-    os.umask(os.umask(0) | 0o002)  # nothing the worker writes (its refs in orch's folder among it) is world-writable
+    private_umask()  # nothing the worker writes (its refs in orch's folder among it) is world-writable
     for sub in ("tmp", "new"):
         os.makedirs(os.path.join(spool, sub), mode=0o700, exist_ok=True)
     pid = os.fork()

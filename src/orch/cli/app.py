@@ -10,6 +10,7 @@ import typer
 # typer 0.29 (pinned in pyproject.toml) carries its own copy of click
 from typer._click import exceptions as cx
 
+from orch.entry import private_umask
 from orch.errors import OrchError
 
 # typer >= 0.2x has its own Exit/Abort; older ones re-export click's
@@ -59,6 +60,7 @@ def _register() -> None:
 
 
 def run(args: list[str]) -> int:
+    private_umask()
     _register()
     try:
         return _run(args)
