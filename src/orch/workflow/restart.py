@@ -77,7 +77,9 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
         new_round = current + 1
         budget = max(review.round_budget(ctx, task), current) + (rounds or ctx.cfg.max_review_rounds)
         if task.state == S.BLOCKED:
-            text = prompts.fix_prompt(slug, new_round, open_blockers(task), [], budget, prompts.orch_command(ctx))
+            source = "the last round's open findings" if task.field("open blockers") else ""
+            text = prompts.fix_prompt(slug, new_round, open_blockers(task), [], budget, prompts.orch_command(ctx),
+                                      source)
             status = (f"retried by the person: round {new_round} for the coder with the open blockers "
                       f"({budget} round(s) allowed now)")
             fields: dict[str, str | None] = {"round": str(new_round), "round_budget": str(budget), "blocked": None,
