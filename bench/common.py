@@ -205,6 +205,11 @@ class Space:
         # the scripted agent; no reminders typed into idle coders (they would land in the middle of a measurement)
         cfg.write_text('default_agent = "scripted"\nidle_reminder = false\n' + cfg.read_text())
 
+    def config(self, line: str) -> None:
+        """A top-level key added to the workspace's config."""
+        cfg = self.repo / ".orch" / "config.toml"
+        cfg.write_text(line + "\n" + cfg.read_text())
+
     def write_task(self, slug: str, body: str) -> None:
         (self.tasks / f"{slug}.md").write_text(body)
 

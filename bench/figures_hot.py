@@ -1,9 +1,12 @@
 """Figure 1, the hot path: `orch -` and `orch hook Stop` next to `python -c pass` (the floor), interleaved; then
-`orch -` again while a daemon runs (it does not fork an applier then), interleaved with the floor of that phase."""
+`orch -` again while a daemon runs (it does not fork an applier then), interleaved with the floor of that phase; then,
+where bubblewrap works, `orch -` from inside a worker's sandbox (it writes the worker's spool and nothing else)
+next to `python -c pass` in the same sandbox, and the sandbox's own cost (bwrap around `python -c pass`)."""
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -82,4 +85,43 @@ def hot_path(space: Space, runs: int) -> list[tuple[str, str, str, str]]:
         ratio = statistics.median(values) / ref
         rows.append((label, f"{statistics.median(values) * 1000:.1f} ms", spread(values), f"{ratio:.2f}x floor"))
     rows[-1] = (*rows[-1][:3], rows[-1][3] + f" (floor of that phase: {statistics.median(floor2) * 1000:.1f} ms)")
-    return rows
+    return rows + sandboxed(space, runs, env, worker_orch)
+
+
+def sandboxed(space: Space, runs: int, env: dict[str, str], worker_orch: str) -> list[tuple[str, str, str, str]]:
+    """`orch -` as a sandboxed worker runs it (ORCH_SPOOL set, inside bubblewrap), against `python -c pass` inside
+    the same sandbox (each sample pays bwrap's start, so the two are compared there) and outside it."""
+    from orch import sandbox
+    from orch.workflow.sandboxing import _programs
+
+    if sandbox.check() is not None:
+        return [("`orch -` from a sandboxed worker", "—", "—", f"not measured: {sandbox.check()}")]
+    bwrap = sandbox.find() or "bwrap"
+    repo, state = str(space.repo), str(space.repo / ".orch")
+    spool = space.repo / ".orch" / "spool" / "hot~coder~bench"
+    (spool / "new").mkdir(parents=True, exist_ok=True)
+    (spool / "tmp").mkdir(parents=True, exist_ok=True)
+    plan = sandbox.Plan(chdir=repo, write=(str(spool),), show=(os.path.join(state, "bin"),),
+                        hide=(state, sandbox.tmux_sockets()),
+                        keep=_programs(repo, os.path.expanduser("~"), env.get("PATH", ""), [sys.executable]))
+    inner = {**{k: v for k, v in env.items() if k != "ORCH_WORKER_TOKEN"}, "ORCH_SPOOL": str(spool)}
+    floor, boxed_floor, boxed = [], [], []
+    for i in range(runs + WARMUP):
+        f = timed([sys.executable, "-c", "pass"], env, repo)
+        bf = timed(sandbox.wrap(plan, [sys.executable, "-c", "pass"], bwrap), inner, repo)
+        b = timed(sandbox.wrap(plan, [worker_orch, "-", f"sandboxed note {i}"], bwrap), inner, repo)
+        if i >= WARMUP:
+            floor.append(f)
+            boxed_floor.append(bf)
+            boxed.append(b)
+    written = len(list((spool / "new").iterdir()))
+    if written != runs + WARMUP:
+        raise RuntimeError(f"bench (hot): {written} of {runs + WARMUP} sandboxed messages reached the spool")
+    base, inside = statistics.median(floor), statistics.median(boxed_floor)
+    return [
+        ("`python -c pass` in a worker's sandbox (bwrap's start included)", f"{inside * 1000:.1f} ms",
+         spread(boxed_floor), f"{inside / base:.2f}x the floor outside: the sandbox's own cost per process start"),
+        ("`orch -` from a sandboxed worker (writes its spool)", f"{statistics.median(boxed) * 1000:.1f} ms",
+         spread(boxed), f"{statistics.median(boxed) / inside:.2f}x the floor in the same sandbox; all "
+                        f"{written} messages in the spool"),
+    ]

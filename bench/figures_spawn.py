@@ -40,9 +40,10 @@ def _remove(space: Space, slugs: list[str]) -> None:
     space.orch("scan")
 
 
-def spawn(space: Space, shims: Shims, counts: list[int], reps: list[int]) -> tuple[list[tuple[str, str, str, str]], list[dict]]:
+def spawn(space: Space, shims: Shims, counts: list[int], reps: list[int],
+          how: str = "") -> tuple[list[tuple[str, str, str, str]], list[dict]]:
     """Each count of tasks started at once, ``reps[i]`` times. Returns the rows, and the workers of the last batch of
-    the largest count (left running for later figures)."""
+    the largest count (left running for later figures). ``how``: said in the rows' labels (", sandbox off")."""
     env = {**space.env, "PATH": shims.path("timing", space.env["PATH"])}
     space.orch("scan")  # warm-up: an empty pass
     rows = []
@@ -78,7 +79,7 @@ def spawn(space: Space, shims: Shims, counts: list[int], reps: list[int]) -> tup
                 _remove(space, slugs)
         wall = statistics.median(walls)
         share = statistics.median(wt_add)
-        label = "spawn 1 task" if count == 1 else f"spawn {count} tasks at once"
+        label = ("spawn 1 task" if count == 1 else f"spawn {count} tasks at once") + how
         note = (f"`git worktree add` {share * 1000:.0f} ms ({share / wall:.0%}); all git: {statistics.median(git_all) * 1000:.0f} ms "
                 f"in {statistics.median(git_calls):.0f} calls; tmux: {statistics.median(tmux_all) * 1000:.0f} ms in "
                 f"{statistics.median(tmux_calls):.0f} calls")

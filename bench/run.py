@@ -10,7 +10,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      git processes it starts (a PATH shim counts them), the same pass in this process, and a naive per-worker pass
      written here for comparison (figures_fleet.py)
   3. spawn: task file to prompt confirmed, for 1 task and 20 at once, with the share of `git worktree add` (a
-     timing PATH shim logs each git and tmux call) (figures_spawn.py)
+     timing PATH shim logs each git and tmux call); 1 task again with the sandbox off, for its cost (figures_spawn.py)
   4. inbox: 32 concurrent writers x 300 messages while `orch run` applies them: written/s, applied/s, lost,
      duplicated (figures_inbox.py)
   5. prompt delivery fidelity: 300 awkward texts (1 B to 50 KB) through `orch send`, with `orch run` running,
@@ -145,7 +145,11 @@ def main() -> int:
             t = phase(f"3. spawn {spawn_counts} tasks at once, {spawn_reps} times")
             rows, kept = figures_spawn.spawn(space, bench.shims, spawn_counts, spawn_reps[: len(spawn_counts)])
             if "3" in only:
-                bench.rows["3"] = rows
+                off = bench.space("spawn-off")
+                off.config('sandbox = "off"')
+                off_rows, _ = figures_spawn.spawn(off, bench.shims, [1], spawn_reps[:1], how=", sandbox off")
+                off.close()
+                bench.rows["3"] = rows[:1] + off_rows + rows[1:]
             timings.append(f"spawn {time.perf_counter() - t:.0f} s")
             if "6" in only:
                 phase(f"6. daemon at rest with {len(kept)} idle workers, {rest:g} s (in the background)")
