@@ -401,6 +401,12 @@ def test_worker_tokens_with_a_real_worker(ws: Workspace, tmp_path: Path) -> None
     wait_for(lambda: "progress from tok" in _said(tok, "coder"), timeout=30, what="the worker's own report")
     env = _worker_env(env_file)
     assert env["ORCH_TASK"] == "tok" and env["ORCH_ROLE"] == "coder" and len(env["ORCH_WORKER_TOKEN"]) >= 20
+    # the token is in the worker's own environment only: not in tmux's, not on a command line, its file gone
+    for session in ("-g", *ws.tmux("list-sessions", "-F", "#{session_id}").split()):
+        shown = ws.tmux("show-environment", *(["-g"] if session == "-g" else ["-t", session]))
+        assert env["ORCH_WORKER_TOKEN"] not in shown
+    assert env["ORCH_WORKER_TOKEN"] not in ws.tmux("list-panes", "-a", "-F", "#{pane_start_command}")
+    assert list((ws.root / ".orch" / "tokens").iterdir()) == []
     # the worker was told it may not speak for another task
     wait_for(lambda: "refused" in ws.screen("tok"), what="the refusal on the worker's screen")
     ws.scan()

@@ -190,6 +190,8 @@ class FakeMux:
         return program
 
     def _new_pane(self, window: FakeWindow, cwd: str, env: Mapping[str, str], argv: Sequence[str]) -> FakePane:
+        if list(argv[1:3]) == ["-m", "orch.withtoken"] and "--" in argv:  # it becomes the command after "--"
+            argv = argv[list(argv).index("--") + 1 :]
         pane = FakePane(f"%{next(self._ids)}", window.id, len(window.panes), next(self._pids), cwd, dict(env),
                         list(argv))
         self.panes[pane.id] = pane

@@ -52,9 +52,10 @@ def resolve_base(ctx: Ctx, task: T.Task | None) -> str:
     return base
 
 
-def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str, spool: str = "") -> dict[str, str]:
+def worker_env(ctx: Ctx, worker: Worker, prompt_file: str, spool: str = "") -> dict[str, str]:
     """The worker's environment. In the sandbox (``spool``): its spool, and no token and no tmux socket (what it
-    writes to its spool is its identity; it cannot reach tmux). Without it: the token that says which worker it is."""
+    writes to its spool is its identity; it cannot reach tmux). Without it: the tmux socket; its token, which says
+    which worker it is, reaches it through a file (``with_token``), never through tmux."""
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     for folder in (os.path.dirname(sys.executable), launcher.ensure(ctx.ws.state)):
         if folder not in path.split(os.pathsep):
@@ -72,8 +73,20 @@ def worker_env(ctx: Ctx, worker: Worker, token: str, prompt_file: str, spool: st
     if spool:
         env["ORCH_SPOOL"] = spool
     else:
-        env.update(ORCH_WORKER_TOKEN=token, ORCH_TMUX_SOCKET=ctx.cfg.socket)
+        env["ORCH_TMUX_SOCKET"] = ctx.cfg.socket
     return env
+
+
+def with_token(ctx: Ctx, worker: Worker, token: str, argv: list[str]) -> list[str]:
+    """``argv`` started with the worker's token in its environment, read from a file of yours alone that is removed
+    at once (orch/withtoken.py): not on a command line, not in tmux's environment."""
+    folder = ctx.ws.path("tokens")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, worker.id.replace(":", "~"))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(token + "\n")
+    return [sys.executable, "-m", "orch.withtoken", path, "--", *argv]
 
 
 def _task_session(panes: list[Pane], slug: str) -> Pane | None:
@@ -166,9 +179,11 @@ def start_worker(
         if len(text.encode()) > MAX_ARG_PROMPT:
             raise OrchError(f"the prompt for {task.slug} is too long to pass as an argument; use prompt = \"file\" or \"paste\"")
         argv.append(text)
-    env = {**profile.env, **launch.env, **worker_env(ctx, worker, token, prompt_file, spool)}
+    env = {**profile.env, **launch.env, **worker_env(ctx, worker, prompt_file, spool)}
     if bwrap:
         argv = sandboxing.confine(ctx, req, kind, argv, bwrap, branch)
+    else:
+        argv = with_token(ctx, worker, token, argv)
 
     # the registry row exists before the agent can speak, so its first message is recognised
     ctx.store.add_worker(worker)
