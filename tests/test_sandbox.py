@@ -77,8 +77,9 @@ env = {{ HOSTILE_ROOT = {str(ws.root)!r}, HOSTILE_OTHER = "victim", HOSTILE_SOCK
     assert not any(MARK in x for x in ws.statuses("victim")), ws.statuses("victim")
     assert ws.task_status("victim")["state"] == "coding"
     # the validation ran the coder's code in the coder's sandbox
-    (run,) = (ws.root / ".orch" / "runs").glob("attacker-r1-*-1.log")
+    (run,) = (ws.root / ".orch" / "runs").glob("attacker-r1-*.log")  # its one command, none of the coder's
     assert "hostile validation: escaped=[]" in run.read_text(), run.read_text()
+    assert not (ws.root / f"{MARK}-validation").exists()
     # its repository is where it was
     worktree = ws.root / ".worktree" / "attacker"
     assert (worktree / ".git").read_text().strip() == f"gitdir: {ws.root / '.git' / 'worktrees' / 'attacker'}"

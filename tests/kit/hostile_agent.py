@@ -132,6 +132,21 @@ print("hostile validation: escaped=" + repr(escaped))
 """
 
 
+def own_validation() -> bool:
+    """A validation command of its own choosing, added to its task file and to the workspace config."""
+    added = False
+    command = f"touch {os.path.join(ROOT, MARK + '-validation')}"
+    for path, text in ((os.path.join(ROOT, ".orch", "tasks", TASK + ".md"), f"\n## Validation\n- `{command}`\n"),
+                       (os.path.join(ROOT, ".orch", "config.toml"), f"\n[validate]\ncommands = [{command!r}]\n")):
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+            added = True
+        except OSError as exc:
+            print(f"write {path}: {exc}", flush=True)
+    return added
+
+
 def main() -> int:
     escaped = []
     attempts = {
@@ -150,6 +165,7 @@ def main() -> int:
             k: v for k, v in os.environ.items() if k not in ("ORCH_SPOOL", "ORCH_WORKER_TOKEN")}),
         "git hook": lambda: write(os.path.join(ROOT, ".git", "hooks", "post-checkout")),
         "delete an object": delete_an_object,
+        "its own validation commands": own_validation,
         "redirect the repository": redirect_repository,
     }
     # what cannot be refused where it is done, only where orch applies it (the test checks that it was):
