@@ -57,7 +57,7 @@ test: tools agents $(VENV)/.installed-test
 	@$(PY) -m compileall -q src
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 -q -rs
+	$(PY) -m pytest -n 3 -q -rs
 
 # the reliability suite's fault campaign for MINUTES minutes (default 10), on both cores
 MINUTES ?= 10

@@ -58,9 +58,14 @@ def test_daemon_starts_new_tasks_and_applies_messages_by_itself(ws: Workspace, d
 
 
 def test_a_second_daemon_is_refused_and_stop_leaves_workers_running(ws: Workspace, daemon: Daemon) -> None:
+    assert "daemon: not running - tasks move only when you run `orch scan`" in ws.orch("status").out
+    assert ws.status()["daemon"] == {"running": False, "pid": None, "since": None}
     daemon.start()
     ws.task("keep", scripted_task("wait"))
     wait_for(lambda: ws.task_status("keep")["workers"], 30, "the coder")
+    assert f"daemon: running (pid {daemon.pid} since " in ws.orch("status").out
+    shown = ws.status()["daemon"]
+    assert shown["running"] and shown["pid"] == daemon.pid and abs(shown["since"] - time.time()) < 120
     one_line_error(ws.orch("run", check=False), "already running", f"pid {daemon.pid}")
     one_line_error(ws.orch("run", "--detach", check=False), "already running", f"pid {daemon.pid}")
     worker = ws.task_status("keep")["workers"][0]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
 from orch.mux.tmux import Tmux
-from tests.kit.harness import Workspace, scripted_task, wait_for
+from tests.kit.harness import Workspace, one_line_error, scripted_task, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -174,3 +176,31 @@ def test_dependencies_wait_until_closed(ws: Workspace) -> None:
     out = ws.scan().out
     assert "started: second" in out
 
+
+
+def test_a_missing_agent_program_is_one_line_a_failed_exit_and_one_status_line(ws: Workspace) -> None:
+    """Before anything is made for a worker, its program must be there: one line naming it and how to install it,
+    a non-zero exit, one status line however many passes try, and no worktree, branch or window."""
+    ws.config('[agents.ghost]\ncommand = ["no-such-agent-program", "--flag"]')
+    ws.task("haunted", "---\nagent: ghost\n---\nA task for an agent that is not installed.\n")
+    r = ws.orch("new-task", "haunted", check=False)
+    one_line_error(r, "cannot start the coder: agent 'ghost' runs 'no-such-agent-program', which is not on PATH",
+                   "[agents.ghost]")
+    for _ in range(5):
+        r = ws.orch("scan", check=False)
+        assert r.code == 1 and "no-such-agent-program" in r.err and len(r.err.strip().splitlines()) == 1, r
+    lines = [x for x in ws.statuses("haunted") if "no-such-agent-program" in x]
+    assert len(lines) == 1 and "could not start the coder: cannot start" not in lines[0], ws.statuses("haunted")
+    assert ws.task_status("haunted")["state"] == "queued"
+    assert not (ws.root / ".worktree" / "haunted").exists()
+    assert ws.tmux("list-windows", "-a", check=False).strip() == ""
+    # a built-in profile says how to install its program
+    ws.task("clauded", "---\nagent: claude\n---\nx\n")
+    r = ws.orch("new-task", "clauded", check=False, env={"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin"})
+    one_line_error(r, "runs 'claude', which is not on PATH; install it (npm install -g @anthropic-ai/claude-code)")
+
+
+def test_an_unknown_default_agent_is_refused_when_the_config_loads(ws: Workspace) -> None:
+    ws.config_file.write_text(ws.config_file.read_text().replace('default_agent = "scripted"', 'default_agent = "nobody"'))
+    r = ws.orch("status", check=False)
+    one_line_error(r, "default_agent = 'nobody' is not an agent profile", "scripted")

@@ -143,6 +143,12 @@ class Config(BaseModel):
         for name, profile in self.agents.items():
             if name not in builtin and not profile.command:
                 raise ValueError(f"agents.{name}.command is required (the program to run, e.g. [\"my-agent\"])")
+        known = sorted({*builtin, *self.agents})
+        for key in ("default_agent", "reviewer_agent"):
+            name = getattr(self, key)
+            if name and name not in known:
+                raise ValueError(f"{key} = {name!r} is not an agent profile (known: {', '.join(known)}); define it "
+                                 f"under [agents.{name}] or name one of those")
         return self
 
     def resolve(self, path: str) -> str:

@@ -30,6 +30,7 @@ COMMON = [
 
 class Aider(Agent):
     kind = "aider"
+    install = "pipx install aider-chat"
     can_resume = True
     reports_in_transcript = True
 

@@ -65,6 +65,7 @@ class Agent:
     from the screen patterns of its profile."""
 
     kind: ClassVar[str] = "generic"
+    install: ClassVar[str] = ""  # how to install its program, for the one line that says it is missing
     can_resume: ClassVar[bool] = False
     reports_in_transcript: ClassVar[bool] = False
 

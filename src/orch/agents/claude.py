@@ -31,6 +31,7 @@ REVIEWER_TOOLS = [
 
 class Claude(Agent):
     kind = "claude"
+    install = "npm install -g @anthropic-ai/claude-code"
     can_resume = True
 
     def profiles(self) -> dict[str, AgentProfile]:

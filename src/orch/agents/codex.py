@@ -26,6 +26,7 @@ TITLE_PREFIX = "Generate a concise, single-line task title"
 
 class Codex(Agent):
     kind = "codex"
+    install = "npm install -g @openai/codex"
     can_resume = True
 
     def profiles(self) -> dict[str, AgentProfile]:

@@ -23,7 +23,7 @@ def init(path: str = typer.Argument(".", help="A folder inside the git repositor
     for line in did:
         console.print(line)
     console.print(f"orch workspace ready at {ws.root}" if did else f"{ws.root} is already an orch workspace")
-    console.print("next: orch add \"what to do\"  then  orch scan")
+    console.print("next: orch add \"what to do\"  then  orch run --detach  (the daemon; `orch scan` is one pass by hand)")
 
 
 @app.command()
@@ -51,8 +51,13 @@ def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as
         data["invalid"] = [{"file": i.file, "error": i.error} for i in report.invalid]
         print_json(data)
         return
-    lines = report.lines()
-    console.print("\n".join(lines) if lines else "nothing to do")
+    lines = [line for line in report.lines() if not line.startswith("error: ")]
+    if lines or not report.errors:
+        console.print("\n".join(lines) if lines else "nothing to do")
+    if report.errors:  # what the pass could not do: each one line on stderr, and the exit says so
+        for error in report.errors:
+            sys.stderr.write(f"orch: {error}\n")
+        raise typer.Exit(1)
 
 
 @app.command("new-task")
@@ -118,6 +123,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
         return
     if not data["tasks"]:
         console.print(f"no tasks in this workspace ({data['workspace']}); add one with `orch add \"...\"`")
+    daemon = data["daemon"]
+    if daemon["running"]:
+        since = time.strftime(" since %Y-%m-%d %H:%M", time.localtime(daemon["since"])) if daemon["since"] else ""
+        console.print(f"daemon: running (pid {daemon['pid'] or '?'}{since})")
+    else:
+        console.print("daemon: not running - tasks move only when you run `orch scan`; start it with `orch run --detach`")
     console.print(f"sandbox: {data['sandbox']}")
     t = table("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "SANDBOX", "LAST STATUS")
     for task in data["tasks"]:

@@ -93,6 +93,11 @@ class Multiplexer(Protocol):
         """Every pane of the server (all workspaces'), in one call; [] when no server runs."""
         ...
 
+    def which(self, program: str, path: str) -> str | None:
+        """Where ``program`` is, found as a worker started here would find it (``path``: the worker's PATH); None
+        when it is not there."""
+        ...
+
     def server_identity(self) -> str:
         """The running server's identity ("<pid>:<start time>"; "" when none runs), as of the last listing: a
         change means the server restarted and its workers went with it."""

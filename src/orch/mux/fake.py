@@ -103,6 +103,7 @@ class FakeMux:
         self.program = program
         # the program a pane runs, by the name of its command (argv[0]); others run ``program``
         self.programs: dict[str, type[FakeAgent]] = {"deaf-agent": DeafAgent, "broken-agent": BrokenAgent, **(programs or {})}
+        self.missing: set[str] = {"missing-agent"}  # programs not installed: `which` finds nothing
         self.sessions: dict[str, FakeSession] = {}
         self.windows: dict[str, FakeWindow] = {}
         self.panes: dict[str, FakePane] = {}
@@ -154,6 +155,10 @@ class FakeMux:
             agent=tags.get("agent", ""), token_hash=tags.get("token_hash", ""), pane_role=tags.get("pane_role", ""),
             workspace=tags.get("workspace", ""), proof=tags.get("proof", ""),
         )
+
+    def which(self, program: str, path: str) -> str | None:
+        """Every program is there but ``missing`` ones (the default: "missing-agent")."""
+        return None if os.path.basename(program) in self.missing else f"/fake/bin/{os.path.basename(program)}"
 
     def server_identity(self) -> str:
         return f"{self.server_pid}:1" if self.server_pid else ""

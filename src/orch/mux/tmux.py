@@ -8,6 +8,7 @@ user options on windows (``@orch_ws``, ``@orch_task``, ...), readable by any tmu
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -145,6 +146,9 @@ class Tmux:
             if pane is not None:
                 panes.append(pane)
         return panes
+
+    def which(self, program: str, path: str) -> str | None:
+        return shutil.which(program, path=path)
 
     def server_identity(self) -> str:
         """The server's identity as of the last ``list_panes`` ("<pid>:<start time>"; "" when none runs)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from orch import agents, faults, git, launcher
 from orch.agents.base import LaunchRequest
+from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, way_on
 from orch.lifecycle import WorkerEvent as V
@@ -52,14 +53,32 @@ def resolve_base(ctx: Ctx, task: T.Task | None) -> str:
     return base
 
 
-def worker_env(ctx: Ctx, worker: Worker, prompt_file: str, spool: str = "") -> dict[str, str]:
-    """The worker's environment. In the sandbox (``spool``): its spool, and no token and no tmux socket (what it
-    writes to its spool is its identity; it cannot reach tmux). Without it: the tmux socket; its token, which says
-    which worker it is, reaches it through a file (``with_token``), never through tmux."""
+def worker_path(ctx: Ctx) -> str:
+    """The PATH workers get: yours, with orch's launcher and this Python first."""
     path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     for folder in (os.path.dirname(sys.executable), launcher.ensure(ctx.ws.state)):
         if folder not in path.split(os.pathsep):
             path = folder + os.pathsep + path
+    return path
+
+
+def preflight(ctx: Ctx, agent: str, profile: AgentProfile, role: str) -> None:
+    """The agent's program is there, before anything is made for it (a worktree, a window): one line otherwise."""
+    program = profile.command[0] if profile.command else ""
+    if not program:
+        raise OrchError(f"agent {agent!r} has no command: set command = [...] under [agents.{agent}] in config.toml")
+    if ctx.mux.which(program, worker_path(ctx)) is None:
+        how = agents.agent(profile.kind).install
+        raise OrchError(f"cannot start the {role}: agent {agent!r} runs {program!r}, which is not on PATH; "
+                        + (f"install it ({how}) or " if how else "install it or ")
+                        + f"set command = [...] under [agents.{agent}] in .orch/config.toml")
+
+
+def worker_env(ctx: Ctx, worker: Worker, prompt_file: str, spool: str = "") -> dict[str, str]:
+    """The worker's environment. In the sandbox (``spool``): its spool, and no token and no tmux socket (what it
+    writes to its spool is its identity; it cannot reach tmux). Without it: the tmux socket; its token, which says
+    which worker it is, reaches it through a file (``with_token``), never through tmux."""
+    path = worker_path(ctx)
     env = {
         "ORCH_WORKSPACE": ctx.ws.root,
         "ORCH_TASK": worker.task,
@@ -125,6 +144,7 @@ def start_worker(
     bwrap, confined = sandboxing.decide(ctx)  # with sandbox = "required" and no bubblewrap: nothing is made
     agent = agent_for(ctx, task, role)
     profile = cfg.profile(agent)
+    preflight(ctx, agent, profile, role)
     base = resolve_base(ctx, task)
     branch = cfg.branch_prefix + task.slug
     if not git.check_branch_name(ctx.ws.root, branch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from orch import sandbox
@@ -52,6 +53,20 @@ def sandbox_line(mode: str) -> str:
         return f"required, and not available: {exc}"
 
 
+def daemon_state(ctx: Ctx) -> dict:
+    """Whether `orch run` runs for this workspace: its pid and since when (``since``: seconds since the epoch)."""
+    from orch.workspace import daemon_pid
+
+    pid = daemon_pid(ctx.ws)
+    if pid is None:
+        return {"running": False, "pid": None, "since": None}
+    try:
+        since: float | None = os.stat(ctx.ws.path("daemon.pid")).st_mtime
+    except OSError:
+        since = None
+    return {"running": True, "pid": pid if pid > 0 else None, "since": since}
+
+
 def collect(ctx: Ctx) -> dict:
     now = time.time()
     tasks, invalid = T.load(ctx)
@@ -94,6 +109,7 @@ def collect(ctx: Ctx) -> dict:
         "workspace": ctx.ws.root,
         "tmux_socket": ctx.cfg.socket,
         "sandbox": sandbox_line(ctx.cfg.sandbox),
+        "daemon": daemon_state(ctx),
         "tasks": out_tasks,
         "orphans": [o.__dict__ for o in p.orphans],
         "invalid_tasks": [{"file": i.file, "error": i.error} for i in invalid],
