@@ -80,7 +80,7 @@ def test_without_recover_on_start_the_task_says_how_and_orch_recover_does_it(ws:
     assert "recovered: beta: coder" in out and "alpha" not in out
     assert "nothing to recover" in ws.orch("recover").out
     ws.task("fresh", "A task not started yet.\n")
-    one_line_error(ws.orch("recover", "fresh", check=False), "is queued", "orch new-task fresh")
+    one_line_error(ws.orch("recover", "fresh", check=False), "is queued", "orch start fresh")
     one_line_error(ws.orch("recover", "nosuch", check=False), "nosuch")
 
 

@@ -295,7 +295,7 @@ reviewer round 3:
     # a ready task is retried (validated and reviewed again); anything else says what moves it on
     one_line_error(ws.orch("retry", "nosuch", check=False), "nosuch")
     ws.task("fresh", "Not started.\n")
-    one_line_error(ws.orch("retry", "fresh", check=False), "is queued", "orch new-task fresh")
+    one_line_error(ws.orch("retry", "fresh", check=False), "is queued", "orch start fresh")
 
 
 def test_conflict_with_the_base_shows_in_the_dossier(ws: Workspace) -> None:

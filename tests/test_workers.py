@@ -118,7 +118,7 @@ def test_dead_pane_is_reported_and_scan_marks_exit(ws: Workspace) -> None:
     wait_for(lambda: [(p.dead, p.dead_status) for p in server.list_panes()] == [(True, 3)],
              what="the agent to exit with status 3")
     r = ws.orch("send", "quits", "hello", check=False)
-    assert r.code == 1 and "has exited (status 3)" in r.err and "orch new-task quits" in r.err
+    assert r.code == 1 and "has exited (status 3)" in r.err and "orch start quits" in r.err
     # capture still works on the exited agent's pane (tmux keeps it, with its exit status)
     assert "Pane is dead (status 3" in ws.orch("capture", "quits").out
     out = ws.scan().out

@@ -218,7 +218,7 @@ def _worker_state(text: str) -> WorkerState | str:
 
 WAYS_ON: dict[TaskState, tuple[str, str]] = {
     S.QUEUED: ("the pass starts its coder once its dependencies are closed", "`orch run` (or `orch scan`); "
-                                                                             "`orch new-task TASK` now"),
+                                                                             "`orch start TASK` now"),
     S.CODING: ("the coder reports (`done:`, `needs input:`, `blocked:`)", "`orch send TASK ...` to steer it"),
     S.FIXING: ("the coder reports its fixes (`done:`)", "`orch send TASK ...` to steer it"),
     S.NEEDS_INPUT: ("your answer", "`orch reply TASK ...`"),

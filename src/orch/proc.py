@@ -1,4 +1,5 @@
-"""The only module that runs programs other than tmux and git: the person's validation commands.
+"""The only module that runs programs other than tmux and git: the person's validation commands, and the
+person's editor for `orch add --edit`.
 
 A validation command is run exactly as the person wrote it in the task (or in config.toml), with ``sh -c`` as a
 single argument (never assembled from other text), in its own process group so a timeout stops all of it.
@@ -12,6 +13,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from orch.errors import OrchError
 
 
 @dataclass
@@ -54,6 +57,23 @@ def run_shell(command: str, cwd: str, timeout: float, env: dict[str, str] | None
         out, _ = proc.communicate()
     code = 124 if timed_out else proc.returncode
     return Ran(command, code, time.monotonic() - start, timed_out, out or b"")
+
+
+def edit(path: str) -> None:
+    """Your editor ($VISUAL, else $EDITOR, else vi) on ``path``, in this terminal, until it exits."""
+    import shlex
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    try:
+        argv = shlex.split(editor)
+    except ValueError:
+        argv = [editor]
+    try:
+        code = subprocess.run([*argv, path], check=False).returncode
+    except FileNotFoundError:
+        raise OrchError(f"the editor {argv[0]!r} (from $VISUAL/$EDITOR) is not installed: set EDITOR") from None
+    if code != 0:
+        raise OrchError(f"the editor {argv[0]!r} exited with status {code}: nothing was added")
 
 
 def detached(argv: list[str], env: dict[str, str], log_path: str) -> int:

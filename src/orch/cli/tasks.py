@@ -28,15 +28,43 @@ def init(path: str = typer.Argument(".", help="A folder inside the git repositor
 
 @app.command()
 def add(
-    text: list[str] = typer.Argument(..., help="What the task is about (the task file's text)."),
+    text: list[str] = typer.Argument(None, help="What the task is about (the task file's text); - reads it from "
+                                                "standard input."),
     slug: str | None = typer.Option(None, "--slug", "-s", help="The task's name (default: derived from the text)."),
     agent: str | None = typer.Option(None, "--agent", "-a", help="Agent profile for this task (default: default_agent)."),
+    edit: bool = typer.Option(False, "--edit", "-e", help="Write it in your editor ($EDITOR), from a template with "
+                                                          "the sections orch recognises."),
+    hold: bool = typer.Option(False, "--hold", help="Keep it queued until `orch start TASK` (hold: true)."),
 ) -> None:
-    """Write a new task file in the task folder (queued; `orch scan` starts it)."""
+    """Write a new task file in the task folder (queued; the daemon, or `orch scan`, starts it)."""
+    import tempfile
+
+    from orch import proc
+    from orch.workflow.setup import TEMPLATE, from_template
     from orch.workflow.setup import add as do_add
 
-    path = do_add(context(), " ".join(text), slug=slug, agent=agent)
-    console.print(f"queued {os.path.basename(path)[:-3]}  ({path})")
+    ctx = context()
+    words = list(text or [])
+    if edit:
+        if words:
+            raise OrchError("orch add --edit takes no text: write it in the editor")
+        with tempfile.TemporaryDirectory(prefix="orch-add-") as tmp:
+            draft = os.path.join(tmp, "task.md")
+            with open(draft, "w", encoding="utf-8") as fh:
+                fh.write(TEMPLATE)
+            proc.edit(draft)
+            with open(draft, encoding="utf-8", errors="replace") as fh:
+                body = from_template(fh.read())
+    elif words == ["-"]:
+        body = sys.stdin.read()
+    elif words:
+        body = " ".join(words)
+    else:
+        raise OrchError('orch add needs the task: orch add "what to do", orch add - < task.md, or orch add --edit')
+    path = do_add(ctx, body, slug=slug, agent=agent, hold=hold)
+    name = os.path.basename(path)[:-3]
+    how = f"held: `orch start {name}` starts it" if hold else "the daemon (or `orch scan`) starts it"
+    console.print(f"queued {name}  ({path}); {how}")
 
 
 @app.command()
@@ -60,9 +88,15 @@ def scan(as_json: bool = typer.Option(False, "--json", help="Print the report as
         raise typer.Exit(1)
 
 
+@app.command()
+def start(task: str = typer.Argument(..., metavar="SLUG|FILE", help="A task name, or a task file to add and start.")) -> None:
+    """Start the coder of one task now, held or not (touches no other task)."""
+    new_task(task)
+
+
 @app.command("new-task")
 def new_task(task: str = typer.Argument(..., metavar="SLUG|FILE", help="A task name, or a task file to add and start.")) -> None:
-    """Start the coder of one task now (touches no other task)."""
+    """The same as `orch start` (its older name)."""
     from orch.workflow.restart import new_task as do_new_task
 
     ctx = context()

@@ -52,6 +52,7 @@ class Daemon:
         self._db_id: tuple[int, int] | None = None
         self._standing: set[str] = set()
         self.passes = 0
+        self.settle_in = 0.0  # the last pass left a task file still being written: pass again this soon
 
     # -- life ------------------------------------------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class Daemon:
             ctx.event("daemon", f"started (pid {os.getpid()}), watching {ctx.cfg.tasks_path} and the inbox")
             self.say(f"orch daemon started (pid {os.getpid()}) for {ctx.ws.root}")
             self.reconcile("start")
-            next_full = time.monotonic() + ctx.cfg.scan_interval
+            next_full = time.monotonic() + (self.settle_in + 0.05 if self.settle_in else ctx.cfg.scan_interval)
             next_look = time.monotonic() + OBSERVE_INTERVAL
             while not self.stopping:
                 now = time.monotonic()
@@ -124,9 +125,11 @@ class Daemon:
                     changed += self._relevant(watcher.changes())
                     self.reconcile(_why(changed))
                     next_look = time.monotonic() + OBSERVE_INTERVAL
+                    if self.settle_in:  # a task file still being written: the pass that starts it, once it rests
+                        next_full = min(next_full, time.monotonic() + self.settle_in + 0.05)
                 elif now >= next_full:
                     self.reconcile("interval")
-                    next_full = time.monotonic() + ctx.cfg.scan_interval
+                    next_full = time.monotonic() + (self.settle_in + 0.05 if self.settle_in else ctx.cfg.scan_interval)
                     next_look = time.monotonic() + OBSERVE_INTERVAL
                 elif now >= next_look:
                     if self._busy():
@@ -151,7 +154,7 @@ class Daemon:
 
         self._check_store()
         try:
-            report = scan(self.ctx)
+            report = scan(self.ctx, settle=True)
         except OrchError as exc:
             self.say(f"pass ({why}) failed: {exc}")
             return
@@ -159,6 +162,7 @@ class Daemon:
             self._unexpected(why, exc)
             return
         self.passes += 1
+        self.settle_in = report.settle_in
         standing = set()
         for line in report.lines():
             if line.startswith(STANDING):

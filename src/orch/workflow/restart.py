@@ -1,4 +1,4 @@
-"""The person's commands that start a task's work again: `orch new-task` (a coder now) and `orch retry` (a
+"""The person's commands that start a task's work again: `orch start` (a coder now; `orch new-task` is its older name) and `orch retry` (a
 blocked task back to its coder with more rounds; a ready one validated and reviewed again). Both are moves of the
 lifecycle by the person: refused with one line saying what moves the task on when the table does not allow them.
 """
@@ -20,7 +20,7 @@ S, PERSON = TaskState, Actor.PERSON
 
 
 def new_task(ctx: Ctx, slug: str) -> Worker:
-    """Start the coder of one task now (`orch new-task`), unless one is running or the task is past coding."""
+    """Start the coder of one task now (`orch start`), unless one is running or the task is past coding."""
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
@@ -43,7 +43,7 @@ def new_task(ctx: Ctx, slug: str) -> Worker:
         elif task.state in (S.QUEUED, S.LOST, S.BLOCKED):
             move = Move(S.CODING, TaskEvent.START, PERSON)
         else:
-            raise OrchError(f"task {slug!r} is {task.state}: `orch new-task` starts a coder only for a task that "
+            raise OrchError(f"task {slug!r} is {task.state}: `orch start` starts a coder only for a task that "
                             f"has none at work; {way_on(task.state, slug)}")
         d = spawn.start_worker(ctx, task, "coder", panes, move=move)
         if d is not None:

@@ -101,7 +101,7 @@ def _explain_missing(ctx: Ctx, addr: Address) -> None:
     who = f"{addr.task}:{addr.role}"
     if os.path.exists(T.task_path(ctx, addr.task)):
         if addr.role == "coder":
-            raise OrchError(f"task {addr.task!r} has no coder window: `orch new-task {addr.task}` starts one")
+            raise OrchError(f"task {addr.task!r} has no coder window: `orch start {addr.task}` starts one")
         raise OrchError(f"task {addr.task!r} has no {addr.role} window yet ({who})")
     if os.path.exists(os.path.join(ctx.cfg.done_path, addr.task + ".md")):
         raise OrchError(f"task {addr.task!r} is closed; it has no workers")
@@ -114,7 +114,7 @@ def _check_alive(target: Target, allow_dead: bool) -> Target:
         who = str(target.address)
         raise OrchError(
             f"worker {who} has exited ({shown}): `orch capture {who}` shows its last screen, "
-            f"`orch new-task {target.address.task}` starts a new one"
+            f"`orch start {target.address.task}` starts a new one"
         )
     return target
 

@@ -47,9 +47,30 @@ class Plan:
     orphans: list[Orphan] = field(default_factory=list)
     task_lost: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+    settling: list[str] = field(default_factory=list)  # task files still being written: started a moment later
     # coders started for a task still queued: orch stopped between creating the window and recording it (passes run
     # under one lock, so nothing else leaves that state); the window is closed and the start done again
     interrupted: list[Worker] = field(default_factory=list)
+
+
+SETTLE = 1.0  # seconds a queued task's file must have rested before its coder starts
+
+
+def _settling(tasks: dict[str, T.Task]) -> tuple[set[str], float]:
+    """Queued tasks whose file changed less than SETTLE seconds ago (an editor's first save, a file being written),
+    and how long until the last of them has rested."""
+    now, fresh, wait = time.time(), set(), 0.0
+    for slug, task in tasks.items():
+        if task.state != S.QUEUED:
+            continue
+        try:
+            age = now - os.stat(task.path).st_mtime
+        except OSError:
+            continue
+        if -5 < age < SETTLE:
+            fresh.add(slug)
+            wait = max(wait, SETTLE - max(age, 0))
+    return fresh, wait
 
 
 def proven(ctx: Ctx, panes: list[Pane]) -> set[str]:
@@ -72,10 +93,15 @@ def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
 NOT_PROVEN = "no proof that orch made it (a worker could have): not adopted"
 
 
+def held_for(slug: str) -> str:
+    return f"`orch start {slug}` (hold: true)"
+
+
 def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane],
-         proven: Collection[str] = frozenset()) -> Plan:
+         proven: Collection[str] = frozenset(), settling: Collection[str] = frozenset()) -> Plan:
     """What one pass does, from the task files, the closed tasks, the registry's live workers and this workspace's
-    panes. ``proven``: the windows whose tags carry orch's proof (only those are adopted). Pure."""
+    panes. ``proven``: the windows whose tags carry orch's proof (only those are adopted); ``settling``: task
+    files changed a moment ago (their author may still be writing: not started yet). Pure."""
     out = Plan()
     by_worker = agent_panes(panes)
     alive_roles: set[tuple[str, str]] = set()
@@ -114,6 +140,10 @@ def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes:
             missing = [d for d in task.depends_on if d not in done]
             if missing:
                 out.waiting.append((slug, missing))
+            elif task.hold:
+                out.waiting.append((slug, [held_for(slug)]))
+            elif slug in settling:
+                out.settling.append(slug)
             else:
                 out.spawn.append(slug)
         elif task.state == S.QUEUED:
@@ -155,6 +185,7 @@ class ScanReport:
     recovered: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     applied: int = 0
+    settle_in: float = 0.0  # a task file still being written is started this many seconds from now (the next pass)
 
     def lines(self) -> list[str]:
         """What a reconcile pass did, one line per kind of action (orch scan, and each pass of orch run)."""
@@ -227,8 +258,10 @@ def lose(ctx: Ctx, w: Worker, why: str, actor: Actor = PASS) -> None:
         faults.point("worker.lost")
 
 
-def scan(ctx: Ctx) -> ScanReport:
-    """One reconcile pass."""
+def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
+    """One reconcile pass. ``settle`` (the daemon's passes): a queued task whose file changed less than a second
+    ago is started by a later pass (``report.settle_in``), not while its author may still be writing it; a pass
+    you ask for (`orch scan`) starts it now."""
     report = ScanReport()
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
@@ -245,7 +278,8 @@ def scan(ctx: Ctx) -> ScanReport:
         for wt in git.worktrees(ctx.ws.root):
             if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
                 worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
-        p = plan(tasks, done, ctx.store.live_workers(), panes, proven(ctx, panes))
+        settling, report.settle_in = _settling(tasks) if settle else (set(), 0.0)
+        p = plan(tasks, done, ctx.store.live_workers(), panes, proven(ctx, panes), settling)
         with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
         for w, why in p.lost:
             if w.tmux_server and w.tmux_server != listing.server and why == GONE:

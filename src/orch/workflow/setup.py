@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from orch import git, launcher
 from orch import slug as slugs
@@ -50,10 +51,37 @@ def init(path: str) -> tuple[Workspace, list[str]]:
     return ws, did
 
 
-def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None) -> str:
-    """Write a new task file; returns its path."""
+TEMPLATE = """<!-- orch add: write the task below; its first line names it. The sections orch recognises (keep the
+ones you need, delete the others): Requirements, Invariants, Non-goals, Escalate if, and Validation (one command
+per bullet, run in the worktree). This comment is removed; save an empty task to cancel. -->
+
+
+## Requirements
+-
+
+## Validation
+-
+"""
+
+
+def from_template(text: str) -> str:
+    """What the person wrote in the template: its comment, empty bullets and sections left empty removed."""
+    text = re.sub(r"<!-- orch add:.*?-->\n?", "", text, flags=re.S)
+    lines = [line for line in text.split("\n") if line.strip() not in ("-", "*")]
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        if line.startswith("#"):
+            rest = next((x for x in lines[i + 1 :] if x.strip()), "#")
+            if rest.startswith("#"):
+                continue  # a heading with nothing under it
+        kept.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip() + "\n"
+
+
+def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None, hold: bool = False) -> str:
+    """Write a new task file; returns its path. ``hold``: it stays queued until `orch start`."""
     if not text.strip():
-        raise OrchError("the task text is empty: orch add \"what to do\"")
+        raise OrchError("the task text is empty: nothing was added (orch add \"what to do\", or orch add - < file)")
     folder = ctx.cfg.tasks_path
     os.makedirs(folder, exist_ok=True)
     if agent is not None:
@@ -61,13 +89,15 @@ def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None) 
     if slug is None:
         taken = {n[:-3] for n in os.listdir(folder) if n.endswith(".md")}
         taken |= {n[:-3] for n in os.listdir(ctx.cfg.done_path)} if os.path.isdir(ctx.cfg.done_path) else set()
-        slug = slugs.derive(text, taken)
+        title = next((line.lstrip("#").strip() for line in text.splitlines() if line.strip()), text)
+        slug = slugs.derive(title, taken)  # from its first line, the task's title
     else:
         slugs.check(slug)
     path = os.path.join(folder, slug + ".md")
     body = text if text.endswith("\n") else text + "\n"
-    if agent is not None:
-        body = f"---\nagent: {json.dumps(agent)}\n---\n\n{body}"
+    front = ([f"agent: {json.dumps(agent)}"] if agent is not None else []) + (["hold: true"] if hold else [])
+    if front:
+        body = "---\n" + "\n".join(front) + "\n---\n\n" + body
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:

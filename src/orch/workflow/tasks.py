@@ -86,6 +86,11 @@ class Task:
         return self.front.get("depends_on", [])
 
     @property
+    def hold(self) -> bool:
+        """``hold: true`` in its front matter: it stays queued until you start it (`orch start`)."""
+        return bool(self.front.get("hold"))
+
+    @property
     def body(self) -> str:
         """The person's text without its front matter."""
         return taskfile.body_without_front_matter(self.doc.person)
@@ -117,6 +122,10 @@ def _front(doc: TaskDoc, name: str) -> dict:
             if not isinstance(raw[key], str) or not raw[key].strip():
                 raise OrchError(f"{name}: front matter `{key}` must be a non-empty string")
             front[key] = raw[key].strip()
+    if raw.get("hold") is not None:
+        if not isinstance(raw["hold"], bool):
+            raise OrchError(f"{name}: front matter `hold` must be true or false")
+        front["hold"] = raw["hold"]
     deps = raw.get("depends_on")
     if deps is not None:
         if isinstance(deps, str):
