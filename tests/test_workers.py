@@ -56,8 +56,8 @@ def test_three_tasks_three_sessions_and_routing(ws: Workspace) -> None:
     # exec runs in the worker's own worktree, in a shell pane beside the agent, and returns the exit code
     r = ws.orch("exec", "alpha", "--", "pwd")
     assert r.out.strip().endswith("/.worktree/alpha")
-    r = ws.orch("exec", "gamma", "--", "sh", "-c", "echo out-$0; exit 7", "x", check=False)
-    assert r.code == 7 and "out-x" in r.out
+    r = ws.orch("exec", "gamma", "--", "sh", "-c", "echo out-$0; echo err-$0 >&2; exit 7", "x", check=False)
+    assert r.code == 7 and r.out == "out-x\n" and r.err == "err-x\n", r  # its standard error on ours
     panes = ws.tmux("list-panes", "-t", workers["gamma"][0]["window_id"], "-F", "#{pane_id} #{@orch_pane}").split("\n")
     assert len([p for p in panes if p.strip()]) == 2 and any(p.endswith(" shell") for p in panes)
     # the agent never saw the command
@@ -73,7 +73,8 @@ def test_send_multiline_and_large_text_arrives_intact(ws: Workspace) -> None:
     ws.scan()
     wait_for(lambda: len(_received(ws, "big")) >= 1, what="the prompt to arrive")
     multi = "line one\nline two with $HOME and `ticks` and 'quotes'\n\ttabbed\nEnter C-c -t\n\u00e9\u4e2d\U0001F600 end"
-    ws.orch("send", "big", input=multi)
+    r = ws.orch("send", "big", input=multi)
+    assert r.out.startswith(f"sent {len(multi)} characters to big (pane %"), r.out
     large = "".join(f"{i:05d} the quick brown fox; $(rm -rf /) `x` \"q\"\n" for i in range(450))
     assert len(large.encode()) > 20_000
     ws.orch("send", "big", input=large)
@@ -86,9 +87,9 @@ def test_exec_timeout_and_missing_program(ws: Workspace) -> None:
     ws.task("t", scripted_task("wait"))
     ws.scan()
     r = ws.orch("exec", "t", "--timeout", "0.5", "--", "sleep", "30", check=False)
-    assert r.code == 124 and "timed out" in r.out
+    assert r.code == 124 and "timed out" in r.err
     r = ws.orch("exec", "t", "--", "no-such-program-xyz", check=False)
-    assert r.code == 127
+    assert r.code == 127 and "cannot run 'no-such-program-xyz'" in r.err
     # the shell pane is reused, not multiplied
     win = ws.task_status("t")["workers"][0]["window_id"]
     assert len(ws.tmux("list-panes", "-t", win).splitlines()) == 2

@@ -181,9 +181,25 @@ def test_bad_config_values_are_one_line(ws: Workspace) -> None:
         ("tasks_dir = 5\n", "tasks_dir"),
         ('[agents.mine]\nprompt = "paste"\n', "command"),
         ('[agents.mine]\ncommand = "x"\nready_pattern = "("\n', "ready_pattern"),
+        ('[tmux]\nsocket = "orch"\n\nmax_review_rounds = 5\n',  # a key appended below a table lands in it
+         "max_review_rounds is not a setting of [tmux]: in TOML a key belongs to the last [table] above it"),
+        ('colour = "red"\n', "unknown setting 'colour' (known: "),
     ]:
         cfg.write_text(text)
         one_line_error(ws.orch("status", check=False), "config.toml", needle)
+
+
+def test_version_unknown_tasks_and_a_repository_without_commits(ws: Workspace, tmp_path: Path) -> None:
+    import orch
+
+    for flag in ("--version", "-V"):
+        assert ws.orch(flag).out.startswith(f"orch {orch.__version__} (Python 3.")
+    one_line_error(ws.orch("dossier", "nosuch", check=False), "no task 'nosuch'")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+    ws.orch("init", str(empty))
+    assert ws.orch("-C", str(empty), "gc").out.strip() == "nothing stale"
 
 
 def test_tasks_dir_outside_the_repository(ws: Workspace, tmp_path: Path) -> None:

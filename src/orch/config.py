@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -198,16 +199,39 @@ def load(ws: Workspace) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        raise OrchError(f"{ws.config_file}: {where + ': ' if where else ''}{message}") from None
+        raise OrchError(f"{ws.config_file}: {explain(exc.errors()[0])}") from None
     cfg.root = ws.root
     problem = overlap(cfg)
     if problem:
         raise OrchError(f"{ws.config_file}: {problem}")
     _cache_tasks_dir(ws, cfg)
     return cfg
+
+
+def explain(err: Mapping[str, Any]) -> str:
+    """One error of the config, in plain words: the key, its table, and what is wrong."""
+    loc = [str(p) for p in err["loc"]]
+    key, table = (loc[-1], ".".join(loc[:-1])) if loc else ("", "")
+    if err["type"] == "extra_forbidden":
+        if table and key in Config.model_fields:
+            return (f"{key} is not a setting of [{table}]: in TOML a key belongs to the last [table] above it, so "
+                    f"`{key} = ...` written after [{table}] lands in it; move it above the first [table]")
+        known = ", ".join(sorted(_fields(table)))
+        return f"unknown setting {key!r}{f' in [{table}]' if table else ''} (known: {known})"
+    message = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return message
+    return f"{key}{f' in [{table}]' if table else ''}: {message}"
+
+
+def _fields(table: str) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in table.split(".") if table else []:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name in model.model_fields if name != "root"]
 
 
 def overlap(cfg: Config) -> str | None:

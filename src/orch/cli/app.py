@@ -41,8 +41,17 @@ def _main(
     workspace: str | None = typer.Option(
         None, "-C", "--workspace", metavar="PATH", help="Use the workspace at PATH (default: $ORCH_WORKSPACE, else walk up from here)."
     ),
+    version: bool = typer.Option(False, "--version", "-V", help="Print orch's version and exit."),
 ) -> None:
     STATE.explicit = workspace
+
+
+def version() -> str:
+    import platform
+
+    import orch
+
+    return f"orch {orch.__version__} (Python {platform.python_version()})"
 
 
 def context():
@@ -61,6 +70,9 @@ def _register() -> None:
 
 def run(args: list[str]) -> int:
     private_umask()
+    if args and args[0] in ("--version", "-V"):
+        print(version())
+        return 0
     _register()
     try:
         return _run(args)

@@ -32,7 +32,8 @@ def send(
         body = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
     else:
         raise OrchError("nothing to send: orch send <worker> <text> (or the text on stdin)")
-    do_send(context(), worker, body, pane=pane)
+    target = do_send(context(), worker, body, pane=pane)
+    print(f"sent {len(body)} characters to {target.address} (pane {target.pane.pane_id}); it took them")
 
 
 @app.command()
@@ -45,7 +46,8 @@ def reply(
 
     words = list(text or [])
     body = " ".join(words) if words else ("" if sys.stdin.isatty() else sys.stdin.read())
-    do_reply(context(), task, body)
+    target = do_reply(context(), task, body)
+    print(f"answered {task}: typed into {target.address} (pane {target.pane.pane_id}); the task goes on")
 
 
 @app.command("exec")

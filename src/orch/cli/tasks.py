@@ -226,6 +226,9 @@ def dossier(task: str = typer.Argument(..., help="The task."), as_json: bool = t
     md, js = paths(ctx, slugs.check(task))
     path = js if as_json else md
     if not os.path.exists(path):
+        from orch.workflow import tasks as T
+
+        T.get(ctx, task)  # no such task (or a closed one) says so
         raise OrchError(f"task {task!r} has no dossier yet (written when its branch is approved): `orch status` shows where it is")
     with open(path, encoding="utf-8") as fh:
         sys.stdout.write(fh.read())

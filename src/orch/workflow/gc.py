@@ -76,7 +76,8 @@ def find(ctx: Ctx) -> list[Stale]:
         else:
             out.append(Stale("worktree", wt.path, why))
     base = spawn.resolve_base(ctx, None)
-    for branch in git.merged_branches(ctx.ws.root, base, ctx.cfg.branch_prefix):
+    merged = git.merged_branches(ctx.ws.root, base, ctx.cfg.branch_prefix) if git.rev(ctx.ws.root, base) else []
+    for branch in merged:  # (a repository without commits has no merged branches)
         if branch in open_branches or branch in kept_checked_out:
             continue
         if ctx.store.made("branch", branch):

@@ -202,22 +202,30 @@ def exec_command(ctx: Ctx, address: str | None, argv: list[str], timeout: float,
 
 
 def _follow(out_path: str, rc_path: str, timeout: float) -> int:
+    """The command's output as it comes (its standard error on ours), then its exit code."""
+    from orch.runner import err_path
+
     deadline = time.monotonic() + (timeout + 30 if timeout > 0 else 1e12)
-    sent = 0
     delay = 0.01
-    with open(out_path, "rb") as fh:
+    open(err_path(out_path), "ab").close()
+    with open(out_path, "rb") as out, open(err_path(out_path), "rb") as err:
+        streams = ((out, sys.stdout.buffer), (err, sys.stderr.buffer))
+
+        def pump() -> bool:
+            moved = False
+            for source, sink in streams:
+                chunk = source.read()
+                if chunk:
+                    sink.write(chunk)
+                    sink.flush()
+                    moved = True
+            return moved
+
         while True:
-            chunk = fh.read()
-            if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.buffer.flush()
-                sent += len(chunk)
+            if pump():
                 delay = 0.01
             if os.path.exists(rc_path):
-                rest = fh.read()
-                if rest:
-                    sys.stdout.buffer.write(rest)
-                    sys.stdout.buffer.flush()
+                pump()
                 with open(rc_path, encoding="ascii") as rc:
                     return int(rc.read().strip() or "1")
             if time.monotonic() > deadline:
