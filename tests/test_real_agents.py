@@ -236,3 +236,28 @@ def test_real_agent_lost_with_the_tmux_server_resumes_its_session(ws: Workspace,
         body = json.dumps(resumed["body"])
         assert "Part one is committed." in body and "your window was lost" in body
     print(f"{agent}: {version(agent)} resumed session {session}")
+
+
+def test_real_claude_on_a_home_where_it_never_ran(ws: Workspace, tmp_path: Path) -> None:
+    """A fresh HOME: with ANTHROPIC_API_KEY, orch answers Claude Code's first start and the model gets the prompt;
+    without credentials, the task says in words that Claude Code waits on its first-start setup."""
+    agent_binary("claude")
+    with ModelServer([{"text": "Working on it."}]) as srv:
+        setup(ws, "claude", srv, tmp_path / "home")
+        (tmp_path / "home" / ".claude.json").unlink()  # never ran here: no onboarding done
+        ws.task("fresh", TASK)
+        wait_for(lambda: ws.orch("scan") and srv.main_requests(), 60, "the model to receive the prompt")
+        assert "orch: coder prompt for task fresh, round 1" in srv.main_requests()[0]["text"]
+        assert not any("first-start" in line for line in ws.statuses("fresh"))
+
+        home = tmp_path / "home2"
+        home.mkdir()
+        ws.env["HOME"] = str(home)
+        for key in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"):
+            ws.env.pop(key, None)
+        ws.task("nokey", TASK)
+        line = wait_for(lambda: ws.orch("scan") and next((x for x in ws.statuses("nokey") if "first-start" in x), None), 60,
+                        "the first-start setup to be named")
+        assert 'Claude Code is waiting on its first-start setup ("' in line and "run `claude` once" in line, line
+        assert "screen:" not in line  # words, not a screen excerpt
+        assert len(srv.main_requests()) == 1

@@ -96,6 +96,11 @@ class Agent:
         """What the agent itself must write inside the sandbox besides the worktree: its own state (absolute)."""
         return []
 
+    def first_start(self, screen: str) -> str | None:
+        """When ``screen`` shows the agent's first-start setup (a dialog orch cannot answer), what to tell the person,
+        in words; else None."""
+        return None
+
 
 def sh_quote(text: str) -> str:
     """For the agents that run a hook command through a shell: quote orch's own path (never task or agent text)."""

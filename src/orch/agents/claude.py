@@ -6,7 +6,9 @@
 - ``--session-id <uuid>`` chosen by orch (``--resume <uuid>`` continues it); ``--settings <abs path>`` with hooks
   calling ``orch hook <Event>``.
 - dialogs: the folder-trust question for the worktree, the "use this API key?" question and the bypass-mode
-  warning are pre-answered in ``~/.claude.json`` the way Claude Code stores them (only those keys).
+  warning are pre-answered in ``~/.claude.json`` the way Claude Code stores them (only those keys); with an API key
+  in the environment, its onboarding too (``hasCompletedOnboarding``, a theme), unless you chose otherwise. A
+  first-start screen orch cannot answer (no credentials: a login) is named in words (``first_start``).
 - hooks: SessionStart, UserPromptSubmit, Stop, SubagentStop, and Notification, whose message says whether it
   waits for permission or is idle; the Stop payload carries the final message (a reviewer's verdict block).
 """
@@ -23,6 +25,9 @@ from orch.agents.profile import AgentProfile
 from orch.files import atomic_write
 
 HOOK_EVENTS = ("SessionStart", "UserPromptSubmit", "Stop", "SubagentStop", "Notification")
+# what Claude Code shows on a HOME where it never ran, before it takes any input (2.1.x): its onboarding
+FIRST_START = ("Choose the text style", "Select login method", "Unable to connect to Anthropic services",
+               "Log in with your Anthropic account", "Press Enter to continue", "Security notes")
 REVIEWER_TOOLS = [
     "Read", "Grep", "Glob", "Bash(orch verdict:*)", "Bash(orch -:*)", "Bash(git diff:*)", "Bash(git log:*)",
     "Bash(git show:*)", "Bash(git status:*)",
@@ -71,6 +76,13 @@ class Claude(Agent):
             key = req.env.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_API_KEY") or ""
             preanswer(settings, req.worktree, key, bypass=req.role != "reviewer")
         return launch
+
+    def first_start(self, screen: str) -> str | None:
+        found = next((phrase for phrase in FIRST_START if phrase in screen), None)
+        if found is None:
+            return None
+        return (f'Claude Code is waiting on its first-start setup ("{found}"): run `claude` once in a terminal to '
+                "finish it (log in, or set ANTHROPIC_API_KEY for orch's workers: orch then answers the rest)")
 
     def sandbox_write(self, req: LaunchRequest) -> list[str]:
         """Its state folder (sessions, projects, credentials), with its settings file in it: Claude Code saves that
@@ -135,7 +147,9 @@ def preanswer(settings: str, worktree: str, api_key: str, bypass: bool) -> None:
             entry = projects.setdefault(worktree, {})
             if isinstance(entry, dict):
                 entry["hasTrustDialogAccepted"] = True
-        if api_key.strip():
+        if api_key.strip():  # credentials in the environment: its onboarding (theme, login) has nothing to ask
+            data.setdefault("hasCompletedOnboarding", True)
+            data.setdefault("theme", "dark")
             responses = data.setdefault("customApiKeyResponses", {"approved": [], "rejected": []})
             if isinstance(responses, dict):
                 approved = responses.setdefault("approved", [])

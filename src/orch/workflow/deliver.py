@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from orch import faults
+from orch import agents, faults
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.lifecycle import Actor
@@ -122,6 +122,20 @@ def _ready(ctx: Ctx, d: Delivery, screen: str) -> bool:
     return bool(screen.strip()) and not d.profile.hooks
 
 
+FIRST_START_AFTER = 3.0  # seconds after its start before a first-start screen counts (it may still be drawing)
+
+
+def _first_start(ctx: Ctx, d: Delivery) -> str | None:
+    """The agent shows its first-start setup, which no prompt gets past: what to tell the person (or None)."""
+    if time.monotonic() - d.started < FIRST_START_AFTER:
+        return None
+    try:
+        screen = ctx.mux.capture(d.worker.pane_id, lines=60)
+    except MuxError:
+        return None
+    return agents.agent(d.profile.kind).first_start(screen)
+
+
 def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
     """Type each waiting prompt once its agent shows it is ready; all agents are waited for together."""
     from orch.workflow import inbox
@@ -140,6 +154,8 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
                 continue
             if _ready(ctx, d, screen):
                 _type_first(ctx, d)
+            elif (why := _first_start(ctx, d)) is not None:
+                _undelivered(ctx, d.worker, why, "")
             elif time.monotonic() - d.started > d.profile.ready_timeout:
                 _undelivered(ctx, d.worker, f"the agent did not show it was ready within {d.profile.ready_timeout:g}s", screen)
             else:
