@@ -295,6 +295,18 @@ def diffstat(repo: str, a: str, b: str) -> str:
     return out(repo, "diff", "--no-ext-diff", "--no-textconv", "--stat", f"{a}..{b}")
 
 
+def diff(repo: str, a: str, b: str, stat: bool = False, color: bool = False) -> str:
+    """``git diff a..b`` (with ``--stat``: the files and counts only)."""
+    args = ["diff", "--no-ext-diff", "--no-textconv", f"--color={'always' if color else 'never'}"]
+    return run(repo, *args, *(["--stat"] if stat else []), f"{a}..{b}").stdout.decode("utf-8", "replace")
+
+
+def range_diff(repo: str, base: str, old: str, new: str, color: bool = False) -> str:
+    """``git range-diff base..old base..new``: how the commits changed between two versions of a branch."""
+    args = ["range-diff", "--no-ext-diff", f"--color={'always' if color else 'never'}"]
+    return run(repo, *args, f"{base}..{old}", f"{base}..{new}").stdout.decode("utf-8", "replace")
+
+
 def changed_files(repo: str, a: str, b: str) -> list[str]:
     return [line for line in out(repo, "diff", "--no-ext-diff", "--name-only", f"{a}..{b}").splitlines() if line]
 

@@ -147,14 +147,33 @@ def _task_from_arg(ctx, arg: str) -> str:
 
 
 @app.command()
-def status(as_json: bool = typer.Option(False, "--json", help="Print the documented JSON shape.")) -> None:
-    """Every task with its state and workers, plus orphan windows and invalid task files."""
+def status(
+    task: str | None = typer.Argument(None, help="One task: everything about it (default: every task)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the documented JSON shape."),
+    show_all: bool = typer.Option(False, "--all", "-a", help="Closed tasks too."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Show it again every 2 seconds, until Ctrl-C."),
+) -> None:
+    """Every task with its state and workers, plus orphan windows and invalid task files; or one task in full."""
+    if watch:
+        _watch(task, show_all)
+        return
+    ctx = context()
+    if task is not None:
+        from orch.workflow.taskview import one
+
+        data = one(ctx, task)
+        print_json(data) if as_json else _print_one(data)
+        return
     from orch.workflow.status import collect
 
-    data = collect(context())
+    data = collect(ctx, closed=show_all)
     if as_json:
         print_json(data)
         return
+    _print_all(data)
+
+
+def _print_all(data: dict) -> None:
     if not data["tasks"]:
         console.print(f"no tasks in this workspace ({data['workspace']}); add one with `orch add \"...\"`")
     daemon = data["daemon"]
@@ -165,11 +184,17 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
         console.print("daemon: not running - tasks move only when you run `orch scan`; start it with `orch run --detach`")
     console.print(f"sandbox: {data['sandbox']}")
     t = table("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "SANDBOX", "LAST STATUS")
+    width = max(console.width - 100, 40)  # the last column gets what the terminal has left
     for task in data["tasks"]:
-        last = task["last_status"] or ""
-        workers = task["workers"] or [None]
-        for i, w in enumerate(workers):
+        last = (task["last_status"] or "")[21:]
+        live = [w for w in task["workers"] if w["state"] not in ("exited", "lost")]
+        gone = [w for w in task["workers"] if w["state"] in ("exited", "lost")]
+        rows: list[dict | None] = [*live, *gone[-1:]] if live or gone else [None]
+        for i, w in enumerate(rows):
             first = i == 0
+            state = f"{w['state']} {duration(w['state_for_s'])}".strip() if w else ""
+            if w is not None and w in gone and len(gone) > 1:
+                state += f" (+{len(gone) - 1} more ended)"
             t.add_row(
                 task["slug"] if first else "",
                 task["state"] if first else "",
@@ -177,9 +202,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
                 w["agent"] if w else task["agent"],
                 w["window_id"] if w else "",
                 w["pane_id"] if w else "",
-                (f"{w['state']} {duration(w['state_for_s'])}".strip() if w else ""),
+                state,
                 ("on" if w["sandbox"] == "bubblewrap" else "off") if w else "",
-                last[21:][:60] + ("…" if len(last) > 81 else "") if first else "",
+                (last[:width] + ("…" if len(last) > width else "")) if first else "",
             )
     if data["tasks"]:
         console.print(t)
@@ -194,6 +219,91 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the documen
         console.print("\ninvalid task files (not started):")
         for i in data["invalid_tasks"]:
             console.print(f"  {i['error']}")
+
+
+def _print_one(data: dict) -> None:
+    sys.stdout.write(_one_text(data))
+
+
+def _one_text(data: dict) -> str:
+    out = [f"{data['slug']}: {data['state']}" + ("  (hold: true)" if data["hold"] else ""),
+           f"file: {data['file']}"]
+    if data["branch"]:
+        out.append(f"branch: {data['branch']}  worktree: {data['worktree']}")
+    out += ["", "summary:", *(f"  {line}" for line in data["summary"][1:] or ["(nothing yet)"])]
+    out += ["", "workers:"]
+    for w in data["workers"] or [None]:
+        if w is None:
+            out.append("  (none running)")
+            continue
+        source = f", from {w['state_source']}" if w["state_source"] else ""
+        out.append(f"  {w['address']:<24} {w['agent']:<8} {w['state']} for {duration(w['state_for_s'])}{source}; "
+                   f"window {w['window_id']} pane {w['pane_id']}; sandbox "
+                   f"{'on' if w['sandbox'] == 'bubblewrap' else 'off'}")
+    if data["ended_workers"]:
+        out.append(f"  ({len(data['ended_workers'])} ended before: `orch status {data['slug']} --json` lists them)")
+    if data["validation"]:
+        v0 = data["validation"][0]
+        out += ["", f"validation (round {v0['round']}, {v0['sha'][:12]}):"]
+        for v in data["validation"]:
+            how = "timed out" if v["timed_out"] else ("passed" if v["exit_code"] == 0 else f"failed (exit {v['exit_code']})")
+            out.append(f"  `{v['command']}` {how} in {v['duration']:.1f}s  ({v['log']})")
+    if data["reviews"]:
+        out += ["", "reviews:"]
+        for r in data["reviews"]:
+            found = f", {len(r['findings'])} finding(s)" if r["findings"] else ""
+            note = f" - {r['note']}" if r["note"] else ""
+            out.append(f"  round {r['round']} on {r['sha'][:12]}: {r['decision'] or 'pending'}{found}, {r['status']}{note}")
+    if data["dossier"]:
+        out += ["", f"dossier: {data['dossier']}"]
+    if data["pending_messages"]:
+        out += ["", f"{data['pending_messages']} message(s) not applied yet"]
+    out += ["", "last status lines:", *(f"  {line}" for line in data["status"] or ["(none)"])]
+    return "\n".join(out) + "\n"
+
+
+def _watch(task: str | None, show_all: bool) -> None:
+    """The view again every 2 seconds, on a cleared screen, until Ctrl-C."""
+    from orch.cli.app import STATE
+
+    try:
+        while True:
+            ctx = context()
+            try:
+                if task is not None:
+                    from orch.workflow.taskview import one
+
+                    text = _one_text(one(ctx, task))
+                else:
+                    from orch.workflow.status import collect
+
+                    data = collect(ctx, closed=show_all)
+                    with console.capture() as shot:
+                        _print_all(data)
+                    text = shot.get()
+            finally:
+                STATE.opened.remove(ctx)
+                ctx.close()
+            sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "  orch status (Ctrl-C ends)\n\n" + text)
+            sys.stdout.flush()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+
+
+@app.command()
+def diff(
+    task: str = typer.Argument(..., help="The task."),
+    stat: bool = typer.Option(False, "--stat", help="Only the files changed and how much."),
+    round_no: int | None = typer.Option(None, "--round", "-r", min=1, help="As of that review round's commit."),
+    since: int | None = typer.Option(None, "--since-round", min=1,
+                                     help="How its commits changed since that round (git range-diff)."),
+) -> None:
+    """What the task's branch changes against its base (from their merge base, as a merge would see it)."""
+    from orch import slug as slugs
+    from orch.workflow.diff import show
+
+    sys.stdout.write(show(context(), slugs.check(task), stat, round_no, since, color=sys.stdout.isatty()))
 
 
 @app.command()

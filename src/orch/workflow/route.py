@@ -154,8 +154,16 @@ def reply(ctx: Ctx, task: str, text: str) -> Target:
 
 
 def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None) -> str:
+    """The last ``lines`` lines of the pane, without the blank rest of the screen: for an agent that ended, its last
+    words, then tmux's ``Pane is dead`` line (not the empty screen between them)."""
     target = resolve(ctx, address, pane, allow_dead=True)
-    return ctx.mux.capture(target.pane.pane_id, lines)
+    rows = ctx.mux.capture(target.pane.pane_id, lines + 300).split("\n")
+    if rows and rows[-1].startswith("Pane is dead"):
+        last = rows.pop()
+        while rows and not rows[-1].strip():
+            rows.pop()
+        rows.append(last)
+    return "\n".join(rows[-lines:])
 
 
 def attach(ctx: Ctx, address: str | None, pane: str | None = None) -> None:

@@ -67,7 +67,32 @@ def daemon_state(ctx: Ctx) -> dict:
     return {"running": True, "pid": pid if pid > 0 else None, "since": since}
 
 
-def collect(ctx: Ctx) -> dict:
+def closed_tasks(ctx: Ctx) -> list[dict]:
+    """The closed tasks (their files in done/), newest last, in the shape of the open ones."""
+    from orch import taskfile
+
+    folder = ctx.cfg.done_path
+    try:
+        names = sorted((n for n in os.listdir(folder) if n.endswith(".md")),
+                       key=lambda n: os.stat(os.path.join(folder, n)).st_mtime)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                doc = taskfile.parse(fh.read())
+        except (OSError, ValueError):
+            continue
+        out.append({"slug": name[:-3], "file": path, "state": "closed", "summary": doc.summary, "session": None,
+                    "worktree": None, "branch": None, "agent": "", "depends_on": [],
+                    "last_status": doc.status[-1] if doc.status else None, "pending_messages": 0,
+                    "queued_for_workers": [], "workers": []})
+    return out
+
+
+def collect(ctx: Ctx, closed: bool = False) -> dict:
     now = time.time()
     tasks, invalid = T.load(ctx)
     panes = ctx.panes()
@@ -110,7 +135,7 @@ def collect(ctx: Ctx) -> dict:
         "tmux_socket": ctx.cfg.socket,
         "sandbox": sandbox_line(ctx.cfg.sandbox),
         "daemon": daemon_state(ctx),
-        "tasks": out_tasks,
+        "tasks": out_tasks + (closed_tasks(ctx) if closed else []),
         "orphans": [o.__dict__ for o in p.orphans],
         "invalid_tasks": [{"file": i.file, "error": i.error} for i in invalid],
     }
