@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -449,3 +450,30 @@ def test_git_never_sees_orch_files(ws: Workspace) -> None:
     proc = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "orch/quiet"], capture_output=True,
                           text=True, check=True)
     assert proc.stdout.splitlines()[0] == "add new.txt"
+
+
+def test_shell_completion_of_commands_options_and_task_names(ws: Workspace, tmp_path: Path) -> None:
+    ws.task("csv-export", "x\n")
+    script = tmp_path / "orch.bash"
+    script.write_text(ws.orch("completion", "bash").out)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "orch").write_text(f"#!/bin/sh\nexec {sys.executable} -m orch \"$@\"\n")
+    (shim / "orch").chmod(0o755)
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        probe = (f'source {script}; COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; _orch; '
+                 'printf "%s\\n" "${COMPREPLY[@]}"')
+        env = {**ws.env, "PATH": f"{shim}:{ws.env['PATH']}"}
+        out = subprocess.run(["bash", "-c", probe], cwd=ws.root, env=env, capture_output=True, text=True, check=True)
+        return sorted(x for x in out.stdout.split("\n") if x)
+
+    assert complete("orch", "sta") == ["start", "status"]
+    assert complete("orch", "status", "--w") == ["--watch"]
+    assert complete("orch", "status", "csv") == ["csv-export", "csv-export:reviewer"]
+    assert complete("orch", "diff", "") == ["csv-export", "csv-export:reviewer"]
+    for shell in ("zsh", "fish"):
+        text = ws.orch("completion", shell).out
+        assert "status" in text and "orch _tasks" in text
+    one_line_error(ws.orch("completion", "tcsh", check=False), "no completion for 'tcsh'")

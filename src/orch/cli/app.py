@@ -65,7 +65,7 @@ def context():
 
 
 def _register() -> None:
-    from orch.cli import daemon, messages, route, tasks  # noqa: F401 - commands register themselves on import
+    from orch.cli import completion, daemon, messages, route, tasks  # noqa: F401 - commands register on import
 
 
 def run(args: list[str]) -> int:
