@@ -12,8 +12,18 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def help_commands() -> set[str]:
     out = subprocess.run([sys.executable, "-m", "orch", "--help"], capture_output=True, text=True, check=True).stdout
-    block = out.split("Commands:", 1)[1]
-    return {line.split()[0] for line in block.splitlines() if line.startswith("  ") and line.split()}
+    block = out.split("\nTasks:\n", 1)[1]  # the commands, in their groups
+    return {line.split()[0] for line in block.splitlines() if line.startswith("  ") and not line.startswith("   ")}
+
+
+def test_help_groups_the_commands_and_shows_no_python_types() -> None:
+    out = subprocess.run([sys.executable, "-m", "orch", "--help"], capture_output=True, text=True, check=True).stdout
+    groups = [line for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert groups == ["Options:", "Tasks:", "Workers:", "The daemon:", "Commands agents call:", "Your shell:"]
+    for command in ("add", "send", "status", "retry", "exec"):
+        text = subprocess.run([sys.executable, "-m", "orch", command, "--help"], capture_output=True, text=True,
+                              check=True).stdout
+        assert "<str>" not in text and "<list[" not in text and "<int>" not in text, text
 
 
 def readme_commands() -> set[str]:

@@ -81,9 +81,64 @@ def run(args: list[str]) -> int:
             STATE.opened.pop().close()
 
 
+GROUPS = (
+    ("Tasks", ("init", "add", "start", "new-task", "scan", "status", "diff", "dossier", "retry", "close", "log")),
+    ("Workers", ("send", "reply", "exec", "capture", "attach", "recover", "gc")),
+    ("The daemon", ("run", "stop")),
+    ("Commands agents call", ("-", "message", "verdict", "hook")),
+    ("Your shell", ("completion",)),
+)
+
+
+def command():
+    """The click command of the app, with help as a person reads it: metavars in words (not Python types) and the
+    commands in groups."""
+    import types
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for sub in group.commands.values():  # type: ignore[attr-defined]
+        for param in sub.params:
+            if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
+                param.metavar = param.name.upper().replace("_", "-")
+            param.get_help_record = types.MethodType(_plain_help_record(param.get_help_record), param)
+
+    def format_commands(self, ctx, formatter) -> None:  # noqa: ANN001 - click's own signature
+        listed: set[str] = set()
+        for title, names in GROUPS:
+            rows = [(n, self.commands[n].get_short_help_str(limit=62)) for n in names if n in self.commands]
+            listed.update(names)
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+        rest = [(n, c.get_short_help_str(limit=62)) for n, c in self.commands.items()
+                if n not in listed and not c.hidden]
+        if rest:
+            with formatter.section("Commands"):
+                formatter.write_dl(rest)
+
+    group.format_commands = types.MethodType(format_commands, group)  # type: ignore[attr-defined]
+    return group
+
+
+def _plain_help_record(original):  # noqa: ANN001, ANN202 - wraps click's bound method
+    """A parameter's help line without the Python type typer puts after it (``<list[str]>``)."""
+    import re
+
+    def record(self, ctx):  # noqa: ANN001, ANN202
+        found = original(ctx)
+        if found is None:
+            return None
+        name, text = found
+        return re.sub(r" <[^<>]*>$", "", name), text
+
+    return record
+
+
 def _run(args: list[str]) -> int:
     try:
-        result = app(args=args, prog_name="orch", standalone_mode=False)
+        result = command().main(args=args, prog_name="orch", standalone_mode=False)
     except OrchError as exc:
         sys.stderr.write(f"orch: {exc}\n")
         return exc.code
