@@ -213,3 +213,11 @@ reviewer:
         print(daemon.log.read_text()[-3000:], ws.orch("log", "bg", "-n", "40").out)
     assert any("validation of" in s and "started in the background" in s for s in ws.statuses("bg"))
     assert any(s.startswith("validation: 1/1 command(s) passed") for s in ws.statuses("bg"))
+
+
+def test_the_daemon_reminds_an_idle_coder_on_time_between_full_passes(ws: Workspace, daemon: Daemon) -> None:
+    """The reminder falls due between two full passes (set far apart here): the daemon looks again in time."""
+    ws.config("scan_interval = 600\nidle_reminder_after = 1")
+    daemon.start()
+    ws.task("quiet", scripted_task("say nothing to report", "wait", intro="A coder that forgets to report."))
+    wait_for(lambda: any("reminder" in x for x in ws.statuses("quiet")), 30, "the reminder")

@@ -6,6 +6,7 @@ Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, whe
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -88,26 +89,26 @@ DEFAULT_CONFIG = """\
 
 
 class TmuxConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     socket: str = "orch"
 
     @field_validator("socket")
     @classmethod
     def _socket(cls, value: str) -> str:
-        if not value or "/" in value or value.startswith("-"):
-            raise ValueError("socket must be a plain name (no '/', not starting with '-')")
+        if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError("socket must be a plain name: letters, digits, '.', '_' and '-', not starting with '-'")
         return value
 
 
 class ValidateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     commands: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: float = Field(default=600.0, gt=0, le=7 * 86400)
     write: list[str] = Field(default_factory=list)  # in the sandbox, writable besides the worktree (a cache folder)
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     tasks_dir: str = ".orch/tasks"
     worktree_root: str = ".worktree"
@@ -115,11 +116,11 @@ class Config(BaseModel):
     base: str = ""
     default_agent: str = "claude"
     reviewer_agent: str = ""
-    max_review_rounds: int = Field(default=3, ge=1)
+    max_review_rounds: int = Field(default=3, ge=1, le=100)
     idle_reminder: bool = True
-    idle_reminder_after: float = Field(default=10.0, ge=0)
+    idle_reminder_after: float = Field(default=10.0, ge=0, le=86400)
     # orch run: seconds between full reconcile passes (files and messages are acted on as they arrive)
-    scan_interval: float = Field(default=30.0, gt=0)
+    scan_interval: float = Field(default=30.0, ge=0.5, le=86400)
     # bring back the workers of tasks in progress when they were lost with the tmux server (reboot, kill-server);
     # false: only report it, and `orch recover` brings them back
     recover_on_start: bool = True

@@ -105,6 +105,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("verbose") < 0:  # -q hides the header: say it here
+        terminalreporter.write_sep("-", "tools and agents")
+        for line in pytest_report_header(config):
+            terminalreporter.write_line(line)
     path = os.environ.get(TALLY_ENV)
     if hasattr(config, "workerinput") or not path or not os.path.exists(path):
         return

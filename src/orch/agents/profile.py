@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class AgentProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = ""
     # which agent module handles it (orch.agents: generic, scripted, claude, codex, aider)
@@ -20,8 +20,8 @@ class AgentProfile(BaseModel):
     prompt: Literal["paste", "arg", "file"] = "paste"
     readonly_args: list[str] = Field(default_factory=list)
     ready_pattern: str = ""
-    ready_timeout: float = 30.0
-    enter_delay: float = 0.05
+    ready_timeout: float = Field(default=30.0, gt=0, le=86400)
+    enter_delay: float = Field(default=0.05, ge=0, le=60)
     env: dict[str, str] = Field(default_factory=dict)
     # worker state: the agent reports its turns through `orch hook` (set up by orch for the built-in agents);
     # prompt_hook: its hooks also say when it takes a prompt (else the screen and delivery tell)
@@ -40,7 +40,7 @@ class AgentProfile(BaseModel):
     sandbox_write: list[str] = Field(default_factory=list)
     sandbox_hide: list[str] = Field(default_factory=list)
     # seconds to wait for a typed prompt to be taken (a hook, or the screen showing work) before pressing Enter again
-    confirm_timeout: float = 5.0
+    confirm_timeout: float = Field(default=5.0, gt=0, le=3600)
 
     @field_validator("kind")
     @classmethod

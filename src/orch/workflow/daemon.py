@@ -206,7 +206,15 @@ class Daemon:
         self.ctx.event("daemon", f"pass ({why}) failed unexpectedly: {type(exc).__name__}: {exc}")
 
     def _busy(self) -> bool:
-        return any(w.state in BUSY_STATES for w in self.ctx.store.live_workers())
+        """A worker is starting or working, or idle with a reminder about to fall due: look again soon."""
+        cfg, now = self.ctx.cfg, time.time()
+        for w in self.ctx.store.live_workers():
+            if w.state in BUSY_STATES:
+                return True
+            if (w.state == "idle" and cfg.idle_reminder and now - w.state_since < cfg.idle_reminder_after + 60
+                    and (w.reminded_at is None or w.reminded_at < (w.prompted_at or w.created_at))):
+                return True
+        return False
 
     # -- what changed ----------------------------------------------------------------------------------------------
 
