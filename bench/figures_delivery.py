@@ -1,7 +1,8 @@
 """Figure 5, prompt delivery fidelity: texts of every awkward kind, 1 byte to 50 KB, sent one after the other with
 `orch send <task>` (the text on stdin, so it is byte-exact) to one idle scripted worker, compared with what the
 scripted agent recorded (it records every message it receives, exactly, in .orch/logs/scripted-<worker>.jsonl).
-Failures are listed by kind, never hidden."""
+A text arrives exactly as sent, except what orch neutralises by design before it types anything (orch/terminal.py:
+CR LF and CR as LF, other control characters as their pictures). Failures are listed by kind, never hidden."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import time
 from collections import Counter
 
 from common import ORCH, Space, quiet, spread
+
+from orch.terminal import neutralise
 
 SHELL = [
     "$(touch /tmp/orch-bench-pwned)", "`id`", "'single quotes'", '"double quotes"', "a; b | c & d && e || f",
@@ -112,8 +115,9 @@ def _send(space: Space, worker: dict, items: list[tuple[str, str]]) -> tuple[lis
     got = Counter(space.received(worker["id"])[before:])
     failed: Counter[str] = Counter()
     for kind, text in items:
-        if got[text] > 0:
-            got[text] -= 1
+        expected = neutralise(text)  # what orch promises to type: every printable character, CR LF as LF
+        if got[expected] > 0:
+            got[expected] -= 1
         else:
             failed[kind] += 1
     for text in [t for t, n in got.items() if n > 0][:5]:
@@ -124,7 +128,7 @@ def _send(space: Space, worker: dict, items: list[tuple[str, str]]) -> tuple[lis
 def _note(items: list[tuple[str, str]], failed: Counter[str]) -> str:
     sizes = [len(t.encode()) for _, t in items]
     exact = len(items) - sum(failed.values())
-    note = f"{exact}/{len(items)} byte-exact ({min(sizes)} B–{max(sizes) / 1024:.0f} KB)"
+    note = f"{exact}/{len(items)} exact ({min(sizes)} B–{max(sizes) / 1024:.0f} KB; CR LF typed as LF)"
     if failed:
         note += "; FAILED: " + ", ".join(f"{k} x{n}" for k, n in failed.items())
     return note

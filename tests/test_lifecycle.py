@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orch import git
 from orch import lifecycle as L
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskEvent, TaskState, Transition, WorkerEvent, WorkerState
@@ -227,7 +228,8 @@ def drive_branch_moved(b: Bench, frm: str, to: str, actor: Actor) -> None:
     drive_approved(b, S.REVIEWING, S.READY, PASS)
     assert b.state("t") == "ready"
     b.commit("t", "more.txt", "after the approval\n")
-    scan._check_branches(b.ctx, T.load(b.ctx)[0])  # the step of the pass that notices (the rest would validate it)
+    heads = git.branch_heads(str(b.root), b.ctx.cfg.branch_prefix)
+    scan._check_branches(b.ctx, T.load(b.ctx)[0], heads)  # the step of the pass that notices (the rest validates it)
     assert not Path(b.ctx.ws.path("dossiers", "t.md")).exists()  # it spoke of the old head: set aside
     assert list(Path(b.ctx.ws.path("dossiers")).glob("t-*.superseded.md"))
 

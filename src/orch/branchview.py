@@ -70,6 +70,18 @@ def take_objects(root: str, view: str, sha: str) -> None:
     git.run(root, "unpack-objects", "-q", "--strict", input=pack)
 
 
+def settled(view: str, heads: dict[str, str]) -> bool:
+    """Nothing to carry: the coder's view, the last sync and the real branch (``heads``: branch -> commit, read for
+    all tasks at once) all say the same commit. Reads two small files, runs nothing."""
+    try:
+        with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
+            branch = fh.read().strip()
+    except OSError:
+        return True
+    inner = _read(os.path.join(view, "heads", branch.rsplit("/", 1)[-1]))
+    return bool(inner) and inner == _read(os.path.join(view, "synced")) == heads.get(branch)
+
+
 def carry(root: str, view: str) -> tuple[str, str]:
     """Carry a task's branch across between its coder's view and the repository: (what moved, what went wrong).
     The coder's commit wins over a move outside made since the last sync (both are said). Under the view's lock:

@@ -173,13 +173,21 @@ def sync_one(ctx: Ctx, slug: str) -> str:
     return moved
 
 
-def sync(ctx: Ctx) -> list[str]:
-    """Every task's branch carried across (see ``sync_one``); returns what moved."""
+def sync(ctx: Ctx) -> tuple[list[str], dict[str, str] | None]:
+    """Every task's branch carried across (see ``sync_one``): (what moved, every orch branch's commit after it, or
+    None when there was nothing to carry and they were not read)."""
+    from orch import git
+
     try:
         slugs = sorted(os.listdir(ctx.ws.path("sandbox")))
     except FileNotFoundError:
-        return []
-    return [f"{slug}: {moved}" for slug in slugs if (moved := sync_one(ctx, slug))]
+        return [], None
+    if not slugs:
+        return [], None
+    heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)  # one git process for every task's branch
+    moved = [f"{slug}: {what}" for slug in slugs
+             if not branchview.settled(view_of(ctx, slug), heads) and (what := sync_one(ctx, slug))]
+    return moved, (git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix) if moved else heads)
 
 
 def forget(ctx: Ctx, slug: str) -> None:

@@ -267,7 +267,7 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         if not got:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
         report.applied += inbox.drain(ctx)
-        sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
+        _, heads = sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
         tasks, report.invalid = T.load(ctx)
         report.restored = T.refresh(ctx, tasks)
         files.sweep_tmp(ctx.cfg.tasks_path)
@@ -314,7 +314,7 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         for slug, why in with_server.items():
             _bring_back(ctx, slug, why, report)
         _check_worktrees(ctx, tasks)
-        _check_branches(ctx, tasks)
+        _check_branches(ctx, tasks, heads)
         for w in p.interrupted:
             ctx.mux.kill_window(w.window_id)
             lose(ctx, w, "its start was interrupted (orch stopped before recording it)")
@@ -362,7 +362,7 @@ def _check_worktrees(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
             T.record(ctx, slug, status=problem, problem=problem)
 
 
-def _check_branches(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
+def _check_branches(ctx: Ctx, tasks: dict[str, T.Task], heads: dict[str, str] | None = None) -> None:
     """A task branch deleted under its coder is reported in the task, once; a ready task whose branch has commits
     its review did not see goes back to validation and review (its dossier is set aside: it speaks of another
     sha)."""
@@ -371,7 +371,8 @@ def _check_branches(ctx: Ctx, tasks: dict[str, T.Task]) -> None:
     watched = {slug: t for slug, t in tasks.items() if t.state in ACTIVE or t.state == S.READY}
     if not watched:
         return
-    heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)
+    if heads is None:  # (else: orch's branches as the pass's carry left them)
+        heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)
     for slug, task in watched.items():
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
         head = heads.get(branch) if branch.startswith(ctx.cfg.branch_prefix) else git.rev(ctx.ws.root, branch)
