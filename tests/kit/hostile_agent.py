@@ -103,13 +103,18 @@ def delete_an_object() -> bool:
 
 def redirect_repository() -> bool:
     """Point the worktree (its .git file, its git folder's commondir, the object store's alternates) elsewhere."""
-    done = False
     gitdir = git_out("rev-parse", "--path-format=absolute", "--git-dir")
     objects = git_out("rev-parse", "--path-format=absolute", "--git-path", "objects")
-    for path, text in ((".git", f"gitdir: /tmp/{MARK}\n"), (os.path.join(gitdir, "commondir"), f"/tmp/{MARK}\n"),
-                       (os.path.join(objects, "info", "alternates"), f"/tmp/{MARK}\n")):
+    return put_any(((".git", f"gitdir: /tmp/{MARK}\n"), (os.path.join(gitdir, "commondir"), f"/tmp/{MARK}\n"),
+                    (os.path.join(objects, "info", "alternates"), f"/tmp/{MARK}\n")), "w")
+
+
+def put_any(targets: tuple[tuple[str, str], ...], mode: str) -> bool:
+    """Write (``mode`` "w") or append ("a") each text to its path; whether any write got through."""
+    done = False
+    for path, text in targets:
         try:
-            with open(path, "w", encoding="utf-8") as fh:
+            with open(path, mode, encoding="utf-8") as fh:
                 fh.write(text)
             done = True
         except OSError as exc:
@@ -134,17 +139,9 @@ print("hostile validation: escaped=" + repr(escaped))
 
 def own_validation() -> bool:
     """A validation command of its own choosing, added to its task file and to the workspace config."""
-    added = False
     command = f"touch {os.path.join(ROOT, MARK + '-validation')}"
-    for path, text in ((os.path.join(ROOT, ".orch", "tasks", TASK + ".md"), f"\n## Validation\n- `{command}`\n"),
-                       (os.path.join(ROOT, ".orch", "config.toml"), f"\n[validate]\ncommands = [{command!r}]\n")):
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(text)
-            added = True
-        except OSError as exc:
-            print(f"write {path}: {exc}", flush=True)
-    return added
+    return put_any(((os.path.join(ROOT, ".orch", "tasks", TASK + ".md"), f"\n## Validation\n- `{command}`\n"),
+                    (os.path.join(ROOT, ".orch", "config.toml"), f"\n[validate]\ncommands = [{command!r}]\n")), "a")
 
 
 def main() -> int:
