@@ -221,3 +221,30 @@ def test_the_daemon_reminds_an_idle_coder_on_time_between_full_passes(ws: Worksp
     daemon.start()
     ws.task("quiet", scripted_task("say nothing to report", "wait", intro="A coder that forgets to report."))
     wait_for(lambda: any("reminder" in x for x in ws.statuses("quiet")), 30, "the reminder")
+
+
+def test_sigterm_with_a_backlog_stops_soon_and_the_rest_is_applied_later(ws: Workspace, daemon: Daemon) -> None:
+    """A stop asked in the middle of a long backlog of messages ends the daemon before the backlog does; what it
+    left is still pending, and the next pass applies it, each message once."""
+    ws.task("backlog", "---\nhold: true\n---\nA task with a lot to hear.\n")
+    total = 800
+    orch_ws = OrchWorkspace(str(ws.root))
+    for i in range(total):
+        spool.write(orch_ws, {"kind": "message", "task": "backlog", "text": f"note {i}", "token": ""})
+
+    def applied() -> int:
+        store = Store(str(ws.root / ".orch" / "orch.db"))
+        try:
+            return sum(1 for m in store.messages("backlog", limit=10 * total) if m.status == "applied")
+        finally:
+            store.close()
+
+    daemon.start()
+    wait_for(lambda: applied() > 0, 60, "the daemon to start on the backlog")
+    daemon.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    assert daemon.proc.wait(60) == 0  # type: ignore[union-attr]
+    assert applied() < total  # it stopped before the end of the backlog
+    ws.scan()
+    assert applied() == total
+    text = (ws.tasks / "backlog.md").read_text()
+    assert all(text.count(f"user: note {i}\n") == 1 for i in range(total))

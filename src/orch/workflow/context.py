@@ -36,6 +36,7 @@ class Ctx:
     def __init__(self, ws: Workspace, cfg: Config | None = None, mux: Multiplexer | None = None) -> None:
         self.ws = ws
         self.cfg = cfg or config_mod.load(ws)
+        self.stopping = False  # set by the daemon on SIGTERM: long loops (a backlog of messages) end early
         if mux is not None:
             self.__dict__["mux"] = mux
 

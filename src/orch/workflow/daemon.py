@@ -87,6 +87,7 @@ class Daemon:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.stopping = True
+        self.ctx.stopping = True  # a pass in hand finishes the write it is at, and leaves the rest for later
 
     def run(self) -> None:
         """Run until SIGTERM or SIGINT."""

@@ -118,6 +118,8 @@ def apply_pending(ctx: Ctx) -> int:
     """Apply every pending message in arrival order; returns how many were applied."""
     applied = 0
     for msg in ctx.store.pending_messages():
+        if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
+            break
         if apply_one(ctx, msg):
             applied += 1
     return applied
@@ -367,7 +369,7 @@ def drain(ctx: Ctx, wait: float | None = 10) -> int:
                 return applied
             applied += drain_locked(ctx)
         # a writer that found the lock busy relies on us looking again after we let go
-        if not spool.pending(ctx.ws):
+        if not spool.pending(ctx.ws) or ctx.stopping:
             return applied
         wait = 0
     return applied
