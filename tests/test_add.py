@@ -82,3 +82,13 @@ def test_the_daemon_starts_a_task_file_once_its_author_stopped_writing(ws: Works
     wait_for(lambda: ws.task_status("growing")["state"] == "coding", 30, "the coder to start")
     prompt = (ws.root / ".orch" / "prompts" / "growing-coder-1.md").read_text()
     assert "- the second save is in the prompt" in prompt
+
+
+def test_a_piped_task_keeps_its_own_front_matter(ws: Workspace) -> None:
+    ws.task("x", "x\n")
+    text = "---\ndepends_on: [x]\n---\n# Migrate the schema\n\nOnce x is closed.\n"
+    r = ws.orch("add", "-", "--hold", input=text)
+    assert r.out.startswith("queued migrate-the-schema ")
+    written = (ws.tasks / "migrate-the-schema.md").read_text()
+    assert written == "---\ndepends_on: [x]\nhold: true\n---\n\n# Migrate the schema\n\nOnce x is closed.\n", written
+    assert ws.task_status("migrate-the-schema")["depends_on"] == ["x"]

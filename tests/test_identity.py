@@ -132,3 +132,16 @@ def test_close_removes_only_the_worktree_and_branch_orch_made(bench: Bench) -> N
     bench.start("made")  # worktree and branch both made by orch: both go when asked
     done = close.close(bench.ctx, "made", force=True, delete_branch=True)
     assert done.worktree_removed and done.branch_deleted and not bench.worktree("made").exists()
+
+
+def test_a_proof_that_is_not_even_text_of_orchs_is_refused_without_a_crash(fake_ctx: Ctx) -> None:
+    mux = fake_ctx.mux
+    made = mux.new_session("task-a", "coder", "/w", {}, ["fake-agent"])
+    tags = {"workspace": fake_ctx.ws.id, "task": "a", "role": "coder", "worker": "a:coder:1"}
+    for proof in ("é" * 32, "", "0" * 32):
+        mux.tag_window(made.window_id, {**tags, "proof": proof})
+        (pane,) = [p for p in mux.list_panes() if p.window_id == made.window_id]
+        assert fake_ctx.proven(pane) is False
+    mux.tag_window(made.window_id, {**tags, "proof": fake_ctx.proof(made.window_id, tags)})
+    (pane,) = [p for p in mux.list_panes() if p.window_id == made.window_id]
+    assert fake_ctx.proven(pane) is True

@@ -62,6 +62,10 @@ def take_objects(root: str, view: str, sha: str) -> None:
     objects = os.path.join(view, "objects")
     if _text(os.path.join(objects, "info", "alternates")) != os.path.join(view, "base") + "\n":
         raise git.GitError("the coder's object store was changed (its info/alternates)")
+    for folder, dirs, names in os.walk(objects):
+        for name in (*dirs, *names):
+            if os.path.islink(os.path.join(folder, name)):
+                raise git.GitError(f"the coder's object store holds a link ({os.path.join(folder, name)})")
     own = {"GIT_OBJECT_DIRECTORY": objects}
     names = git.run(root, "rev-list", "--objects", sha, "--not", "--all", env_extra=own).stdout
     if not names.strip():

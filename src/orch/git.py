@@ -185,7 +185,8 @@ def branch_heads(repo: str, prefix: str) -> dict[str, str]:
 
 def status_porcelain(path: str) -> list[str]:
     """Uncommitted changes (tracked and untracked) in a working tree."""
-    text = run(path, "status", "--porcelain", "--untracked-files=all").stdout.decode("utf-8", "replace")
+    # (no rename detection: it would read blobs, and a sandboxed coder's staged ones are in its own object store)
+    text = run(path, "status", "--porcelain", "--no-renames", "--untracked-files=all").stdout.decode("utf-8", "replace")
     return [line for line in text.splitlines() if line.strip()]
 
 
@@ -259,11 +260,17 @@ def tree_hash(path: str) -> str:
         return run(path, "write-tree", "--missing-ok", env_extra={"GIT_INDEX_FILE": index}).stdout.decode().strip()
 
 
+# config keys through which git runs a program or takes its settings from elsewhere: what a reviewer must not change
+RUNS = ("core.hookspath", "core.fsmonitor", "core.sshcommand", "core.pager", "core.editor", "core.askpass",
+        "core.gitproxy", "filter.", "diff.", "merge.", "alias.", "include.", "includeif.", "credential.", "gpg.",
+        "sequence.editor", "uploadpack.", "protocol.")
+
+
 def fingerprint(path: str) -> str:
-    """What a read-only worker must leave as it found it: the working tree (``tree_hash``), the files git ignores
-    there (each one's name, type, size and modification time) and what git would run or obey (the repository's
-    and the worktree's config, attributes, excludes and hooks, by content). Two equal fingerprints: nothing of it
-    changed."""
+    """What a read-only worker without the sandbox must leave as it found it: the working tree (``tree_hash``), the
+    files git ignores there (each one's name, type and size) and what git would run (the config keys that name a
+    program, of the repository and the worktree; attributes; hooks, by content). Two equal fingerprints: nothing
+    of it changed. (Your own edits elsewhere in the config, a branch's upstream, do not count.)"""
     import hashlib
 
     digest = hashlib.sha256()
@@ -271,13 +278,17 @@ def fingerprint(path: str) -> str:
     for name in sorted(n for n in ignored.split(b"\0") if n):
         try:
             st = os.lstat(os.path.join(path.encode(), name))
-            digest.update(b"%s\0%o %d %d\n" % (name, st.st_mode, st.st_size, st.st_mtime_ns))
+            digest.update(b"%s\0%o %d\n" % (name, st.st_mode, st.st_size))
         except OSError:
             digest.update(name + b"\0gone\n")
     dirs = git_dirs(path)
+    for d in dirs:
+        for name in ("config", "config.worktree"):
+            listed = run(path, "config", "--file", os.path.join(d, name), "--list", "--includes", check=False).stdout
+            keys = sorted(line for line in listed.splitlines() if line.lower().startswith(tuple(k.encode() for k in RUNS)))
+            digest.update(f"{d}/{name}\0".encode() + b"\n".join(keys))
     hooks = os.path.join(dirs[0], "hooks")  # (a hooksPath elsewhere is in the config, which is watched)
-    watched = [os.path.join(d, f) for d in dirs
-               for f in ("config", "config.worktree", "commondir", "gitdir", "info/attributes", "info/exclude")]
+    watched = [os.path.join(dirs[0], "info", "attributes")]
     try:
         watched += sorted(os.path.join(hooks, f) for f in os.listdir(hooks))
     except OSError:
@@ -289,6 +300,11 @@ def fingerprint(path: str) -> str:
         except OSError:
             digest.update(file.encode() + b"\0none")
     return f"{tree_hash(path)}:{digest.hexdigest()[:24]}"
+
+
+def unchanged_since(path: str, before: str) -> str:
+    """The worktree's state now, measured as ``before`` was: a fingerprint (``tree:digest``) or a tree hash."""
+    return fingerprint(path) if ":" in before else tree_hash(path)
 
 
 def diffstat(repo: str, a: str, b: str) -> str:

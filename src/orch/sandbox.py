@@ -40,6 +40,7 @@ class Plan:
     show: tuple[str, ...] = ()  # read-only inside hidden folders: orch's launcher, the agents' settings
     hide: tuple[str, ...] = ()  # not visible at all: orch's state, the task folder, tmux's sockets
     keep: tuple[str, ...] = field(default=())  # under /tmp, kept visible read-only (the repository, HOME)
+    scratch: tuple[str, ...] = ()  # writable but private and empty, gone with the sandbox (validation's caches)
     binds: tuple[tuple[str, str, bool], ...] = ()  # (source, where it is seen, writable): last, over the rest
 
 
@@ -61,6 +62,9 @@ def wrap(plan: Plan, argv: list[str], bwrap: str = "bwrap") -> list[str]:
         args += ["--tmpfs", path]
     for path in plan.show:
         args += ["--ro-bind-try", path, path]
+    for path in plan.scratch:  # (before the writable paths: one of yours inside it, ~/.cache/pip, stays yours)
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
     for path in plan.write:
         args += ["--bind-try", path, path]
     for source, dest, writable in plan.binds:

@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, forward)
     watch = _watch([os.path.join(spool, "new"), *([os.path.join(view, "heads"), refs] if view else [])])
+    leaf = _leaf(view) if view else ""
     try:
         child = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -76,13 +77,24 @@ def main(argv: list[str]) -> int:
         ready, _, _ = select.select(fds, [], [], 5.0 if watch is not None and child is not None else 0.5)
         if watch is not None and watch.fileno() in ready:
             changed = watch.changes()
-            if view and any(not path.startswith(spool) for path in changed):
+            # its own branch's files only (the folder of orch's branches holds every task's: not theirs)
+            if view and any(os.path.basename(path) in (leaf, "packed-refs") for path in changed
+                            if not path.startswith(spool)):
                 _carry(root, view, worker)
     _hand_on(ws, spool, worker)  # what it said last
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
         os.kill(os.getpid(), os.WTERMSIG(status))
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1
+
+
+def _leaf(view: str) -> str:
+    """The file name of the task's branch in a folder of branches (``orch/x`` -> ``x``)."""
+    try:
+        with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
+            return fh.read().strip().rsplit("/", 1)[-1]
+    except OSError:
+        return ""
 
 
 def _carry(root: str, view: str, worker: str) -> None:

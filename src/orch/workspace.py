@@ -46,10 +46,11 @@ class Workspace:
                     pass
                 finally:
                     os.unlink(tmp)
-            with open(path, encoding="ascii") as fh:
-                self._secret = fh.read().strip().encode()
-            if len(self._secret) < 32:
+            with open(path, encoding="ascii", errors="replace") as fh:
+                secret = fh.read().strip().encode()
+            if len(secret) < 32:
                 raise OrchError(f"{path} is not orch's secret (too short): remove it and run the command again")
+            self._secret = secret
         return self._secret
 
     def path(self, *parts: str) -> str:

@@ -67,7 +67,8 @@ class Ctx:
 
     def proven(self, pane: Pane) -> bool:
         tags = {k: getattr(pane, k) for k in ("workspace", "task", "role", "worker", "agent", "token_hash")}
-        return bool(pane.proof) and hmac.compare_digest(pane.proof, self.proof(pane.window_id, tags))
+        expected = self.proof(pane.window_id, tags).encode()
+        return bool(pane.proof) and hmac.compare_digest(pane.proof.encode("utf-8", "surrogateescape"), expected)
 
     def panes(self) -> list[Pane]:
         return self.listing().panes

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from orch import agents, faults
+from orch.agents.base import Agent
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.lifecycle import Actor
@@ -38,6 +39,7 @@ class Delivery:
     profile: AgentProfile
     text: str
     started: float
+    first_start_looked: float = 0.0  # when its screen was last read for a first-start setup
 
 
 def profile_of(ctx: Ctx, agent: str) -> AgentProfile | None:
@@ -127,13 +129,18 @@ FIRST_START_AFTER = 3.0  # seconds after its start before a first-start screen c
 
 def _first_start(ctx: Ctx, d: Delivery) -> str | None:
     """The agent shows its first-start setup, which no prompt gets past: what to tell the person (or None)."""
-    if time.monotonic() - d.started < FIRST_START_AFTER:
+    kind = agents.agent(d.profile.kind)
+    if type(kind).first_start is Agent.first_start:  # this agent has no first start orch knows
         return None
+    now = time.monotonic()
+    if now - d.started < FIRST_START_AFTER or now - d.first_start_looked < 1.0:
+        return None
+    d.first_start_looked = now
     try:
         screen = ctx.mux.capture(d.worker.pane_id, lines=60)
     except MuxError:
         return None
-    return agents.agent(d.profile.kind).first_start(screen)
+    return kind.first_start(screen)
 
 
 def deliver(ctx: Ctx, pending: list[Delivery]) -> None:

@@ -261,7 +261,10 @@ def start_review(
         slug, intent, worktree, branch_of(ctx, task), base, base_sha, sha, round_no,
         prompts.validation_lines(results, source_text), previous, prompts.orch_command(ctx),
     )
-    review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", git.fingerprint(worktree))
+    # in the sandbox the reviewer can write nothing: the tree hash is a check after the fact; without it, a wider one
+    sandboxed = sandboxing.decide(ctx)[0] is not None
+    before = git.tree_hash(worktree) if sandboxed else git.fingerprint(worktree)
+    review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", before)
     faults.point("review.recorded")
     pane = live_pane(panes, slug, "reviewer")
     # the state is written before the reviewer gets its prompt: its verdict may arrive before the typing returns

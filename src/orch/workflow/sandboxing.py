@@ -9,6 +9,7 @@ so it cannot move the base, your branches or another task's. orch carries the br
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -51,8 +52,10 @@ def sweep(ctx: Ctx, live: set[str], settle: float = 60.0) -> list[str]:
         worker_id, folder = name.replace("~", ":"), os.path.join(base, name)
         if worker_id in live:
             continue
-        try:
-            if os.listdir(os.path.join(folder, "new")) or time.time() - os.stat(folder).st_mtime < settle:
+        try:  # its host has handed everything on (nothing in new or cur), and nothing moved there for a while
+            parts = [os.path.join(folder, sub) for sub in ("new", "cur") if os.path.isdir(os.path.join(folder, sub))]
+            if any(os.listdir(p) for p in parts) or any(
+                    time.time() - os.stat(p).st_mtime < settle for p in (folder, *parts)):
                 continue
         except FileNotFoundError:
             pass
@@ -99,6 +102,9 @@ def for_validation(ctx: Ctx, slug: str, worktree: str, branch: str) -> list[str]
     home = os.path.expanduser("~")
     plan = _plan(ctx, worktree, dirs, view, folder, writable=False, path=os.environ.get("PATH", ""), argv=["sh"],
                  home=home, write=[worktree, *(_expand(p, home) for p in ctx.cfg.validate_.write)], hide=[])
+    # tools cache in ~/.cache (pip, uv, go's build cache): writable there, but a copy of the coder's code must not
+    # leave anything in yours, so it is a private, empty one for the run
+    plan = dataclasses.replace(plan, scratch=(os.path.join(home, ".cache"),))
     return sandbox.wrap(plan, [], bwrap)
 
 
@@ -113,7 +119,10 @@ def _plan(ctx: Ctx, worktree: str, git_dirs: list[str], view: str, folder: str, 
     os.makedirs(os.path.join(common, "logs", folder), mode=0o755, exist_ok=True)
     if writable:
         write = [*write, worktree, *git_dirs[1:]]
-    fixed = [os.path.join(worktree, ".git"), *(os.path.join(d, f) for d in git_dirs[1:] for f in ("commondir", "gitdir"))]
+    fixed = [os.path.join(worktree, ".git"),
+             *(os.path.join(d, f) for d in git_dirs[1:] for f in ("commondir", "gitdir", "config.worktree"))]
+    for d in git_dirs[1:]:  # git reads it (filters, hooks) once extensions.worktreeConfig is on: yours, read-only
+        files.touch(os.path.join(d, "config.worktree"), 0o644)
     objects = os.path.join(common, "objects")
     hide = [state, *([] if tasks.startswith(state + os.sep) else [tasks]), sandbox.tmux_sockets(), *hide]
     return sandbox.Plan(
@@ -126,7 +135,7 @@ def _plan(ctx: Ctx, worktree: str, git_dirs: list[str], view: str, folder: str, 
                (os.path.join(view, "logs"), os.path.join(common, "logs", folder), writable),
                (os.path.join(view, "objects"), objects, writable),
                (objects, os.path.join(view, "base"), False),
-               (os.path.join(view, "objects", "info", "alternates"), os.path.join(objects, "info", "alternates"), False),
+               (os.path.join(view, "objects", "info"), os.path.join(objects, "info"), False),
                *((p, p, False) for p in fixed if os.path.exists(p))),
     )
 

@@ -78,6 +78,15 @@ def from_template(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip() + "\n"
 
 
+def split_front(text: str) -> tuple[list[str], str]:
+    """(the lines of a text's own front matter, the rest): a task piped to `orch add -` may bring its own."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 3)
+        if end != -1:
+            return [line for line in text[4:end].split("\n") if line.strip()], text[end + 5 :]
+    return [], text
+
+
 def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None, hold: bool = False) -> str:
     """Write a new task file; returns its path. ``hold``: it stays queued until `orch start`."""
     if not text.strip():
@@ -89,15 +98,19 @@ def add(ctx: Ctx, text: str, slug: str | None = None, agent: str | None = None, 
     if slug is None:
         taken = {n[:-3] for n in os.listdir(folder) if n.endswith(".md")}
         taken |= {n[:-3] for n in os.listdir(ctx.cfg.done_path)} if os.path.isdir(ctx.cfg.done_path) else set()
-        title = next((line.lstrip("#").strip() for line in text.splitlines() if line.strip()), text)
+        own, rest = split_front(text)
+        title = next((line.lstrip("#").strip() for line in rest.splitlines() if line.strip()), rest)
         slug = slugs.derive(title, taken)  # from its first line, the task's title
     else:
         slugs.check(slug)
     path = os.path.join(folder, slug + ".md")
-    body = text if text.endswith("\n") else text + "\n"
-    front = ([f"agent: {json.dumps(agent)}"] if agent is not None else []) + (["hold: true"] if hold else [])
-    if front:
-        body = "---\n" + "\n".join(front) + "\n---\n\n" + body
+    own, rest = split_front(text if text.endswith("\n") else text + "\n")
+    given = {line.split(":", 1)[0].strip() for line in own}
+    front = [*own, *([f"agent: {json.dumps(agent)}"] if agent is not None and "agent" not in given else []),
+             *(["hold: true"] if hold and "hold" not in given else [])]
+    if agent is not None and "agent" in given:
+        raise OrchError("the task's front matter names its agent already: leave out --agent, or change it there")
+    body = ("---\n" + "\n".join(front) + "\n---\n\n" + rest.lstrip("\n")) if front else rest
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
