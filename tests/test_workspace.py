@@ -200,7 +200,8 @@ def test_version_unknown_tasks_and_a_repository_without_commits(ws: Workspace, t
 
     for flag in ("--version", "-V"):
         assert ws.orch(flag).out.startswith(f"orch {orch.__version__} (Python 3.")
-    one_line_error(ws.orch("dossier", "nosuch", check=False), "no task 'nosuch'")
+    for command in ("dossier", "log", "diff", "status", "retry", "close"):
+        one_line_error(ws.orch(command, "nosuch", check=False), "no task 'nosuch'")
     empty = tmp_path / "empty"
     empty.mkdir()
     subprocess.run(["git", "init", "-q", str(empty)], check=True)

@@ -353,7 +353,12 @@ def log(
     """The event log, newest last."""
     ctx = context()
     last = 0
-    for e in ctx.store.events(task, limit):
+    events = ctx.store.events(task, limit)
+    if task is not None and not events:
+        from orch.workflow import tasks as T
+
+        T.get(ctx, task)  # an unknown task says so (a closed one too); a known one has no events yet
+    for e in events:
         _print_event(e)
         last = e.id
     if not follow:
