@@ -153,7 +153,9 @@ def is_commit_message_request(body: dict) -> bool:
     return "commit message" in system.lower()
 
 
-def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(ws: Workspace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(ws: Workspace, tmp_path: Path,
+                                                                               sandbox: str) -> None:
     if not AIDER.exists():
         pytest.skip(f"aider is not installed at {AIDER} (run `make agents`)")
     # Aider edits by answering in its edit format ("whole": the file name, then its whole content), commits by
@@ -171,6 +173,7 @@ def test_real_aider_codes_reports_in_its_final_message_and_reviews_in_ask_mode(w
         command = json.dumps([str(AIDER), "--model", "openai/orch-test", "--edit-format", "whole"])
         cfg.write_text(cfg.read_text().replace('default_agent = "scripted"\n', 'default_agent = "aider"\nidle_reminder = false\n')
                        + f"\n[agents.aider]\ncommand = {command}\n")
+        ws.config(f'sandbox = "{sandbox}"')  # without it, its caches in the worktree are not the reviewer's doing
         ws.task("hello", TASK)
         try:
             t = run_until(ws, "hello", ("ready", "blocked", "lost"))

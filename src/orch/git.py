@@ -266,16 +266,21 @@ RUNS = ("core.hookspath", "core.fsmonitor", "core.sshcommand", "core.pager", "co
         "sequence.editor", "uploadpack.", "protocol.")
 
 
-def fingerprint(path: str) -> str:
+def fingerprint(path: str, skip: tuple[str, ...] = ()) -> str:
     """What a read-only worker without the sandbox must leave as it found it: the working tree (``tree_hash``), the
     files git ignores there (each one's name, type and size) and what git would run (the config keys that name a
     program, of the repository and the worktree; attributes; hooks, by content). Two equal fingerprints: nothing
-    of it changed. (Your own edits elsewhere in the config, a branch's upstream, do not count.)"""
+    of it changed. (Your own edits elsewhere in the config, a branch's upstream, do not count; nor the ignored
+    files whose first path part matches ``skip``: the agents' own caches.)"""
+    import fnmatch
     import hashlib
 
     digest = hashlib.sha256()
     ignored = run(path, "ls-files", "-z", "--others", "--ignored", "--exclude-standard").stdout
     for name in sorted(n for n in ignored.split(b"\0") if n):
+        first = name.split(b"/", 1)[0].decode("utf-8", "replace")
+        if any(fnmatch.fnmatchcase(first, pattern) for pattern in skip):
+            continue
         try:
             st = os.lstat(os.path.join(path.encode(), name))
             digest.update(b"%s\0%o %d\n" % (name, st.st_mode, st.st_size))
@@ -302,9 +307,9 @@ def fingerprint(path: str) -> str:
     return f"{tree_hash(path)}:{digest.hexdigest()[:24]}"
 
 
-def unchanged_since(path: str, before: str) -> str:
+def unchanged_since(path: str, before: str, skip: tuple[str, ...] = ()) -> str:
     """The worktree's state now, measured as ``before`` was: a fingerprint (``tree:digest``) or a tree hash."""
-    return fingerprint(path) if ":" in before else tree_hash(path)
+    return fingerprint(path, skip) if ":" in before else tree_hash(path)
 
 
 def diffstat(repo: str, a: str, b: str) -> str:

@@ -39,6 +39,11 @@ def agent(kind: str) -> Agent:
     return _load()[kind]
 
 
+def own_files() -> tuple[str, ...]:
+    """The patterns of every known agent's own caches in a worktree (``Agent.own_files``)."""
+    return tuple(sorted({p for a in _load().values() for p in a.own_files}))
+
+
 def builtin_profiles() -> dict[str, AgentProfile]:
     """The profiles orch knows (fresh copies: a caller may change its own)."""
     return {name: p.model_copy(deep=True) for name, p in _builtin().items()}

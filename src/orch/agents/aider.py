@@ -31,6 +31,7 @@ COMMON = [
 class Aider(Agent):
     kind = "aider"
     install = "pipx install aider-chat"
+    own_files = (".aider*",)
     can_resume = True
     reports_in_transcript = True
 

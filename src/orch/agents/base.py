@@ -66,6 +66,7 @@ class Agent:
 
     kind: ClassVar[str] = "generic"
     install: ClassVar[str] = ""  # how to install its program, for the one line that says it is missing
+    own_files: ClassVar[tuple[str, ...]] = ()  # its caches in the worktree (git-ignored), e.g. ".aider*"
     can_resume: ClassVar[bool] = False
     reports_in_transcript: ClassVar[bool] = False
 

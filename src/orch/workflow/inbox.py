@@ -10,7 +10,7 @@ import hashlib
 import os
 import time
 
-from orch import faults, taskfile
+from orch import agents, faults, taskfile
 from orch import inbox as spool
 from orch.agents.base import Agent
 from orch.errors import OrchError
@@ -336,7 +336,8 @@ def apply_verdict(ctx: Ctx, task: TaskRow, msg: Message, reviewer: str) -> None:
         return
     review = pending[-1]
     worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, task.slug)
-    tree_after = git.unchanged_since(worktree, review.tree_before) if os.path.isdir(worktree) else ""
+    tree_after = (git.unchanged_since(worktree, review.tree_before, agents.own_files()) if os.path.isdir(worktree)
+                  else "")
     head = git.head(worktree) if os.path.isdir(worktree) else None
     if tree_after != review.tree_before:
         status, note = "invalidated", ("the worktree (its files, ignored files, or the repository's config or "

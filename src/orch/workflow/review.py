@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from orch import faults, git
+from orch import agents, faults, git
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, TaskEvent, TaskState
 from orch.mux import Pane
@@ -263,7 +263,7 @@ def start_review(
     )
     # in the sandbox the reviewer can write nothing: the tree hash is a check after the fact; without it, a wider one
     sandboxed = sandboxing.decide(ctx)[0] is not None
-    before = git.tree_hash(worktree) if sandboxed else git.fingerprint(worktree)
+    before = git.tree_hash(worktree) if sandboxed else git.fingerprint(worktree, agents.own_files())
     review_id = ctx.store.add_review(slug, round_no, sha, base, base_sha, "", before)
     faults.point("review.recorded")
     pane = live_pane(panes, slug, "reviewer")
