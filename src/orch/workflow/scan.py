@@ -217,6 +217,15 @@ class ScanReport:
         return lines
 
 
+def _worktree_paths(ctx: Ctx) -> dict[str, str]:
+    """Each task's worktree as git knows it, by task name (from its branch)."""
+    found = {}
+    for wt in git.worktrees(ctx.ws.root):
+        if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
+            found[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
+    return found
+
+
 def adopt(ctx: Ctx, pane: Pane, worktree_paths: dict[str, str]) -> Worker:
     """Put a tagged window back in the registry (after the database was lost)."""
     now = time.time()
@@ -274,10 +283,6 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         done = T.done_slugs(ctx)
         listing = ctx.listing()
         panes = listing.panes
-        worktree_paths = {}
-        for wt in git.worktrees(ctx.ws.root):
-            if wt.branch and wt.branch.startswith(ctx.cfg.branch_prefix):
-                worktree_paths[wt.branch[len(ctx.cfg.branch_prefix) :]] = wt.path
         settling, report.settle_in = _settling(tasks) if settle else (set(), 0.0)
         p = plan(tasks, done, ctx.store.live_workers(), panes, proven(ctx, panes), settling)
         with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
@@ -301,6 +306,7 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
             if slug not in with_server:
                 T.move(ctx, slug, S.LOST, TaskEvent.CODER_LOST, PASS,
                        status=f"task has no live {role}; `orch recover {slug}` starts it again in its worktree")
+        worktree_paths = _worktree_paths(ctx) if p.adopt else {}  # (read only when a window is adopted)
         for pane in p.adopt:
             meta_path = tasks[pane.task].meta.get("worktree") if pane.task in tasks else None
             if meta_path and pane.task not in worktree_paths:
