@@ -5,7 +5,6 @@ it rests. Real tmux, real git, the scripted agent."""
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -72,11 +71,12 @@ def test_a_held_task_waits_for_orch_start(ws: Workspace) -> None:
 
 def test_the_daemon_starts_a_task_file_once_its_author_stopped_writing(ws: Workspace, tmp_path: Path) -> None:
     """An editor's first save, then more: the coder's prompt has all of it."""
-    ws.daemon(tmp_path / "daemon.out").start()
-    wait_for(lambda: "daemon: running" in ws.orch("status").out, 30, "the daemon")
+    log = tmp_path / "daemon.out"
+    ws.daemon(log).start()
     path = ws.tasks / "growing.md"
     path.write_text(scripted_task("wait", intro="A task written in two saves."))
-    time.sleep(0.4)
+    # the daemon has seen the first save, and holds the task back while its author may still be writing
+    wait_for(lambda: "settling: growing" in log.read_text(), 30, "the daemon to see the first save")
     with path.open("a") as fh:
         fh.write("\n## Requirements\n- the second save is in the prompt\n")
     wait_for(lambda: ws.task_status("growing")["state"] == "coding", 30, "the coder to start")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -66,17 +66,19 @@ def test_diff_now_as_of_a_round_and_between_rounds(ws: Workspace) -> None:
     one_line_error(ws.orch("diff", "unstarted", check=False), "has no branch yet")
 
 
-def test_status_watch_refreshes_until_ctrl_c(ws: Workspace) -> None:
+def test_status_watch_refreshes_until_ctrl_c(ws: Workspace, tmp_path: Path) -> None:
     ws.task("watched", scripted_task("wait"))
     ws.scan()
-    proc = subprocess.Popen([sys.executable, "-m", "orch", "status", "--watch"], cwd=ws.root, env=ws.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)  # (wall time here only decides how many refreshes there are to see)
+    out = tmp_path / "watch.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "orch", "status", "--watch"], cwd=ws.root, env=ws.env,
+                                stdout=sink, stderr=subprocess.PIPE)
+    wait_for(lambda: out.read_text().count("orch status (Ctrl-C ends)") >= 2, 30, "two refreshes")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    text = out.decode()
-    assert text.count("\x1b[H\x1b[2J") >= 1 and "orch status (Ctrl-C ends)" in text and "watched" in text
+    text = out.read_text()
+    assert text.count("\x1b[H\x1b[2J") >= 2 and "watched" in text
     assert "Traceback" not in err.decode()
 
 

@@ -186,6 +186,7 @@ class ScanReport:
     restored: list[str] = field(default_factory=list)
     applied: int = 0
     settle_in: float = 0.0  # a task file still being written is started this many seconds from now (the next pass)
+    settling: list[str] = field(default_factory=list)  # those task files
 
     def lines(self) -> list[str]:
         """What a reconcile pass did, one line per kind of action (orch scan, and each pass of orch run)."""
@@ -208,6 +209,8 @@ class ScanReport:
             lines.append(f"review loop: {did}")
         for slug, missing in self.waiting:
             lines.append(f"waiting: {slug} (for {', '.join(missing)})")
+        if self.settling:
+            lines.append(f"settling: {', '.join(self.settling)} (changed a moment ago: started once it rests)")
         for o in self.orphans:
             lines.append(f"orphan window {o.window_id} ({o.session_name}, {o.task}:{o.role}): {o.reason}")
         for i in self.invalid:
@@ -316,7 +319,7 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         for slug, missing in p.waiting:
             T.record(ctx, slug, waiting_for=", ".join(missing))
         report.orphans = p.orphans
-        report.waiting = p.waiting
+        report.waiting, report.settling = p.waiting, p.settling
         for slug, why in with_server.items():
             _bring_back(ctx, slug, why, report)
         _check_worktrees(ctx, tasks)
