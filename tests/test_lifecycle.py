@@ -424,7 +424,7 @@ def test_a_stale_screen_reading_never_overrides_a_hook_applied_meanwhile(bench: 
 
 def test_retry_whose_new_coder_cannot_start_leaves_the_task_blocked(bench: Bench) -> None:
     path = bench.put("t", S.BLOCKED, text="---\nagent: broken\n---\nA task.\n", open_blockers="blocker: no build")
-    with pytest.raises(OrchError, match="could not start the coder"):
+    with pytest.raises(OrchError, match="the coder's window could not be made"):
         restart.retry(bench.ctx, "t")
     assert bench.state("t") == "blocked" and bench.task("t").doc.summary_field("open blockers")
     path.write_text(path.read_text().replace("agent: broken", "agent: fake"))

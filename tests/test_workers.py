@@ -185,13 +185,13 @@ def test_a_missing_agent_program_is_one_line_a_failed_exit_and_one_status_line(w
     ws.config('[agents.ghost]\ncommand = ["no-such-agent-program", "--flag"]')
     ws.task("haunted", "---\nagent: ghost\n---\nA task for an agent that is not installed.\n")
     r = ws.orch("new-task", "haunted", check=False)
-    one_line_error(r, "cannot start the coder: agent 'ghost' runs 'no-such-agent-program', which is not on PATH",
+    one_line_error(r, "agent 'ghost' runs 'no-such-agent-program', which is not on PATH",
                    "[agents.ghost]")
     for _ in range(5):
         r = ws.orch("scan", check=False)
         assert r.code == 1 and "no-such-agent-program" in r.err and len(r.err.strip().splitlines()) == 1, r
     lines = [x for x in ws.statuses("haunted") if "no-such-agent-program" in x]
-    assert len(lines) == 1 and "could not start the coder: cannot start" not in lines[0], ws.statuses("haunted")
+    assert len(lines) == 1 and "could not start the coder: agent 'ghost' runs" in lines[0], ws.statuses("haunted")
     assert ws.task_status("haunted")["state"] == "queued"
     assert not (ws.root / ".worktree" / "haunted").exists()
     assert ws.tmux("list-windows", "-a", check=False).strip() == ""

@@ -336,12 +336,10 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
             try:
                 d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
             except OrchError as exc:
-                report.errors.append(f"{slug}: {exc}")
+                report.errors.append(f"{slug}: could not start the coder: {exc}")
                 if tasks[slug].field("problem") != T.taskfile.one_line(str(exc)):  # said once, until it changes
                     ctx.event("spawn-failed", str(exc), task=slug)
-                    said = str(exc) if str(exc).startswith(("cannot start", "could not start")) else (
-                        f"could not start the coder: {exc}")
-                    T.record(ctx, slug, status=said, problem=str(exc))
+                    T.record(ctx, slug, status=f"could not start the coder: {exc}", problem=str(exc))
                 continue
             report.spawned.append(slug)
             if d is not None:

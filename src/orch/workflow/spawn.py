@@ -69,7 +69,7 @@ def preflight(ctx: Ctx, agent: str, profile: AgentProfile, role: str) -> None:
         raise OrchError(f"agent {agent!r} has no command: set command = [...] under [agents.{agent}] in config.toml")
     if ctx.mux.which(program, worker_path(ctx)) is None:
         how = agents.agent(profile.kind).install
-        raise OrchError(f"cannot start the {role}: agent {agent!r} runs {program!r}, which is not on PATH; "
+        raise OrchError(f"agent {agent!r} runs {program!r}, which is not on PATH; "
                         + (f"install it ({how}) or " if how else "install it or ")
                         + f"set command = [...] under [agents.{agent}] in .orch/config.toml")
 
@@ -223,7 +223,7 @@ def start_worker(
         mux.tag_window(created.window_id, {**tags, "proof": ctx.proof(created.window_id, tags)})
     except (MuxError, OSError) as exc:
         workers.move(ctx, worker, W.LOST, V.LOST, Actor.PASS, "its window could not be created", ended_at=time.time())
-        raise OrchError(f"could not start the {role} of {task.slug}: {exc}") from None
+        raise OrchError(f"the {role}'s window could not be made: {exc}") from None
 
     worker.session_name, worker.session_id = sname, created.session_id
     worker.window_id, worker.pane_id, worker.pane_pid = created.window_id, created.pane_id, created.pane_pid
