@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from orch.cli.app import app, context
+from orch.cli.app import app, command, context
 from orch.errors import OrchError
 
 SHELLS = ("bash", "zsh", "fish")
@@ -19,14 +19,12 @@ TASK_COMMANDS = ("status", "start", "new-task", "retry", "reply", "send", "exec"
 
 def _commands() -> dict[str, list[str]]:
     """Every visible command and its options."""
-    import typer.main
-
-    group = typer.main.get_command(app)
+    group = command()
     found: dict[str, list[str]] = {}
-    for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
-        if getattr(command, "hidden", False):
+    for name, sub in sorted(group.commands.items()):
+        if getattr(sub, "hidden", False):
             continue
-        found[name] = sorted(o for p in command.params for o in getattr(p, "opts", []) if o.startswith("-"))
+        found[name] = sorted(o for p in sub.params for o in getattr(p, "opts", []) if o.startswith("-"))
     return found
 
 

@@ -37,24 +37,15 @@ def add(
     hold: bool = typer.Option(False, "--hold", help="Keep it queued until `orch start TASK` (hold: true)."),
 ) -> None:
     """Write a new task file in the task folder (queued; the daemon, or `orch scan`, starts it)."""
-    import tempfile
-
-    from orch import proc
-    from orch.workflow.setup import TEMPLATE, from_template
     from orch.workflow.setup import add as do_add
+    from orch.workflow.setup import written_in_editor
 
     ctx = context()
     words = list(text or [])
     if edit:
         if words:
             raise OrchError("orch add --edit takes no text: write it in the editor")
-        with tempfile.TemporaryDirectory(prefix="orch-add-") as tmp:
-            draft = os.path.join(tmp, "task.md")
-            with open(draft, "w", encoding="utf-8") as fh:
-                fh.write(TEMPLATE)
-            proc.edit(draft)
-            with open(draft, encoding="utf-8", errors="replace") as fh:
-                body = from_template(fh.read())
+        body = written_in_editor()
     elif words == ["-"]:
         body = sys.stdin.read()
     elif words:
@@ -157,20 +148,24 @@ def status(
     if watch:
         _watch(task, show_all)
         return
-    ctx = context()
+    data = _view(context(), task, show_all)
+    if as_json:
+        print_json(data)
+    elif task is not None:
+        sys.stdout.write(_one_text(data))
+    else:
+        _print_all(data)
+
+
+def _view(ctx, task: str | None, show_all: bool) -> dict:  # noqa: ANN001 - a workflow Ctx
+    """What `orch status` shows: one task in full, or every task."""
     if task is not None:
         from orch.workflow.taskview import one
 
-        data = one(ctx, task)
-        print_json(data) if as_json else _print_one(data)
-        return
+        return one(ctx, task)
     from orch.workflow.status import collect
 
-    data = collect(ctx, closed=show_all)
-    if as_json:
-        print_json(data)
-        return
-    _print_all(data)
+    return collect(ctx, closed=show_all)
 
 
 def _print_all(data: dict) -> None:
@@ -221,10 +216,6 @@ def _print_all(data: dict) -> None:
             console.print(f"  {i['error']}")
 
 
-def _print_one(data: dict) -> None:
-    sys.stdout.write(_one_text(data))
-
-
 def _one_text(data: dict) -> str:
     out = [f"{data['slug']}: {data['state']}" + ("  (hold: true)" if data["hold"] else ""),
            f"file: {data['file']}"]
@@ -270,20 +261,16 @@ def _watch(task: str | None, show_all: bool) -> None:
         while True:
             ctx = context()
             try:
-                if task is not None:
-                    from orch.workflow.taskview import one
-
-                    text = _one_text(one(ctx, task))
-                else:
-                    from orch.workflow.status import collect
-
-                    data = collect(ctx, closed=show_all)
-                    with console.capture() as shot:
-                        _print_all(data)
-                    text = shot.get()
+                data = _view(ctx, task, show_all)
             finally:
                 STATE.opened.remove(ctx)
                 ctx.close()
+            if task is not None:
+                text = _one_text(data)
+            else:
+                with console.capture() as shot:
+                    _print_all(data)
+                text = shot.get()
             sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S") + "  orch status (Ctrl-C ends)\n\n" + text)
             sys.stdout.flush()
             time.sleep(2)

@@ -64,6 +64,21 @@ per bullet, run in the worktree). This comment is removed; save an empty task to
 """
 
 
+def written_in_editor() -> str:
+    """A task written in your editor, from TEMPLATE (in a private temporary folder); what you wrote of it."""
+    import tempfile
+
+    from orch import proc
+
+    with tempfile.TemporaryDirectory(prefix="orch-add-") as tmp:
+        draft = os.path.join(tmp, "task.md")
+        with open(draft, "w", encoding="utf-8") as fh:
+            fh.write(TEMPLATE)
+        proc.edit(draft)
+        with open(draft, encoding="utf-8", errors="replace") as fh:
+            return from_template(fh.read())
+
+
 def from_template(text: str) -> str:
     """What the person wrote in the template: its comment, empty bullets and sections left empty removed."""
     text = re.sub(r"<!-- orch add:.*?-->\n?", "", text, flags=re.S)
