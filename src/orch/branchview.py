@@ -74,15 +74,27 @@ def take_objects(root: str, view: str, sha: str) -> None:
     git.run(root, "unpack-objects", "-q", "--strict", input=pack)
 
 
-def settled(view: str, heads: dict[str, str]) -> bool:
-    """Nothing to carry: the coder's view, the last sync and the real branch (``heads``: branch -> commit, read for
-    all tasks at once) all say the same commit. Reads two small files, runs nothing."""
+def branch_of(view: str) -> str:
+    """The task's branch, as its view records it ("" when the view is gone)."""
     try:
         with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
-            branch = fh.read().strip()
+            return fh.read().strip()
     except OSError:
+        return ""
+
+
+def leaf(branch: str) -> str:
+    """The branch's file name in the folder of orch's branches (``orch/x`` -> ``x``)."""
+    return branch.rsplit("/", 1)[-1]
+
+
+def settled(view: str, heads: dict[str, str]) -> bool:
+    """Nothing to carry: the coder's view, the last sync and the real branch (``heads``: branch -> commit, read for
+    all tasks at once) all say the same commit. Reads small files, runs nothing."""
+    branch = branch_of(view)
+    if not branch:
         return True
-    inner = _read(os.path.join(view, "heads", branch.rsplit("/", 1)[-1]))
+    inner = _read(os.path.join(view, "heads", leaf(branch)))
     return bool(inner) and inner == _read(os.path.join(view, "synced")) == heads.get(branch)
 
 
@@ -92,11 +104,13 @@ def carry(root: str, view: str) -> tuple[str, str]:
     the pass and the coder's host (which carries each commit at once) may both be at it."""
     import fcntl
 
+    branch = branch_of(view)
     try:
-        with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
-            branch = fh.read().strip()
-        lock = os.open(os.path.join(view, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        lock = os.open(os.path.join(view, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError:
+        return "", ""
+    if not branch:
+        os.close(lock)
         return "", ""
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -106,9 +120,9 @@ def carry(root: str, view: str) -> tuple[str, str]:
 
 
 def _carry(root: str, view: str, branch: str) -> tuple[str, str]:
-    leaf = os.path.join(view, "heads", branch.rsplit("/", 1)[-1])
+    leaf_file = os.path.join(view, "heads", leaf(branch))
     synced_file = os.path.join(view, "synced")
-    inner, synced = _read(leaf), _read(synced_file)
+    inner, synced = _read(leaf_file), _read(synced_file)
     real = git.rev(root, f"refs/heads/{branch}") or ""
     if inner and inner != synced and inner != real:  # the coder committed (or moved its branch)
         try:
@@ -129,7 +143,7 @@ def _carry(root: str, view: str, branch: str) -> tuple[str, str]:
                                                  f"coder's {inner[:12]} replaces it")
         return f"{branch} -> {inner[:12]}", ""
     if real and real != inner:  # moved outside (by you, or orch), or a new view
-        _write(leaf, real)
+        _write(leaf_file, real)
         _write(synced_file, real)
         return f"view of {branch} -> {real[:12]}", ""
     if inner and inner != synced:

@@ -53,7 +53,11 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
         signal.signal(signum, forward)
     watch = _watch([os.path.join(spool, "new"), *([os.path.join(view, "heads"), refs] if view else [])])
-    leaf = _leaf(view) if view else ""
+    leaf = ""
+    if view:  # a coder's host (orch.branchview, and git through it, only for those)
+        from orch import branchview
+
+        leaf = branchview.leaf(branchview.branch_of(view))
     try:
         child = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -88,20 +92,11 @@ def main(argv: list[str]) -> int:
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1
 
 
-def _leaf(view: str) -> str:
-    """The file name of the task's branch in a folder of branches (``orch/x`` -> ``x``)."""
-    try:
-        with open(os.path.join(view, "branch"), encoding="utf-8") as fh:
-            return fh.read().strip().rsplit("/", 1)[-1]
-    except OSError:
-        return ""
-
-
 def _carry(root: str, view: str, worker: str) -> None:
-    from orch.branchview import carry
+    from orch import branchview
 
     try:
-        _, problem = carry(root, view)
+        _, problem = branchview.carry(root, view)
     except Exception as exc:  # noqa: BLE001 - the pass carries it then, and says why
         problem = f"{type(exc).__name__}: {exc}"
     if problem:

@@ -16,7 +16,7 @@ from orch.workflow.context import Ctx
 SCHEMA_VERSION = 1
 
 
-def _worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
+def worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
     state = w.state
     exit_status = w.exit_status
     if pane is None or pane.pane_pid != w.pane_pid:
@@ -104,7 +104,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
     queued = ctx.store.queued()
     out_tasks = []
     for slug, task in tasks.items():
-        views = [_worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
+        views = [worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
         for pane in p.adopt:
             if pane.task == slug:
                 views.append(_unregistered_view(pane))

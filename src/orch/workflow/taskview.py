@@ -11,7 +11,7 @@ import time
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.dossier import paths as dossier_paths
-from orch.workflow.status import _worker_view
+from orch.workflow.status import worker_view
 
 STATUS_LINES = 12
 STATE_EVENT = re.compile(r"-> \S+ \((?P<source>[^)]*)\)\s*$")
@@ -25,7 +25,7 @@ def one(ctx: Ctx, slug: str) -> dict:
     workers: list[dict] = []
     ended: list[dict] = []
     for w in ctx.store.task_workers(slug, include_ended=True):
-        view = _worker_view(w, panes.get(w.id), now)
+        view = worker_view(w, panes.get(w.id), now)
         view["state_source"] = sources.get(w.id, "")
         (ended if w.ended_at else workers).append(view)
     validations = ctx.store.validations(slug)
