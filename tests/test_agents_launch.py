@@ -157,9 +157,9 @@ def test_hook_events_mean_what_each_agent_says() -> None:
 
 def test_a_profile_of_an_unknown_kind_is_refused() -> None:
     import pytest
-    from pydantic import ValidationError
 
     from orch.agents.profile import AgentProfile
+    from orch.settings import Problem
 
-    with pytest.raises(ValidationError, match="unknown kind 'gpt'"):
+    with pytest.raises(Problem, match="unknown kind 'gpt'"):
         AgentProfile(name="x", kind="gpt", command=["x"])

@@ -592,7 +592,7 @@ def test_spool_record_with_an_impossible_time_is_neither_fatal_nor_lost(ws: Work
 
 
 def test_hot_path_skips_the_config_after_an_edit(ws: Workspace) -> None:
-    """`orch -` must not parse config.toml (TOML + pydantic) once a command has read the edited config."""
+    """`orch -` must not parse config.toml (TOML and its checks) once a command has read the edited config."""
     _park(ws, "hot")
     cfg = ws.root / ".orch" / "config.toml"
     cfg.write_text(cfg.read_text() + "\n# a comment added by the person\n")

@@ -185,11 +185,11 @@ def test_bad_config_values_are_one_line(ws: Workspace) -> None:
         ('[tmux]\nsocket = "orch"\n\nmax_review_rounds = 5\n',  # a key appended below a table lands in it
          "max_review_rounds is not a setting of [tmux]: in TOML a key belongs to the last [table] above it"),
         ('colour = "red"\n', "unknown setting 'colour' (known: "),
-        ("scan_interval = nan\n", "scan_interval: Input should be a finite number"),
-        ("idle_reminder_after = -1\n", "idle_reminder_after: Input should be greater than or equal to 0"),
-        ("[validate]\ntimeout = inf\n", "timeout in [validate]: Input should be a finite number"),
-        ('[tmux]\nsocket = "a;b"\n', "socket must be a plain name"),
-        ('[agents.mine]\ncommand = ["x"]\nready_timeout = -5\n', "ready_timeout in [agents.mine]"),
+        ("scan_interval = nan\n", "scan_interval: must be a finite number"),
+        ("idle_reminder_after = -1\n", "idle_reminder_after: must be at least 0 (it is -1)"),
+        ("[validate]\ntimeout = inf\n", "timeout in [validate]: must be a finite number"),
+        ('[tmux]\nsocket = "a;b"\n', "socket in [tmux]: must be a plain name"),
+        ('[agents.mine]\ncommand = ["x"]\nready_timeout = -5\n', "ready_timeout in [agents.mine]: must be more than 0"),
     ]:
         cfg.write_text(text)
         one_line_error(ws.orch("status", check=False), "config.toml", needle)

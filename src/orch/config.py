@@ -1,21 +1,16 @@
-"""Workspace configuration: ``.orch/config.toml`` with defaults, validated with pydantic.
+"""Workspace configuration: ``.orch/config.toml`` with defaults, each key checked as it is read (``settings``).
 
-Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, where pydantic is too heavy).
+Workspace discovery lives in ``workspace.py`` (it is needed on the hot path, which reads no configuration).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
-from collections.abc import Mapping
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orch.agents import builtin_profiles
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
+from orch.settings import Problem, Settings, build, choice, flag, integer, number, table, tables, text, words
 from orch.workspace import Workspace
 
 __all__ = ["AgentProfile", "Config", "builtin_profiles", "load"]
@@ -88,59 +83,67 @@ DEFAULT_CONFIG = """\
 """
 
 
-class TmuxConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    socket: str = "orch"
-
-    @field_validator("socket")
-    @classmethod
-    def _socket(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}", value):
-            raise ValueError("socket must be a plain name: letters, digits, '.', '_' and '-', not starting with '-'")
-        return value
+def _socket(value: object) -> object:
+    name = str(value)
+    ok = 0 < len(name) <= 64 and name[0] != "-" and all(c.isascii() and (c.isalnum() or c in "_.-") for c in name)
+    if not ok:
+        raise ValueError("must be a plain name: letters, digits, '.', '_' and '-', not starting with '-'")
+    return value
 
 
-class ValidateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    commands: list[str] = Field(default_factory=list)
-    timeout: float = Field(default=600.0, gt=0, le=7 * 86400)
-    write: list[str] = Field(default_factory=list)  # in the sandbox, writable besides the worktree (a cache folder)
+class TmuxConfig(Settings):
+    socket: str
+    FIELDS = {"socket": text("orch", check=_socket)}
 
 
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+class ValidateConfig(Settings):
+    commands: list[str]
+    timeout: float
+    write: list[str]  # in the sandbox, writable besides the worktree (a cache folder)
+    FIELDS = {"commands": words(), "timeout": number(600.0, 0, 7 * 86400, lo_open=True), "write": words()}
 
-    tasks_dir: str = ".orch/tasks"
-    worktree_root: str = ".worktree"
-    branch_prefix: str = "orch/"
-    base: str = ""
-    default_agent: str = "claude"
-    reviewer_agent: str = ""
-    max_review_rounds: int = Field(default=3, ge=1, le=100)
-    idle_reminder: bool = True
-    idle_reminder_after: float = Field(default=10.0, ge=0, le=86400)
-    # orch run: seconds between full reconcile passes (files and messages are acted on as they arrive)
-    scan_interval: float = Field(default=30.0, ge=0.5, le=86400)
+
+class Config(Settings):
+    tasks_dir: str
+    worktree_root: str
+    branch_prefix: str
+    base: str
+    default_agent: str
+    reviewer_agent: str
+    max_review_rounds: int
+    idle_reminder: bool
+    idle_reminder_after: float
+    scan_interval: float  # orch run: seconds between full passes (files and messages are acted on as they arrive)
     # bring back the workers of tasks in progress when they were lost with the tmux server (reboot, kill-server);
     # false: only report it, and `orch recover` brings them back
-    recover_on_start: bool = True
-    sandbox: Literal["auto", "required", "off"] = "auto"
-    tmux: TmuxConfig = Field(default_factory=TmuxConfig)
-    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
-    agents: dict[str, AgentProfile] = Field(default_factory=dict)
+    recover_on_start: bool
+    sandbox: str  # auto | required | off
+    tmux: TmuxConfig
+    validate_: ValidateConfig
+    agents: dict[str, AgentProfile]
 
-    # resolved at load time (not read from the file)
-    root: str = Field(default="", exclude=True)
+    FIELDS = {
+        "tasks_dir": text(".orch/tasks"),
+        "worktree_root": text(".worktree"),
+        "branch_prefix": text("orch/"),
+        "base": text(),
+        "default_agent": text("claude"),
+        "reviewer_agent": text(),
+        "max_review_rounds": integer(3, 1, 100),
+        "idle_reminder": flag(True),
+        "idle_reminder_after": number(10.0, 0, 86400),
+        "scan_interval": number(30.0, 0.5, 86400),
+        "recover_on_start": flag(True),
+        "sandbox": choice("auto", "auto", "required", "off"),
+        "tmux": table(TmuxConfig),
+        "validate": table(ValidateConfig),
+        "agents": tables(AgentProfile),
+    }
+    ATTRS = {"validate": "validate_"}
 
-    @field_validator("agents", mode="before")
-    @classmethod
-    def _names(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {k: ({**v, "name": k} if isinstance(v, dict) else v) for k, v in value.items()}
-        return value
+    root: str = ""  # resolved at load time (not read from the file)
 
-    @model_validator(mode="after")
-    def _commands(self) -> Config:
+    def checked(self) -> None:
         builtin = builtin_profiles()
         for name, profile in self.agents.items():
             if name not in builtin and not profile.command:
@@ -151,7 +154,6 @@ class Config(BaseModel):
             if name and name not in known:
                 raise ValueError(f"{key} = {name!r} is not an agent profile (known: {', '.join(known)}); define it "
                                  f"under [agents.{name}] or name one of those")
-        return self
 
     def resolve(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.root, os.path.expanduser(path)))
@@ -178,7 +180,7 @@ class Config(BaseModel):
         if name in self.agents:
             own = self.agents[name]
             if name in builtin:
-                return builtin[name].model_copy(update={k: getattr(own, k) for k in own.model_fields_set}, deep=True)
+                return builtin[name].copy(**{k: getattr(own, k) for k in own.given})
             return own
         if name in builtin:
             return builtin[name]
@@ -190,17 +192,11 @@ TASKS_DIR_CACHE = "tasks_dir"  # read by workspace.cached_tasks_dir on the hot p
 
 
 def load(ws: Workspace) -> Config:
+    raw = _read(ws.config_file, ws.root)
     try:
-        with open(ws.config_file, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise OrchError(f"{ws.config_file} is missing: run `orch init` in {ws.root}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OrchError(f"{ws.config_file}: not valid TOML ({exc})") from None
-    try:
-        cfg = Config.model_validate(raw)
-    except ValidationError as exc:
-        raise OrchError(f"{ws.config_file}: {explain(exc.errors()[0])}") from None
+        cfg = build(Config, raw)
+    except Problem as exc:
+        raise OrchError(f"{ws.config_file}: {explain(exc)}") from None
     cfg.root = ws.root
     problem = overlap(cfg)
     if problem:
@@ -209,30 +205,47 @@ def load(ws: Workspace) -> Config:
     return cfg
 
 
-def explain(err: Mapping[str, Any]) -> str:
-    """One error of the config, in plain words: the key, its table, and what is wrong."""
-    loc = [str(p) for p in err["loc"]]
-    key, table = (loc[-1], ".".join(loc[:-1])) if loc else ("", "")
-    if err["type"] == "extra_forbidden":
-        if table and key in Config.model_fields:
-            return (f"{key} is not a setting of [{table}]: in TOML a key belongs to the last [table] above it, so "
-                    f"`{key} = ...` written after [{table}] lands in it; move it above the first [table]")
-        known = ", ".join(sorted(_fields(table)))
-        return f"unknown setting {key!r}{f' in [{table}]' if table else ''} (known: {known})"
-    message = err["msg"].removeprefix("Value error, ")
+def _read(path: str, root: str) -> dict:
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise OrchError(f"{path} is missing: run `orch init` in {root}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise OrchError(f"{path}: not valid TOML ({exc})") from None
+
+
+def explain(problem: Problem) -> str:
+    """One problem of the config, in plain words: the key, its table, and what is wrong."""
+    loc = problem.loc
+    key, where = (loc[-1], ".".join(loc[:-1])) if loc else ("", "")
+    if problem.unknown:
+        if where and key in Config.FIELDS:
+            return (f"{key} is not a setting of [{where}]: in TOML a key belongs to the last [table] above it, so "
+                    f"`{key} = ...` written after [{where}] lands in it; move it above the first [table]")
+        known = ", ".join(sorted(_fields(where)))
+        return f"unknown setting {key!r}{f' in [{where}]' if where else ''} (known: {known})"
     if not loc:
-        return message
-    return f"{key}{f' in [{table}]' if table else ''}: {message}"
+        return problem.message
+    return f"{key}{f' in [{where}]' if where else ''}: {problem.message}"
 
 
-def _fields(table: str) -> list[str]:
-    model: type[BaseModel] = Config
-    for part in table.split(".") if table else []:
-        annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+def _fields(where: str) -> list[str]:
+    """The keys of a table (``validate``, ``agents.NAME``)."""
+    parts = where.split(".") if where else []
+    fields = Config.FIELDS
+    while parts:
+        spec = fields.get(parts.pop(0))
+        if spec is None or spec.of is None:
             return []
-        model = annotation
-    return [name for name in model.model_fields if name != "root"]
+        if spec.kind == "tables":
+            if not parts:
+                return []
+            parts.pop(0)
+        fields = spec.of.FIELDS  # type: ignore[attr-defined]
+    return [k for k in fields if k != "name"]
 
 
 def overlap(cfg: Config) -> str | None:

@@ -1,6 +1,6 @@
 """`orch -` / `orch message`: record a message from a worker or the user.
 
-On the hot path: no typer, rich, pydantic, sqlite or TOML here. The message is spooled durably (inbox.py) and a
+On the hot path: no sqlite, TOML or configuration here. The message is spooled durably (inbox.py) and a
 detached applier is started so the caller never waits for task files to be updated.
 """
 

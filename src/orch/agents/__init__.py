@@ -46,7 +46,7 @@ def own_files() -> tuple[str, ...]:
 
 def builtin_profiles() -> dict[str, AgentProfile]:
     """The profiles orch knows (fresh copies: a caller may change its own)."""
-    return {name: p.model_copy(deep=True) for name, p in _builtin().items()}
+    return {name: p.copy() for name, p in _builtin().items()}
 
 
 @functools.cache

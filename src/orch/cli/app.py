@@ -1,31 +1,33 @@
-"""The typer application and its error handling: every expected failure is one line on stderr."""
+"""`orch`'s command line: the global options, the help, one command's arguments parsed and its function run, and
+every expected failure as one line on stderr.
+
+The commands are data (``commands.py``). Only the parser of the command that runs is built, and only its module is
+imported: `orch status` loads what status needs and nothing else, so the commands a person types answer at once.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 
-import typer
-
-# typer 0.29 (pinned in pyproject.toml) carries its own copy of click
-from typer._click import exceptions as cx
-
+from orch.cli.commands import BY_NAME, COMMANDS, GROUPS, Cmd
 from orch.entry import private_umask
 from orch.errors import OrchError
 
-# typer >= 0.2x has its own Exit/Abort; older ones re-export click's
-EXITS = tuple({getattr(cx, "Exit", typer.Exit), typer.Exit})
-ABORTS = tuple({getattr(cx, "Abort", typer.Abort), typer.Abort, KeyboardInterrupt})
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-app = typer.Typer(
-    name="orch",
-    help="Run a queue of coding tasks through AI coding agents: one git worktree and one tmux window per worker.",
-    add_completion=False,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+ABOUT = "Run a queue of coding tasks through AI coding agents: one git worktree and one tmux window per worker."
+GLOBAL = (
+    ("-C, --workspace PATH", "Use the workspace at PATH (default: $ORCH_WORKSPACE, else walk up from here)."),
+    ("-V, --version", "Print orch's version and exit."),
+    ("-h, --help", "Show this message and exit."),
 )
+
+
+class Usage(Exception):
+    """The command line is wrong: one line, and where the help is."""
 
 
 class _State:
@@ -36,16 +38,6 @@ class _State:
 STATE = _State()
 
 
-@app.callback()
-def _main(
-    workspace: str | None = typer.Option(
-        None, "-C", "--workspace", metavar="PATH", help="Use the workspace at PATH (default: $ORCH_WORKSPACE, else walk up from here)."
-    ),
-    version: bool = typer.Option(False, "--version", "-V", help="Print orch's version and exit."),
-) -> None:
-    STATE.explicit = workspace
-
-
 def version() -> str:
     import platform
 
@@ -54,7 +46,7 @@ def version() -> str:
     return f"orch {orch.__version__} (Python {platform.python_version()})"
 
 
-def context():
+def context():  # noqa: ANN201 - a workflow Ctx (its module is imported here, not at start)
     """The workflow context for this command (workspace found, config loaded)."""
     from orch.workflow.context import Ctx
     from orch.workspace import find
@@ -64,96 +56,56 @@ def context():
     return ctx
 
 
-def _register() -> None:
-    from orch.cli import completion, daemon, messages, route, tasks  # noqa: F401 - commands register on import
-
-
 def run(args: list[str]) -> int:
     private_umask()
-    if args and args[0] in ("--version", "-V"):
-        print(version())
-        return 0
-    _register()
     try:
-        return _run(args)
+        return _run(list(args))
     finally:
         while STATE.opened:
             STATE.opened.pop().close()
 
 
-GROUPS = (
-    ("Tasks", ("init", "add", "start", "new-task", "scan", "status", "diff", "dossier", "retry", "close", "log")),
-    ("Workers", ("send", "reply", "exec", "capture", "attach", "recover", "gc")),
-    ("The daemon", ("run", "stop")),
-    ("Commands agents call", ("-", "message", "verdict", "hook")),
-    ("Your shell", ("completion",)),
-)
-
-
-def command():
-    """The click command of the app, with help as a person reads it: metavars in words (not Python types) and the
-    commands in groups."""
-    import types
-
-    import typer.main
-
-    group = typer.main.get_command(app)
-    for sub in group.commands.values():  # type: ignore[attr-defined]
-        for param in sub.params:
-            if param.metavar is None and not getattr(param, "is_flag", False) and param.name:
-                param.metavar = param.name.upper().replace("_", "-")
-            param.get_help_record = types.MethodType(_plain_help_record(param.get_help_record), param)
-
-    def format_commands(self, ctx, formatter) -> None:  # noqa: ANN001 - click's own signature
-        listed: set[str] = set()
-        for title, names in GROUPS:
-            rows = [(n, self.commands[n].get_short_help_str(limit=62)) for n in names if n in self.commands]
-            listed.update(names)
-            if rows:
-                with formatter.section(title):
-                    formatter.write_dl(rows)
-        rest = [(n, c.get_short_help_str(limit=62)) for n, c in self.commands.items()
-                if n not in listed and not c.hidden]
-        if rest:
-            with formatter.section("Commands"):
-                formatter.write_dl(rest)
-
-    group.format_commands = types.MethodType(format_commands, group)  # type: ignore[attr-defined]
-    return group
-
-
-def _plain_help_record(original):  # noqa: ANN001, ANN202 - wraps click's bound method
-    """A parameter's help line without the Python type typer puts after it (``<list[str]>``)."""
-    import re
-
-    def record(self, ctx):  # noqa: ANN001, ANN202
-        found = original(ctx)
-        if found is None:
-            return None
-        name, text = found
-        return re.sub(r" <[^<>]*>$", "", name), text
-
-    return record
-
-
 def _run(args: list[str]) -> int:
+    name = ""
     try:
-        result = command().main(args=args, prog_name="orch", standalone_mode=False)
+        while args and args[0].startswith("-") and args[0] != "-":
+            head = args.pop(0)
+            if head in ("-V", "--version"):
+                sys.stdout.write(version() + "\n")
+                return 0
+            if head in ("-h", "--help"):
+                sys.stdout.write(top_help())
+                return 0
+            if head in ("-C", "--workspace"):
+                if not args:
+                    raise Usage(f"{head} needs a PATH")
+                STATE.explicit = args.pop(0)
+            elif head.startswith(("-C=", "--workspace=")):
+                STATE.explicit = head.split("=", 1)[1]
+            else:
+                raise Usage(f"no such option: {head}")
+        if not args:
+            sys.stdout.write(top_help())
+            return 0
+        name = args.pop(0)
+        cmd = BY_NAME.get(name)
+        if cmd is None:
+            raise Usage(f"no such command {name!r}")
+        function = _function(cmd)
+        if cmd.raw:
+            return int(function(args, STATE.explicit))
+        result = function(**parse(cmd, args))
+        return result if isinstance(result, int) else 0
     except OrchError as exc:
         sys.stderr.write(f"orch: {exc}\n")
         return exc.code
-    except cx.NoArgsIsHelpError as exc:
-        sys.stdout.write(exc.ctx.get_help() + "\n") if exc.ctx else None
-        return 0
-    except cx.ClickException as exc:
-        ctx = getattr(exc, "ctx", None)
-        path = ctx.command_path if ctx is not None else ""
-        where = f"orch {path.split(' ', 1)[1]}" if " " in path else "orch"
-        sys.stderr.write(f"orch: {exc.format_message()} (see `{where} --help`)\n")
-        return exc.exit_code
-    except EXITS as exc:
-        return exc.exit_code
-    except ABORTS:
+    except Usage as exc:
+        where = f"orch {name} --help" if name in BY_NAME else "orch --help"
+        sys.stderr.write(f"orch: {exc} (see `{where}`)\n")
+        return 2
+    except SystemExit as exc:  # the help of a command was printed
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
         sys.stderr.write("orch: interrupted\n")
         return 130
     except BrokenPipeError:
@@ -163,4 +115,78 @@ def _run(args: list[str]) -> int:
             raise
         sys.stderr.write(f"orch: unexpected error ({type(exc).__name__}: {exc}); run with ORCH_DEBUG=1 for details\n")
         return 70
-    return result if isinstance(result, int) else 0
+
+
+def _function(cmd: Cmd):  # noqa: ANN202 - the command's function, whatever its signature
+    import importlib
+
+    module, attr = cmd.run.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse(cmd: Cmd, args: list[str]) -> dict[str, object]:
+    """The command's arguments as keyword arguments of its function (``Usage`` when they are wrong)."""
+    parser = _parser(cmd)
+    found = vars(parser.parse_args(args))
+    for arg in cmd.args:
+        value = found.get(arg.dest)
+        if arg.least is not None and value is not None and value < arg.least:
+            raise Usage(f"{'/'.join(arg.names) if not arg.positional else arg.metavar} must be at least "
+                        f"{arg.least:g}")
+    return found
+
+
+def _parser(cmd: Cmd):  # noqa: ANN202 - an argparse parser for this command alone
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # noqa: ANN202 - argparse's signature
+            raise Usage(message)
+
+    parser = Parser(prog=f"orch {cmd.name}", description=cmd.help, allow_abbrev=False)
+    for arg in cmd.args:
+        options: dict[str, Any] = {"help": arg.help.replace("%", "%%")}
+        if arg.kind == "flag":
+            options.update(action="store_true")
+        else:
+            options.update(metavar=arg.metavar, default=arg.default)
+            if arg.kind in ("int", "float"):
+                options["type"] = int if arg.kind == "int" else float
+        if arg.positional:
+            if arg.kind == "words":
+                options["nargs"] = "*"
+            elif not arg.required:
+                options["nargs"] = "?"
+            parser.add_argument(arg.dest, **options)
+        else:
+            parser.add_argument(*arg.names, dest=arg.dest, **options)
+    return parser
+
+
+def top_help() -> str:
+    out = ["Usage: orch [OPTIONS] COMMAND [ARGS]...", "", f"  {ABOUT}", "", "Options:"]
+    width = max(len(n) for n, _ in GLOBAL) + 2
+    out += [f"  {n:<{width}}{h}" for n, h in GLOBAL]
+    shown = [c for c in COMMANDS if not c.hidden]
+    width = max(len(c.name) for c in shown) + 2
+    from orch.cli.render import width as columns
+
+    limit = min(max(columns() - width - 3, 40), 110)
+    for group in GROUPS:
+        out += ["", f"{group}:"]
+        out += [f"  {c.name:<{width}}{short(c.summary, limit)}" for c in shown if c.group == group]
+    out += ["", "`orch COMMAND --help` for a command's arguments; the README is the manual."]
+    return "\n".join(out) + "\n"
+
+
+def short(text: str, limit: int = 62) -> str:
+    """The first sentence of a command's help, cut to ``limit`` characters at a word."""
+    first = text.split(". ", 1)[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def options(cmd: Cmd) -> list[str]:
+    """A command's option names (for completion)."""
+    return sorted(n for a in cmd.args if not a.positional for n in a.names)

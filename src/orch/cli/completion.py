@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 import sys
 
-import typer
-
-from orch.cli.app import app, command, context
+from orch.cli.app import context, options
+from orch.cli.commands import COMMANDS
 from orch.errors import OrchError
 
 SHELLS = ("bash", "zsh", "fish")
@@ -19,13 +18,7 @@ TASK_COMMANDS = ("status", "start", "new-task", "retry", "reply", "send", "exec"
 
 def _commands() -> dict[str, list[str]]:
     """Every visible command and its options."""
-    group = command()
-    found: dict[str, list[str]] = {}
-    for name, sub in sorted(group.commands.items()):
-        if getattr(sub, "hidden", False):
-            continue
-        found[name] = sorted(o for p in sub.params for o in getattr(p, "opts", []) if o.startswith("-"))
-    return found
+    return {c.name: options(c) for c in sorted(COMMANDS, key=lambda c: c.name) if not c.hidden}
 
 
 def bash() -> str:
@@ -73,16 +66,13 @@ def fish() -> str:
     return "\n".join(lines) + "\n"
 
 
-@app.command()
-def completion(shell: str = typer.Argument(..., help="bash, zsh or fish.")) -> None:
-    """Print a completion script for your shell (commands, options, task names): e.g. eval "$(orch completion bash)"."""
+def completion(shell: str) -> None:
     makers = {"bash": bash, "zsh": zsh, "fish": fish}
     if shell not in makers:
         raise OrchError(f"no completion for {shell!r}: choose one of {', '.join(SHELLS)}")
     sys.stdout.write(makers[shell]())
 
 
-@app.command("_tasks", hidden=True)
 def tasks() -> None:
     """The open tasks' names and their reviewers' addresses, one a line (for completion)."""
     ctx = context()
