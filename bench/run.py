@@ -18,6 +18,8 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      (figures_delivery.py)
   6. `orch run` at rest with 20 idle workers: CPU per minute and peak memory, watched in the background while
      figure 5 runs in another workspace (figures_daemon.py)
+  7. the commands a person types (status with 20 tasks, scan with nothing to do, capture, log -n 20, send's own
+     cost, --help) through pip's console script, next to the floor, interleaved (figures_cli.py)
 The whole run takes about 6 to 9 minutes on 2 cores; --quick about 2.
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 
 from common import HERE, Shims, Space
 
-FIGURES = ("1", "2", "3", "4", "5", "6")
+FIGURES = ("1", "7", "2", "3", "4", "5", "6")
 
 
 class Bench:
@@ -113,6 +115,7 @@ def main() -> int:
              args.compare_texts is not None)):
         out = str(HERE / "results.md")
 
+    import figures_cli
     import figures_daemon
     import figures_delivery
     import figures_fleet
@@ -129,6 +132,12 @@ def main() -> int:
             t = phase(f"1. hot path, {runs} runs")
             bench.rows["1"] = figures_hot.hot_path(bench.space("hot"), runs)
             timings.append(f"hot path {time.perf_counter() - t:.0f} s")
+        if "7" in only:
+            t = phase(f"7. the commands a person types, {runs} runs")
+            space = bench.space("cli")
+            bench.rows["7"] = figures_cli.commands(space, runs)
+            space.close()
+            timings.append(f"commands {time.perf_counter() - t:.0f} s")
         if "4" in only:
             t = phase(f"4. inbox, {writers} writers x {messages} messages")
             bench.rows["4"] = figures_inbox.inbox(bench.space("inbox"), writers, messages, timeout=300)

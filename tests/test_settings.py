@@ -79,3 +79,21 @@ def test_reading_the_config_loads_no_validation_framework() -> None:
              "print(sorted(m for m in ('pydantic', 'typer', 'click', 'rich', 'yaml') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_built_in_profile_passes_the_checks_it_skips_at_start() -> None:
+    """Built-in profiles are made without compiling their patterns (a command's start-up); here they are."""
+    from orch.agents import builtin_profiles
+
+    for name, profile in builtin_profiles().items():
+        again = build(AgentProfile, {k: getattr(profile, k) for k in profile.given}, ("agents", name))
+        assert again == profile
+    with pytest.raises(Problem, match="not a valid regular expression"):
+        AgentProfile(command=["x"], screen_idle="(")
+    assert AgentProfile.builtin(command=["x"], screen_idle="(").screen_idle == "("  # (the suite's job, above)
+
+
+def test_the_profile_names_known_without_the_agent_modules_are_theirs() -> None:
+    from orch.agents import PROFILE_NAMES, builtin_profiles
+
+    assert set(PROFILE_NAMES) == set(builtin_profiles())

@@ -67,10 +67,10 @@ def take_objects(root: str, view: str, sha: str) -> None:
             if os.path.islink(os.path.join(folder, name)):
                 raise git.GitError(f"the coder's object store holds a link ({os.path.join(folder, name)})")
     own = {"GIT_OBJECT_DIRECTORY": objects}
-    names = git.run(root, "rev-list", "--objects", sha, "--not", "--all", env_extra=own).stdout
-    if not names.strip():
+    needed = git.run(root, "rev-list", "--objects", sha, "--not", "--all", env_extra=own).stdout
+    if not needed.strip():
         return
-    pack = git.run(root, "pack-objects", "--stdout", "-q", input=names, env_extra=own).stdout
+    pack = git.run(root, "pack-objects", "--stdout", "-q", input=needed, env_extra=own).stdout
     git.run(root, "unpack-objects", "-q", "--strict", input=pack)
 
 

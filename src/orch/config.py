@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from orch.agents import builtin_profiles
+from orch.agents import PROFILE_NAMES, builtin_profiles
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.settings import Problem, Settings, build, choice, flag, integer, number, table, tables, text, words
@@ -144,7 +144,7 @@ class Config(Settings):
     root: str = ""  # resolved at load time (not read from the file)
 
     def checked(self) -> None:
-        builtin = builtin_profiles()
+        builtin = PROFILE_NAMES  # (the names only: reading the config loads no agent module)
         for name, profile in self.agents.items():
             if name not in builtin and not profile.command:
                 raise ValueError(f"agents.{name}.command is required (the program to run, e.g. [\"my-agent\"])")
@@ -192,7 +192,7 @@ TASKS_DIR_CACHE = "tasks_dir"  # read by workspace.cached_tasks_dir on the hot p
 
 
 def load(ws: Workspace) -> Config:
-    raw = _read(ws.config_file, ws.root)
+    raw = _read(ws.config_file, ws.root, ws.path(PARSED_CACHE))
     try:
         cfg = build(Config, raw)
     except Problem as exc:
@@ -205,16 +205,38 @@ def load(ws: Workspace) -> Config:
     return cfg
 
 
-def _read(path: str, root: str) -> dict:
-    import tomllib
+PARSED_CACHE = "config.parsed"  # config.toml's text and its parsed tables (marshal): TOML is parsed once per change
+
+
+def _read(path: str, root: str, cache: str) -> dict:
+    """config.toml's tables. Taken from the cache when it holds this very text (compared whole, not by time)."""
+    import marshal
 
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read()
     except FileNotFoundError:
         raise OrchError(f"{path} is missing: run `orch init` in {root}") from None
-    except tomllib.TOMLDecodeError as exc:
+    try:
+        with open(cache, "rb") as fh:
+            text, raw = marshal.loads(fh.read())
+        if text == data and isinstance(raw, dict):
+            return raw
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    import tomllib
+
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise OrchError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        from orch.files import atomic_write
+
+        atomic_write(cache, marshal.dumps((data, raw)), mode=0o600)
+    except (OSError, ValueError):  # (a date in the file is not kept: parsed each time)
+        pass
+    return raw
 
 
 def explain(problem: Problem) -> str:

@@ -26,8 +26,26 @@ def private_umask() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    if argv is None:  # the program itself: what it wrote is flushed, then it ends without tearing the interpreter
+        end(code)    # down module by module (a tenth of a short command's time; every file it wrote is closed)
+    return code
+
+
+def end(code: int) -> None:
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed pipe (`orch status | head`): what was read is what counts
+        pass
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
+def _main(args: list[str]) -> int:
     private_umask()
-    args = list(sys.argv[1:] if argv is None else argv)
     explicit, rest = _split_global(args)
     if rest and rest[0] in HOT:
         from orch import hot

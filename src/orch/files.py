@@ -8,7 +8,6 @@ writes from a person's.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 TMP_PREFIX = ".orch-tmp-"
@@ -231,6 +230,8 @@ def prune_kept(keep: str) -> None:
             drop_kept(os.path.join(keep, name))
             index.pop(name)
     if not index:
+        import shutil
+
         shutil.rmtree(keep, ignore_errors=True)
 
 

@@ -7,11 +7,11 @@ differ."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from orch import child
 from orch.errors import OrchError
+from orch.record import dataclass
 
 
 class GitError(OrchError):
@@ -23,10 +23,10 @@ SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 def run(
     cwd: str, *args: str, check: bool = True, input: bytes | None = None, env_extra: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+) -> child.Done:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env_extra or {})}
     try:
-        proc = subprocess.run(["git", *SAFE, "-C", cwd, *args], capture_output=True, input=input, env=env, check=False)
+        proc = child.run(["git", *SAFE, "-C", cwd, *args], input=input, env=env)
     except FileNotFoundError:
         raise OrchError("git is not installed: install git >= 2.38 (e.g. `apt-get install git`)") from None
     if check and proc.returncode != 0:
@@ -288,10 +288,10 @@ def fingerprint(path: str, skip: tuple[str, ...] = ()) -> str:
             digest.update(name + b"\0gone\n")
     dirs = git_dirs(path)
     for d in dirs:
-        for name in ("config", "config.worktree"):
-            listed = run(path, "config", "--file", os.path.join(d, name), "--list", "--includes", check=False).stdout
+        for conf in ("config", "config.worktree"):
+            listed = run(path, "config", "--file", os.path.join(d, conf), "--list", "--includes", check=False).stdout
             keys = sorted(line for line in listed.splitlines() if line.lower().startswith(tuple(k.encode() for k in RUNS)))
-            digest.update(f"{d}/{name}\0".encode() + b"\n".join(keys))
+            digest.update(f"{d}/{conf}\0".encode() + b"\n".join(keys))
     hooks = os.path.join(dirs[0], "hooks")  # (a hooksPath elsewhere is in the config, which is watched)
     watched = [os.path.join(dirs[0], "info", "attributes")]
     try:

@@ -11,8 +11,9 @@ same state is not a transition (a second question while one is open, a new coder
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+
+from orch.record import dataclass
 
 
 class TaskState(StrEnum):

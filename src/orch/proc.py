@@ -12,9 +12,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from orch.errors import OrchError
+from orch.record import dataclass
 
 
 @dataclass

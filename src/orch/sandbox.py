@@ -21,11 +21,9 @@ Every worker, whatever its agent, runs inside a sandbox of its own when bubblewr
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from dataclasses import dataclass, field
 
 from orch.errors import OrchError
+from orch.record import dataclass, field
 
 MODES = ("auto", "required", "off")
 TMP = "/tmp"
@@ -75,19 +73,35 @@ def wrap(plan: Plan, argv: list[str], bwrap: str = "bwrap") -> list[str]:
 
 
 def find() -> str | None:
-    return shutil.which("bwrap")
+    from orch.child import which
+
+    return which("bwrap")
 
 
 _checked: dict[str, str | None] = {}
+MEMO = "sandbox.checked"  # in the state folder: the probe's answer, for this boot (``check``'s memo)
 
 
-def check(bwrap: str | None = None) -> str | None:
-    """None when bubblewrap works here; otherwise why not (one line). Tried once per process."""
+def check(bwrap: str | None = None, memo: str | None = None) -> str | None:
+    """None when bubblewrap works here; otherwise why not (one line). Tried once per process, and once per boot
+    of the machine with a ``memo`` file (for the same bwrap and the same user-namespace settings)."""
     bwrap = bwrap or find()
     if bwrap is None:
         return "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    if bwrap not in _checked and memo is not None:
+        key = _memo_key(bwrap)
+        try:
+            with open(memo, encoding="utf-8") as fh:
+                said, answer = fh.read().split("\n", 1)
+            if said == key:
+                _checked[bwrap] = answer or None
+        except (OSError, ValueError):
+            pass
     if bwrap not in _checked:
+        import subprocess
+
         probe = wrap(Plan(chdir="/", hide=()), ["true"], bwrap)
+        why: str | None
         try:
             proc = subprocess.run(probe, capture_output=True, timeout=20, check=False)
             why = None if proc.returncode == 0 else (
@@ -95,15 +109,40 @@ def check(bwrap: str | None = None) -> str | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             why = f"bubblewrap does not work here: {exc}"
         _checked[bwrap] = why
+        if memo is not None:
+            try:
+                from orch.files import atomic_write
+
+                atomic_write(memo, f"{_memo_key(bwrap)}\n{why or ''}".encode(), mode=0o600)
+            except OSError:
+                pass
     return _checked[bwrap]
 
 
-def decide(mode: str) -> tuple[str | None, str]:
+def _memo_key(bwrap: str) -> str:
+    """What the probe's answer depends on: this boot of the machine, the bwrap program, the namespace settings."""
+    parts = [bwrap]
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/sys/kernel/unprivileged_userns_clone",
+                 "/proc/sys/user/max_user_namespaces", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                parts.append(fh.read().strip())
+        except OSError:
+            parts.append("-")
+    try:
+        st = os.stat(bwrap)
+        parts += [str(st.st_mtime_ns), str(st.st_size)]
+    except OSError:
+        parts.append("-")
+    return " ".join(parts)
+
+
+def decide(mode: str, memo: str | None = None) -> tuple[str | None, str]:
     """(bwrap's path or None, what to say about it) for the config's ``sandbox`` mode; raises OrchError when the
     mode is "required" and bubblewrap does not work."""
     if mode == "off":
         return None, "off (sandbox = \"off\" in .orch/config.toml)"
-    why = check()
+    why = check(memo=memo)
     if why is None:
         return find(), "on (bubblewrap)"
     if mode == "required":

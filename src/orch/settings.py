@@ -34,13 +34,13 @@ class Spec:
     """A key's type (``text``, ``flag``, ``integer``, ``number``, ``words``, ``names`` (a table of strings),
     ``choice``, ``table``, ``tables``), default, range and further check."""
 
-    __slots__ = ("check", "choices", "default", "hi", "kind", "lo", "lo_open", "of")
+    __slots__ = ("check", "choices", "costly", "default", "hi", "kind", "lo", "lo_open", "of")
 
     def __init__(self, kind: str, default: object = None, lo: float | None = None, hi: float | None = None,
                  lo_open: bool = False, choices: tuple[str, ...] = (), of: type | None = None,
-                 check: Callable[[object], object] | None = None) -> None:
+                 check: Callable[[object], object] | None = None, costly: bool = False) -> None:
         self.kind, self.default, self.lo, self.hi, self.lo_open = kind, default, lo, hi, lo_open
-        self.choices, self.of, self.check = choices, of, check
+        self.choices, self.of, self.check, self.costly = choices, of, check, costly
 
     def fresh(self) -> object:
         """The default, a new copy for the mutable kinds."""
@@ -53,7 +53,7 @@ class Spec:
             return self.of()
         return self.default
 
-    def read(self, value: object, loc: tuple[str, ...]) -> object:
+    def read(self, value: object, loc: tuple[str, ...], costly: bool = True) -> object:
         kind = self.kind
         if kind == "text":
             if not isinstance(value, str):
@@ -93,7 +93,7 @@ class Spec:
             if not isinstance(value, dict):
                 raise Problem(loc, f"must be a table of tables, not {_what(value)}")
             value = {name: build(self.of, each, (*loc, name), name=name) for name, each in value.items()}
-        if self.check is not None:
+        if self.check is not None and (costly or not self.costly):
             try:
                 value = self.check(value)
             except ValueError as exc:
@@ -101,8 +101,8 @@ class Spec:
         return value
 
 
-def text(default: str = "", check: Callable[[object], object] | None = None) -> Spec:
-    return Spec("text", default, check=check)
+def text(default: str = "", check: Callable[[object], object] | None = None, costly: bool = False) -> Spec:
+    return Spec("text", default, check=check, costly=costly)
 
 
 def flag(default: bool) -> Spec:
@@ -147,6 +147,14 @@ class Settings:
 
     def __init__(self, **values: object) -> None:
         _fill(self, {self._key(k): v for k, v in values.items()}, ())
+
+    @classmethod
+    def builtin(cls, **values: object) -> Self:
+        """Settings orch itself defines (a built-in agent profile): types checked, the costly checks (compiling
+        regular expressions) left to the test suite, which runs them on every built-in."""
+        made = cls.__new__(cls)
+        _fill(made, {cls._key(k): v for k, v in values.items()}, (), costly=False)
+        return made
 
     @classmethod
     def _key(cls, attr: str) -> str:
@@ -195,7 +203,8 @@ def build(cls: type[S], raw: object, loc: tuple[str, ...] = (), name: str | None
     return made
 
 
-def _fill(made: Settings, values: dict[str, object], loc: tuple[str, ...], keep: bool = False) -> None:
+def _fill(made: Settings, values: dict[str, object], loc: tuple[str, ...], keep: bool = False,
+          costly: bool = True) -> None:
     """Check ``values`` (keys of ``FIELDS``) and set them on ``made``; the rest get their defaults (unless
     ``keep``: a copy's changes)."""
     fields = made.FIELDS
@@ -212,7 +221,7 @@ def _fill(made: Settings, values: dict[str, object], loc: tuple[str, ...], keep:
                     value = shlex.split(value)
                 except ValueError as exc:
                     raise Problem((*loc, key), f"cannot be split into words ({exc})") from None
-            value = spec.read(value, (*loc, key))
+            value = spec.read(value, (*loc, key), costly)
         elif keep:
             continue
         else:

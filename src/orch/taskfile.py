@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
-from orch import faults, files
+from orch import faults, files, frontmatter
 from orch.blockmarks import MARKER, STATUS, SUMMARY
 from orch.errors import OrchError
+from orch.record import dataclass, field
 from orch.terminal import neutralise_line
 
 __all__ = ["MARKER", "STATUS", "SUMMARY", "TaskDoc", "parse", "render", "update"]
@@ -177,13 +177,15 @@ def front_matter(person: str, name: str = "task") -> dict:
     block = _front_block(person)
     if block is None:
         return {}
-    import yaml  # noqa: PLC0415 - costly, only needed off the hot path
+    meta: object = frontmatter.parse(block)  # the common simple case, without importing yaml
+    if meta is None:
+        import yaml  # noqa: PLC0415 - costly, only needed off the hot path
 
-    try:
-        meta = yaml.safe_load(block)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        raise OrchError(f"{name}: front matter is not valid YAML ({first})") from None
+        try:
+            meta = yaml.safe_load(block)
+        except yaml.YAMLError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
+            raise OrchError(f"{name}: front matter is not valid YAML ({first})") from None
     if meta is None:
         return {}
     if not isinstance(meta, dict):

@@ -8,14 +8,17 @@ Adding an agent is one new module with an ``AGENT`` object, listed in ``BUILT_IN
 from __future__ import annotations
 
 import functools
-import importlib
-from typing import TYPE_CHECKING
+import sys
+
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from orch.agents.base import Agent
     from orch.agents.profile import AgentProfile
 
 BUILT_IN = ("generic", "scripted", "claude", "codex", "aider")
+# the names of the built-in profiles, known without loading the agent modules (checked against them by a test)
+PROFILE_NAMES = ("aider", "claude", "codex", "scripted")
 _REGISTRY: dict[str, Agent] = {}
 
 
@@ -26,7 +29,8 @@ def register(agent: Agent) -> None:
 def _load() -> dict[str, Agent]:
     if not _REGISTRY:
         for name in BUILT_IN:
-            register(importlib.import_module(f"orch.agents.{name}").AGENT)
+            __import__(f"orch.agents.{name}")
+            register(sys.modules[f"orch.agents.{name}"].AGENT)
     return _REGISTRY
 
 

@@ -36,7 +36,7 @@ class Aider(Agent):
     reports_in_transcript = True
 
     def profiles(self) -> dict[str, AgentProfile]:
-        return {"aider": AgentProfile(
+        return {"aider": AgentProfile.builtin(
             name="aider",
             kind="aider",
             command=["aider"],

@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import ClassVar
 
 from orch.agents import hooks
 from orch.agents.profile import AgentProfile
 from orch.files import atomic_write
 from orch.locks import hold
+from orch.record import dataclass, field
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 @dataclass

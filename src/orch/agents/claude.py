@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 from orch.agents import hooks
 from orch.agents.base import Agent, Launch, LaunchRequest, edit_json, sh_quote
@@ -40,7 +39,7 @@ class Claude(Agent):
     can_resume = True
 
     def profiles(self) -> dict[str, AgentProfile]:
-        return {"claude": AgentProfile(
+        return {"claude": AgentProfile.builtin(
             name="claude",
             kind="claude",
             command=["claude"],
@@ -56,6 +55,8 @@ class Claude(Agent):
         )}
 
     def launch(self, req: LaunchRequest) -> Launch:
+        import uuid
+
         session = req.resume or str(uuid.uuid4())
         first = ["--resume", session] if req.resume else ["--session-id", session]
         launch = Launch(args=[*first, "--settings", settings_file(req.state_dir, req.orch_bin)], session=session)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 
 from orch.agents import hooks
 from orch.agents.base import Agent, Launch, LaunchRequest
@@ -30,7 +29,7 @@ class Codex(Agent):
     can_resume = True
 
     def profiles(self) -> dict[str, AgentProfile]:
-        return {"codex": AgentProfile(
+        return {"codex": AgentProfile.builtin(
             name="codex",
             kind="codex",
             command=["codex"],
@@ -93,6 +92,8 @@ def preanswer(home: str, worktree: str) -> None:
                 text = fh.read()
         except FileNotFoundError:
             text = ""
+        import tomllib
+
         try:
             current = tomllib.loads(text)
         except tomllib.TOMLDecodeError:

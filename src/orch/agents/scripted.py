@@ -15,7 +15,7 @@ class Scripted(Agent):
     kind = "scripted"
 
     def profiles(self) -> dict[str, AgentProfile]:
-        return {"scripted": AgentProfile(
+        return {"scripted": AgentProfile.builtin(
             name="scripted",
             kind="scripted",
             command=[sys.executable, "-m", "orch.agents.scripted_program"],

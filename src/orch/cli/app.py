@@ -3,6 +3,8 @@ every expected failure as one line on stderr.
 
 The commands are data (``commands.py``). Only the parser of the command that runs is built, and only its module is
 imported: `orch status` loads what status needs and nothing else, so the commands a person types answer at once.
+The arguments are read here too (a few rules, below), not by a parser library that would cost more to load than
+most commands take to run.
 """
 
 from __future__ import annotations
@@ -10,13 +12,9 @@ from __future__ import annotations
 import os
 import sys
 
-from orch.cli.commands import BY_NAME, COMMANDS, GROUPS, Cmd
+from orch.cli.commands import BY_NAME, COMMANDS, GROUPS, Arg, Cmd
 from orch.entry import private_umask
 from orch.errors import OrchError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 ABOUT = "Run a queue of coding tasks through AI coding agents: one git worktree and one tmux window per worker."
 GLOBAL = (
@@ -103,8 +101,8 @@ def _run(args: list[str]) -> int:
         where = f"orch {name} --help" if name in BY_NAME else "orch --help"
         sys.stderr.write(f"orch: {exc} (see `{where}`)\n")
         return 2
-    except SystemExit as exc:  # the help of a command was printed
-        return exc.code if isinstance(exc.code, int) else 0
+    except Shown:
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("orch: interrupted\n")
         return 130
@@ -118,49 +116,117 @@ def _run(args: list[str]) -> int:
 
 
 def _function(cmd: Cmd):  # noqa: ANN202 - the command's function, whatever its signature
-    import importlib
-
     module, attr = cmd.run.split(":")
-    return getattr(importlib.import_module(module), attr)
+    __import__(module)
+    return getattr(sys.modules[module], attr)
+
+
+class Shown(Exception):
+    """A command's help was printed (on ``-h``/``--help``)."""
 
 
 def parse(cmd: Cmd, args: list[str]) -> dict[str, object]:
-    """The command's arguments as keyword arguments of its function (``Usage`` when they are wrong)."""
-    parser = _parser(cmd)
-    found = vars(parser.parse_args(args))
-    for arg in cmd.args:
-        value = found.get(arg.dest)
-        if arg.least is not None and value is not None and value < arg.least:
-            raise Usage(f"{'/'.join(arg.names) if not arg.positional else arg.metavar} must be at least "
-                        f"{arg.least:g}")
+    """The command's arguments as keyword arguments of its function (``Usage`` when they are wrong). Options may
+    come anywhere before ``--``; after it every word is an argument; ``-n5``, ``--lines=5`` and ``-aw`` work."""
+    found: dict[str, object] = {a.dest: (False if a.kind == "flag" else [] if a.kind == "words" else a.default)
+                                for a in cmd.args}
+    by_name = {n: a for a in cmd.args if not a.positional for n in a.names}
+    words: list[str] = []
+    rest = list(args)
+    while rest:
+        word = rest.pop(0)
+        if word == "--":
+            words += rest
+            break
+        if word in ("-h", "--help"):
+            sys.stdout.write(command_help(cmd))
+            raise Shown
+        if not word.startswith("-") or word == "-" or word[1:2].isdigit():
+            words.append(word)
+            continue
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            arg = by_name.get(name)
+            if arg is None:
+                raise Usage(f"no such option: {name}")
+            if arg.kind == "flag":
+                if eq:
+                    raise Usage(f"{name} takes no value")
+                found[arg.dest] = True
+                continue
+            found[arg.dest] = _value(arg, name, value if eq else _next(rest, name))
+            continue
+        letters = word[1:]
+        while letters:  # -aw: flags together; -n5 or -n 5: a value
+            name, letters = "-" + letters[0], letters[1:]
+            arg = by_name.get(name)
+            if arg is None:
+                raise Usage(f"no such option: {name}")
+            if arg.kind == "flag":
+                found[arg.dest] = True
+                continue
+            found[arg.dest] = _value(arg, name, letters or _next(rest, name))
+            letters = ""
+    for arg in (a for a in cmd.args if a.positional):
+        if arg.kind == "words":
+            found[arg.dest], words = words, []
+        elif words:
+            found[arg.dest] = _value(arg, arg.metavar, words.pop(0))
+        elif arg.required:
+            raise Usage(f"{arg.metavar} is missing")
+    if words:
+        raise Usage(f"unexpected argument{'s' if len(words) > 1 else ''}: {' '.join(words)}")
     return found
 
 
-def _parser(cmd: Cmd):  # noqa: ANN202 - an argparse parser for this command alone
-    import argparse
+def _next(rest: list[str], name: str) -> str:
+    if not rest or (rest[0].startswith("-") and rest[0] != "-" and not rest[0][1:2].isdigit()):
+        raise Usage(f"{name} needs a value")
+    return rest.pop(0)
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str):  # noqa: ANN202 - argparse's signature
-            raise Usage(message)
 
-    parser = Parser(prog=f"orch {cmd.name}", description=cmd.help, allow_abbrev=False)
-    for arg in cmd.args:
-        options: dict[str, Any] = {"help": arg.help.replace("%", "%%")}
-        if arg.kind == "flag":
-            options.update(action="store_true")
-        else:
-            options.update(metavar=arg.metavar, default=arg.default)
-            if arg.kind in ("int", "float"):
-                options["type"] = int if arg.kind == "int" else float
-        if arg.positional:
-            if arg.kind == "words":
-                options["nargs"] = "*"
-            elif not arg.required:
-                options["nargs"] = "?"
-            parser.add_argument(arg.dest, **options)
-        else:
-            parser.add_argument(*arg.names, dest=arg.dest, **options)
-    return parser
+def _value(arg: Arg, name: str, text: str) -> object:
+    if arg.kind not in ("int", "float"):
+        return text
+    try:
+        value: float = int(text) if arg.kind == "int" else float(text)
+    except ValueError:
+        raise Usage(f"{name} needs {'a whole number' if arg.kind == 'int' else 'a number'}, not {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise Usage(f"{name} needs a finite number, not {text!r}")
+    if arg.least is not None and value < arg.least:
+        raise Usage(f"{name} must be at least {arg.least:g}")
+    return value
+
+
+def command_help(cmd: Cmd) -> str:
+    """`orch CMD --help`: its usage line, what it does, its arguments and options."""
+    import textwrap
+
+    from orch.cli.render import width as columns
+
+    wide = min(max(columns(), 60), 110)
+    shown = [a for a in cmd.args if not a.positional]
+    usage = ["orch", cmd.name, *(f"[{a.names[0]}{' ' + a.metavar if a.kind != 'flag' else ''}]" for a in shown)]
+    for a in cmd.args:
+        if a.positional:
+            name = a.metavar + ("..." if a.kind == "words" else "")
+            usage.append(name if a.required else f"[{name}]")
+    out = [textwrap.fill(" ".join(usage), wide, initial_indent="usage: ", subsequent_indent="    "), "",
+           textwrap.fill(cmd.help, wide)]
+    rows = [(a.metavar + ("..." if a.kind == "words" else ""), a.help) for a in cmd.args if a.positional]
+    opts = [(", ".join(sorted(a.names, key=len)) + (f" {a.metavar}" if a.kind != "flag" else ""),
+             a.help + (f" (default: {a.default:g})" if a.kind in ("int", "float") and a.default is not None else ""))
+            for a in shown] + [("-h, --help", "Show this help and exit.")]
+    left = max(len(n) for n, _ in rows + opts) + 4
+    for title, items in (("arguments:", rows), ("options:", opts)):
+        if items:
+            out += ["", title]
+            for name, text in items:
+                body = textwrap.wrap(text, max(wide - left, 30))
+                out.append(f"  {name:<{left - 2}}{body[0] if body else ''}")
+                out += [" " * left + line for line in body[1:]]
+    return "\n".join(out) + "\n"
 
 
 def top_help() -> str:

@@ -22,7 +22,8 @@ def send(worker: str | None, text: list[str], pane: str | None) -> None:
     else:
         raise OrchError("nothing to send: orch send <worker> <text> (or the text on stdin)")
     target = do_send(context(), worker, body, pane=pane)
-    print(f"sent {len(body)} characters to {target.address} (pane {target.pane.pane_id}); it took them")
+    took = "it took them" if target.pane.is_agent else "typed into its shell pane"
+    print(f"sent {len(body)} characters to {target.address} (pane {target.pane.pane_id}); {took}")
 
 
 def reply(task: str, text: list[str]) -> None:

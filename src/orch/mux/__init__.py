@@ -9,10 +9,15 @@ a paste. A remote host will be one more backend.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 from orch.errors import OrchError
+from orch.record import dataclass
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # (the interface is for the type checker; at run time it costs no typing import)
 
 # orch's tags on a window (and its panes): the workspace, task, role, worker id, agent and token hash of its worker,
 # and the proof that orch made it (a keyed hash of the others and the window's id; see workflow/context.py)
@@ -137,7 +142,9 @@ class Multiplexer(Protocol):
     def tag_pane(self, pane_id: str, tags: Mapping[str, str]) -> None: ...
 
     # -- typing
-    def paste(self, pane_id: str, data: bytes, bracketed: bool = True) -> None: ...
+    def paste(self, pane_id: str, data: bytes, bracketed: bool = True, keys: Sequence[str] = ()) -> None:
+        """``data`` into the pane's input by a paste (bracketed: the program sees one paste), then ``keys``."""
+        ...
 
     def send_keys(self, pane_id: str, *keys: str) -> None: ...
 

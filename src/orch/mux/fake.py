@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from orch.mux import Created, MuxError, Pane
+from orch.record import dataclass, field
 
 
 class FakeAgent:
@@ -259,11 +259,13 @@ class FakeMux:
 
     # -- typing -----------------------------------------------------------------------------------------------
 
-    def paste(self, pane_id: str, data: bytes, bracketed: bool = True) -> None:
+    def paste(self, pane_id: str, data: bytes, bracketed: bool = True, keys: Sequence[str] = ()) -> None:
         self.calls.append(("paste-buffer", pane_id))
         pane = self._pane(pane_id)
         if pane.program is not None and not pane.dead:
             pane.program.paste(data.decode("utf-8", "surrogateescape"))
+        if keys:
+            self.send_keys(pane_id, *keys)
 
     def send_keys(self, pane_id: str, *keys: str) -> None:
         self.calls.append(("send-keys", pane_id, *keys))

@@ -8,11 +8,10 @@ user options on windows (``@orch_ws``, ``@orch_task``, ...), readable by any tmu
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 
+from orch import child
 from orch.errors import OrchError
 from orch.mux import Created, MuxError, Pane
 
@@ -85,6 +84,10 @@ def _int(text: str) -> int:
 CREATED_FORMAT = "#{session_id} #{window_id} #{pane_id} #{pane_pid} #{pid} #{start_time}"
 
 
+READS = frozenset({"display-message", "list-panes", "list-sessions", "list-clients", "list-windows", "capture-pane",
+                   "show-options", "show-environment", "has-session"})  # (tmux commands that change nothing)
+
+
 class Tmux:
     """One tmux server, by socket name: the multiplexer backend orch uses on this machine."""
 
@@ -92,13 +95,17 @@ class Tmux:
         self.socket = socket
         self.binary = binary
         self._server: str | None = None
+        self.changes = 0  # commands run that may have changed the server (a listing before them is stale)
 
     def _argv(self, args: Sequence[str]) -> list[str]:
         return [self.binary, "-L", self.socket, *args]
 
-    def run(self, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, input: bytes | None = None, check: bool = True) -> child.Done:
+        commands = [args[0], *(args[i + 1] for i, a in enumerate(args[:-1]) if a == ";")] if args else []
+        if not all(c in READS for c in commands):
+            self.changes += 1
         try:
-            proc = subprocess.run(self._argv(args), input=input, capture_output=True, check=False)
+            proc = child.run(self._argv(args), input=input)
         except FileNotFoundError:
             raise OrchError("tmux is not installed: install tmux >= 3.2 (e.g. `apt-get install tmux`)") from None
         if check and proc.returncode != 0:
@@ -148,7 +155,7 @@ class Tmux:
         return panes
 
     def which(self, program: str, path: str) -> str | None:
-        return shutil.which(program, path=path)
+        return child.which(program, path=path)
 
     def server_identity(self) -> str:
         """The server's identity as of the last ``list_panes`` ("<pid>:<start time>"; "" when none runs)."""
@@ -272,14 +279,16 @@ class Tmux:
 
     # -- typing ------------------------------------------------------------------------------------------------
 
-    def paste(self, pane_id: str, data: bytes, bracketed: bool = True) -> None:
-        """Put ``data`` into a pane's input through a named paste buffer (deleted after use)."""
+    def paste(self, pane_id: str, data: bytes, bracketed: bool = True, keys: Sequence[str] = ()) -> None:
+        """Put ``data`` into a pane's input through a named paste buffer (deleted after use), then ``keys`` if
+        given: one tmux call (its commands run in order; the first that fails ends it)."""
         buffer = f"orch-{os.getpid()}-{os.urandom(4).hex()}"
-        self.run("load-buffer", "-b", buffer, "-", input=data)
-        args = ["paste-buffer", "-d", "-r", "-b", buffer, "-t", pane_id]
+        args = ["load-buffer", "-b", buffer, "-", ";", "paste-buffer", "-d", "-r", "-b", buffer, "-t", pane_id]
         if bracketed:
-            args.insert(1, "-p")
-        proc = self.run(*args, check=False)
+            args.insert(args.index("paste-buffer") + 1, "-p")
+        if keys:
+            args += [";", "send-keys", "-t", pane_id, *keys]
+        proc = self.run(*args, input=data, check=False)
         if proc.returncode != 0:
             self.run("delete-buffer", "-b", buffer, check=False)
             raise TmuxError(f"tmux paste-buffer: {proc.stderr.decode('utf-8', 'replace').strip()}")

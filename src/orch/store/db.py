@@ -12,10 +12,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from typing import Any, TypeVar
 
 from orch.errors import OrchError
+from orch.record import dataclass, fields
 from orch.store.migrations import MIGRATIONS
 from orch.store.records import (
     WORKER_COLUMNS,
@@ -29,7 +28,12 @@ from orch.store.records import (
     Worker,
 )
 
-R = TypeVar("R")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    R = TypeVar("R")
+
 BUSY_TIMEOUT_MS = 30_000
 CORRUPT_MESSAGES = ("file is not a database", "malformed", "file is encrypted", "not an error")
 

@@ -6,7 +6,7 @@ A migration is never edited once released: a change of schema is a new one at th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from orch.record import dataclass
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from orch.record import dataclass, fields
 
 
 @dataclass

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 from orch import faults, git
 from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.lifecycle import Actor, TaskEvent, TaskState, WorkerEvent, WorkerState, allowed_task
 from orch.locks import hold
+from orch.record import dataclass, field
 from orch.workflow import inbox, jobs, sandboxing, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx

@@ -3,19 +3,15 @@ multiplexer, and the one view of the multiplexer workflow code uses, this worksp
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import hmac
-import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 
 from orch import config as config_mod
 from orch.config import Config
 from orch.mux import Multiplexer, Pane
+from orch.record import dataclass, replace
 from orch.store import Store
 from orch.terminal import neutralise
 from orch.workspace import Workspace
@@ -62,12 +58,17 @@ class Ctx:
         """What proves that orch made a window: a keyed hash (the workspace's secret, which no worker can read) of
         the window's id and its worker's tags. A window made by anyone else, or its tags copied onto another
         window, has none that holds."""
+        import hashlib
+        import hmac
+
         fields = [window_id, *(tags.get(k, "") for k in ("workspace", "task", "role", "worker", "agent", "token_hash"))]
         return hmac.new(self.ws.secret(), "\0".join(fields).encode(), hashlib.sha256).hexdigest()[:32]
 
     def proven(self, pane: Pane) -> bool:
         tags = {k: getattr(pane, k) for k in ("workspace", "task", "role", "worker", "agent", "token_hash")}
         expected = self.proof(pane.window_id, tags).encode()
+        import hmac
+
         return bool(pane.proof) and hmac.compare_digest(pane.proof.encode("utf-8", "surrogateescape"), expected)
 
     def panes(self) -> list[Pane]:
@@ -92,7 +93,7 @@ class Ctx:
             self.mux.tag_session(pane.session_id, {"workspace": ident})
             self.event("adopt", f"window {window_id} of {pane.worker} tagged with this workspace's id",
                        task=pane.task, worker=pane.worker)
-        return [dataclasses.replace(p, workspace=ident) for p in legacy if p.window_id in windows]
+        return [replace(p, workspace=ident) for p in legacy if p.window_id in windows]
 
     @cached_property
     def store(self) -> Store:
@@ -125,8 +126,11 @@ class Ctx:
         return store
 
     @cached_property
-    def log(self) -> logging.Logger:
-        return _logger(self.ws)
+    def _log_fd(self) -> int:
+        """``.orch/logs/orch.log``, open for appending (one write a line: lines of several processes never mix)."""
+        os.makedirs(self.ws.logs, exist_ok=True)
+        path = os.path.join(self.ws.logs, "orch.log")
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
     def lock_path(self, name: str) -> str:
         return os.path.join(self.ws.locks, name + ".lock")
@@ -137,25 +141,16 @@ class Ctx:
         text = neutralise(text)
         self.store.event(kind, text, task=task, worker=worker, **data)
         who = " ".join(x for x in (f"task={task}" if task else "", f"worker={worker}" if worker else "") if x)
-        self.log.info("%s %s%s", kind, f"{who} " if who else "", text)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = f"{stamp} {os.getpid()} {kind} {who + ' ' if who else ''}{text}\n"
+        try:
+            os.write(self._log_fd, line.encode("utf-8", "surrogateescape"))
+        except OSError:
+            pass  # the database has the event; the log file is a copy for reading with tail
 
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        if "_log_fd" in self.__dict__:
+            os.close(self.__dict__.pop("_log_fd"))
 
-
-def _logger(ws: Workspace) -> logging.Logger:
-    name = f"orch.{ws.root}"
-    log = logging.getLogger(name)
-    if not log.handlers:
-        os.makedirs(ws.logs, exist_ok=True)
-        path = os.path.join(ws.logs, "orch.log")
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))  # its mode, whatever the umask
-        handler = logging.FileHandler(path, encoding="utf-8")
-        fmt = logging.Formatter("%(asctime)s %(process)d %(message)s", "%Y-%m-%dT%H:%M:%SZ")
-        fmt.converter = time.gmtime
-        handler.setFormatter(fmt)
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 from orch import agents, faults
 from orch.agents.base import Agent
@@ -24,6 +23,7 @@ from orch.lifecycle import Actor
 from orch.lifecycle import WorkerEvent as V
 from orch.lifecycle import WorkerState as W
 from orch.mux import MuxError, Pane
+from orch.record import dataclass
 from orch.store import Worker
 from orch.terminal import neutralise
 from orch.workflow import tasks as T
@@ -60,9 +60,12 @@ def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> N
     """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key. The text's terminal
     control characters are neutralised first (``terminal.neutralise``): nothing in it can end the paste early, submit
     it in pieces or act as a key (``^C``), whoever wrote it (you, a reviewer's finding, a validation log)."""
-    ctx.mux.paste(pane_id, neutralise(text).encode("utf-8", "surrogateescape"))
-    if enter_delay:
-        time.sleep(enter_delay)
+    data = neutralise(text).encode("utf-8", "surrogateescape")
+    if not enter_delay:  # (a shell: the paste and Enter in one call)
+        ctx.mux.paste(pane_id, data, keys=("Enter",))
+        return
+    ctx.mux.paste(pane_id, data)
+    time.sleep(enter_delay)
     ctx.mux.send_keys(pane_id, "Enter")
 
 

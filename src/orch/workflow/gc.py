@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from orch import git
 from orch.errors import OrchError
 from orch.locks import hold
 from orch.mux import Pane
+from orch.record import dataclass
 from orch.workflow import spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx

@@ -6,7 +6,6 @@ writes) finds its status line already in the task file and changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -25,7 +24,11 @@ from orch.workflow.messages import interpret
 
 
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest() if token else ""
+    if not token:
+        return ""
+    import hashlib
+
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 GRACE = 10.0  # seconds after a worker ended in which what it wrote just before is still taken under its token

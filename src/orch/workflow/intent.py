@@ -7,7 +7,7 @@ same or a higher level.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from orch.record import dataclass, field
 
 SECTION_NAMES = {
     "requirements": "requirements",

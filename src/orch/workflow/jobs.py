@@ -12,14 +12,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
 
-from orch import proc
 from orch.files import atomic_write
+from orch.record import dataclass
 from orch.workflow.context import Ctx
 
 MAX_ATTEMPTS = 3
@@ -67,6 +65,8 @@ def start(ctx: Ctx, slug: str, name: str, spec: dict, deadline: float) -> Job:
             pass
     atomic_write(path, (json.dumps(spec) + "\n").encode(), mode=0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_WORKER_TOKEN")}
+    from orch import proc
+
     pid = proc.detached([sys.executable, "-m", "orch.jobrunner", path], env, path[: -len(".json")] + ".log")
     ctx.event("job", f"{name} started (pid {pid}, attempt {attempt})", task=slug)
     return Job(path, spec)
@@ -138,6 +138,8 @@ def cancel(ctx: Ctx, slug: str) -> None:
             job = find(ctx, slug, name[: -len(".json")])
             if job is not None and running(job):
                 kill(job)
+    import shutil
+
     shutil.rmtree(base, ignore_errors=True)
 
 

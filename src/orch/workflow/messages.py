@@ -4,9 +4,8 @@ coder) is a progress note, not a transition."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from orch.lifecycle import Actor, Move, TaskEvent, TaskState, targets
+from orch.record import dataclass, field
 from orch.taskfile import one_line
 
 

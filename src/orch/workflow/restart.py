@@ -5,11 +5,10 @@ lifecycle by the person: refused with one line saying what moves the task on whe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from orch.errors import OrchError
 from orch.lifecycle import ACTIVE, Actor, Move, TaskEvent, TaskState, way_on
 from orch.locks import hold
+from orch.record import dataclass
 from orch.store import Worker
 from orch.workflow import deliver, inbox, prompts, review, spawn
 from orch.workflow import tasks as T

@@ -8,16 +8,14 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from orch import slug as slugs
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskEvent, TaskState
 from orch.mux import Pane, describe_exit
-from orch.workflow import deliver
+from orch.record import dataclass
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
-from orch.workflow.watch import resumed_state
 
 ROLES = ("coder", "reviewer")
 
@@ -126,6 +124,9 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
     """Type ``text`` into a worker's input (explicit user action: goes through even when someone is attached)."""
     if not text.strip():
         raise OrchError("nothing to send: give the text as an argument or on stdin")
+    from orch.workflow import deliver
+    from orch.workflow.watch import resumed_state
+
     target = resolve(ctx, address, pane)
     task = target.address.task
     if target.address.role == "coder" and target.pane.task and os.path.exists(T.task_path(ctx, task)):
@@ -133,10 +134,13 @@ def send(ctx: Ctx, address: str | None, text: str, pane: str | None = None) -> T
         if current.state == TaskState.NEEDS_INPUT:  # recorded first: the coder may be done before the typing returns
             T.move(ctx, task, resumed_state(current), TaskEvent.ANSWER, Actor.PERSON, status=f"user answered: {text}",
                    question=None, waiting_on=None)
-    profile = deliver.profile_of(ctx, target.pane.agent)
     if target.pane.is_agent:
+        profile = deliver.profile_of(ctx, target.pane.agent)
         deliver.mark_working(ctx, target.worker_id, profile, "text sent by the person", Actor.PERSON)
-    failed = deliver.type_confirmed(ctx, target.worker_id, target.pane.pane_id, text, profile)
+        failed = deliver.type_confirmed(ctx, target.worker_id, target.pane.pane_id, text, profile)
+    else:  # a worker's shell pane (`orch exec`'s): a shell reads the keys in order, and says nothing to confirm
+        deliver.type_text(ctx, target.pane.pane_id, text, enter_delay=0)
+        failed = None
     if failed is not None:
         excerpt = " | ".join(line.strip() for line in failed.splitlines()[-3:] if line.strip())
         raise OrchError(f"{target.address} did not take the text (Enter pressed twice); its screen: {excerpt}")

@@ -9,20 +9,20 @@ so it cannot move the base, your branches or another task's. orch carries the br
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import shutil
 import sys
 
 from orch import branchview, files, sandbox
 from orch.agents.base import Agent, LaunchRequest
+from orch.child import which
 from orch.errors import OrchError
+from orch.record import replace
 from orch.workflow.context import Ctx
 
 
 def decide(ctx: Ctx) -> tuple[str | None, str]:
     """(bwrap's path or None, what the workers get) for this workspace (see ``sandbox.decide``)."""
-    bwrap, how = sandbox.decide(ctx.cfg.sandbox)
+    bwrap, how = sandbox.decide(ctx.cfg.sandbox, ctx.ws.path(sandbox.MEMO))
     if bwrap and "/" not in ctx.cfg.branch_prefix:
         why = (f"branch_prefix = {ctx.cfg.branch_prefix!r} has no folder: a coder's sandbox gives it a folder of "
                "branches of its own; use a prefix like \"orch/\"")
@@ -59,6 +59,8 @@ def sweep(ctx: Ctx, live: set[str], settle: float = 60.0) -> list[str]:
                 continue
         except FileNotFoundError:
             pass
+        import shutil
+
         shutil.rmtree(folder, ignore_errors=True)
         gone.append(worker_id)
     return gone
@@ -104,7 +106,7 @@ def for_validation(ctx: Ctx, slug: str, worktree: str, branch: str) -> list[str]
                  home=home, write=[worktree, *(_expand(p, home) for p in ctx.cfg.validate_.write)], hide=[])
     # tools cache in ~/.cache (pip, uv, go's build cache): writable there, but a copy of the coder's code must not
     # leave anything in yours, so it is a private, empty one for the run
-    plan = dataclasses.replace(plan, scratch=(os.path.join(home, ".cache"),))
+    plan = replace(plan, scratch=(os.path.join(home, ".cache"),))
     return sandbox.wrap(plan, [], bwrap)
 
 
@@ -144,13 +146,12 @@ def _programs(root: str, home: str, path: str, argv: list[str]) -> tuple[str, ..
     """What a worker must still see when it lies under the private /tmp: the repository, HOME, orch itself, this
     Python, the agent's program (and the files its command names) and the programs on its PATH (with each one's
     parent folder: a virtualenv, node_modules)."""
-    import shutil
 
     import orch
 
     found = [root, home, sys.prefix, os.path.realpath(sys.prefix),
              os.path.dirname(os.path.dirname(os.path.realpath(orch.__file__)))]
-    where = shutil.which(argv[0], path=path) or argv[0]
+    where = which(argv[0], path=path) or argv[0]
     folders = [os.path.dirname(p) for p in (where, *argv[1:]) if os.path.isabs(p) and os.path.exists(p)]
     folders += [os.path.dirname(os.path.realpath(p)) for p in folders]
     for folder in [*folders, *path.split(os.pathsep)]:
@@ -202,4 +203,6 @@ def sync(ctx: Ctx) -> tuple[list[str], dict[str, str] | None]:
 def forget(ctx: Ctx, slug: str) -> None:
     """A closed task's view goes (after a last sync)."""
     sync_one(ctx, slug)
+    import shutil
+
     shutil.rmtree(view_of(ctx, slug), ignore_errors=True)

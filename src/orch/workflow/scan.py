@@ -8,167 +8,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection
-from dataclasses import dataclass, field
 
 from orch import faults, files, git
 from orch.errors import OrchError
 from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
-from orch.mux import Pane, exit_code
+from orch.mux import Pane
+from orch.record import dataclass, field
 from orch.store import Worker
-from orch.workflow import deliver, inbox, review, sandboxing, spawn, watch, workers
+from orch.workflow import deliver, inbox, sandboxing, watch, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
+from orch.workflow.plan import GONE, NOT_PROVEN, Orphan, Plan, agent_panes, held_for, plan, proven, settling
+
+__all__ = ["GONE", "NOT_PROVEN", "Orphan", "Plan", "ScanReport", "agent_panes", "held_for", "plan", "proven", "scan"]
 
 S, W, V, PASS = TaskState, WorkerState, WorkerEvent, Actor.PASS
-GONE = "its window is gone"
-
-
-@dataclass(frozen=True)
-class Orphan:
-    """A window carrying orch's tags that belongs to no open task (reported, never killed unasked)."""
-
-    session_name: str
-    window_id: str
-    pane_id: str
-    task: str
-    role: str
-    worker: str
-    reason: str
-
-
-@dataclass
-class Plan:
-    spawn: list[str] = field(default_factory=list)
-    lost: list[tuple[Worker, str]] = field(default_factory=list)
-    exited: list[tuple[Worker, int | None]] = field(default_factory=list)
-    adopt: list[Pane] = field(default_factory=list)
-    orphans: list[Orphan] = field(default_factory=list)
-    task_lost: list[tuple[str, str]] = field(default_factory=list)
-    waiting: list[tuple[str, list[str]]] = field(default_factory=list)
-    settling: list[str] = field(default_factory=list)  # task files still being written: started a moment later
-    # coders started for a task still queued: orch stopped between creating the window and recording it (passes run
-    # under one lock, so nothing else leaves that state); the window is closed and the start done again
-    interrupted: list[Worker] = field(default_factory=list)
-
-
-SETTLE = 1.0  # seconds a queued task's file must have rested before its coder starts
-
-
-def _settling(tasks: dict[str, T.Task]) -> tuple[set[str], float]:
-    """Queued tasks whose file changed less than SETTLE seconds ago (an editor's first save, a file being written),
-    and how long until the last of them has rested."""
-    now, fresh, wait = time.time(), set(), 0.0
-    for slug, task in tasks.items():
-        if task.state != S.QUEUED:
-            continue
-        try:
-            age = now - os.stat(task.path).st_mtime
-        except OSError:
-            continue
-        if -5 < age < SETTLE:
-            fresh.add(slug)
-            wait = max(wait, SETTLE - max(age, 0))
-    return fresh, wait
-
-
-def proven(ctx: Ctx, panes: list[Pane]) -> set[str]:
-    """The windows among ``panes`` whose tags carry orch's proof (``Ctx.proof``)."""
-    return {p.window_id for p in panes if p.is_agent and ctx.proven(p)}
-
-
-def agent_panes(panes: list[Pane]) -> dict[str, Pane]:
-    """The agent pane of every window orch tagged, by worker id (a window's extra shell panes are skipped)."""
-    found: dict[str, Pane] = {}
-    for pane in panes:
-        if not pane.is_agent:
-            continue
-        best = found.get(pane.worker)
-        if best is None or pane.pane_index < best.pane_index:
-            found[pane.worker] = pane
-    return found
-
-
-NOT_PROVEN = "no proof that orch made it (a worker could have): not adopted"
-
-
-def held_for(slug: str) -> str:
-    return f"`orch start {slug}` (hold: true)"
-
-
-def plan(tasks: dict[str, T.Task], done: set[str], workers: list[Worker], panes: list[Pane],
-         proven: Collection[str] = frozenset(), settling: Collection[str] = frozenset()) -> Plan:
-    """What one pass does, from the task files, the closed tasks, the registry's live workers and this workspace's
-    panes. ``proven``: the windows whose tags carry orch's proof (only those are adopted); ``settling``: task
-    files changed a moment ago (their author may still be writing: not started yet). Pure."""
-    out = Plan()
-    by_worker = agent_panes(panes)
-    alive_roles: set[tuple[str, str]] = set()
-    known_ids = {w.id for w in workers}
-    for w in workers:
-        pane = by_worker.get(w.id)
-        if pane is None or pane.pane_id != w.pane_id:
-            if w.state != W.LOST:
-                out.lost.append((w, GONE))
-            continue
-        if pane.pane_pid != w.pane_pid:
-            out.lost.append((w, f"its pane now runs another process (pid {pane.pane_pid}, was {w.pane_pid})"))
-            continue
-        if pane.dead:
-            code = exit_code(pane)
-            if w.state != W.EXITED and code is not None:  # no status yet: tmux is still reaping it, look next pass
-                out.exited.append((w, code))
-            continue
-        alive_roles.add((w.task, w.role))
-    for worker_id, pane in by_worker.items():
-        if worker_id in known_ids:
-            if pane.task not in tasks:
-                out.orphans.append(_orphan(pane, _why_orphan(pane.task, done)))
-            continue
-        if pane.task in tasks and not pane.dead and pane.window_id in proven:
-            out.adopt.append(pane)
-            alive_roles.add((pane.task, pane.role))
-        elif pane.task in tasks and not pane.dead:
-            out.orphans.append(_orphan(pane, NOT_PROVEN))
-        else:
-            out.orphans.append(_orphan(pane, _why_orphan(pane.task, done) if pane.task not in tasks else "dead pane"))
-    gone = {(w.task, w.role) for w, _ in out.lost} | {(w.task, w.role) for w, _ in out.exited}
-    for slug, task in tasks.items():
-        has_coder = (slug, "coder") in alive_roles
-        if task.state == S.QUEUED and not has_coder:
-            missing = [d for d in task.depends_on if d not in done]
-            if missing:
-                out.waiting.append((slug, missing))
-            elif task.hold:
-                out.waiting.append((slug, [held_for(slug)]))
-            elif slug in settling:
-                out.settling.append(slug)
-            else:
-                out.spawn.append(slug)
-        elif task.state == S.QUEUED:
-            started = [w for w in workers if w.task == slug and w.role == "coder" and w.state != W.LOST
-                       and w.id in by_worker and not by_worker[w.id].dead]
-            if started:
-                out.interrupted += started
-                out.spawn.append(slug)
-        elif task.state in ACTIVE and not has_coder:
-            # its coder went in this pass, or earlier (a pass killed after marking it lost): either way it has none
-            dying = [w for w in workers if w.task == slug and w.role == "coder" and w.id in by_worker
-                     and by_worker[w.id].dead and exit_code(by_worker[w.id]) is None]
-            if (slug, "coder") in gone or not dying:
-                out.task_lost.append((slug, "coder"))
-    return out
-
-
-def _why_orphan(task: str, done: set[str]) -> str:
-    if task in done:
-        return "its task is closed"
-    return "no task file"
-
-
-def _orphan(pane: Pane, reason: str) -> Orphan:
-    return Orphan(pane.session_name, pane.window_id, pane.pane_id, pane.task, pane.role, pane.worker, reason)
 
 
 @dataclass
@@ -285,9 +140,11 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         files.sweep_tmp(ctx.cfg.tasks_path)
         done = T.done_slugs(ctx)
         listing = ctx.listing()
+        seen = getattr(ctx.mux, "changes", None)
         panes = listing.panes
-        settling, report.settle_in = _settling(tasks) if settle else (set(), 0.0)
-        p = plan(tasks, done, ctx.store.live_workers(), panes, proven(ctx, panes), settling)
+        fresh, report.settle_in = settling(tasks) if settle else (set(), 0.0)
+        live = ctx.store.live_workers()
+        p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh)
         with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
         for w, why in p.lost:
             if w.tmux_server and w.tmux_server != listing.server and why == GONE:
@@ -332,6 +189,8 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
         if p.interrupted:
             panes = ctx.panes()
         deliveries = []
+        if p.spawn:
+            from orch.workflow import spawn
         for slug in p.spawn:
             try:
                 d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
@@ -346,7 +205,9 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
                 deliveries.append(d)
         deliver.deliver(ctx, deliveries)
         report.applied += inbox.drain(ctx)
-        report.pipeline += watch.observe(ctx, ctx.panes())
+        # the panes again, unless nothing the pass did could have changed them (a pass with nothing to do: one listing)
+        unchanged = seen is not None and seen == getattr(ctx.mux, "changes", None) and not p.spawn
+        report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
         deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
         advance_pipeline(ctx, report)
     return report
@@ -373,8 +234,6 @@ def _check_branches(ctx: Ctx, tasks: dict[str, T.Task], heads: dict[str, str] | 
     """A task branch deleted under its coder is reported in the task, once; a ready task whose branch has commits
     its review did not see goes back to validation and review (its dossier is set aside: it speaks of another
     sha)."""
-    from orch.workflow import dossier
-
     watched = {slug: t for slug, t in tasks.items() if t.state in ACTIVE or t.state == S.READY}
     if not watched:
         return
@@ -388,8 +247,12 @@ def _check_branches(ctx: Ctx, tasks: dict[str, T.Task], heads: dict[str, str] | 
             if task.field("problem") != problem:
                 T.record(ctx, slug, status=problem, problem=problem)
             continue
+        if task.state != S.READY:
+            continue
+        from orch.workflow import dossier
+
         approved = task.field("approved") or dossier.approved_sha(ctx, slug)
-        if task.state == S.READY and approved and head != approved:
+        if approved and head != approved:
             aside = dossier.set_aside(ctx, slug, approved)
             T.move(ctx, slug, S.VALIDATING, TaskEvent.BRANCH_MOVED, PASS,
                    status=f"the branch moved to {head[:12]} after it was ready at {approved[:12]}: validating it "
@@ -433,6 +296,8 @@ def _advance_once(ctx: Ctx, report: ScanReport) -> int:
     busy = [t for t in tasks.values() if t.state in (S.VALIDATING, S.REVIEWING)]
     if not busy:
         return 0
+    from orch.workflow import review
+
     panes = ctx.panes()
     for task in busy:
         try:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
 import sys
 import time
 from collections.abc import Mapping
@@ -162,6 +160,9 @@ def start_worker(
         text = prompts.coder_prompt(task.slug, intent, worktree, branch, base, commands, source, round_no,
                                     prompts.orch_command(ctx))
     prompt_file = prompts.save(ctx, task.slug, role, text, round_no)
+    import hashlib
+    import secrets
+
     token = secrets.token_urlsafe(24)
     now = time.time()
     worker = Worker(

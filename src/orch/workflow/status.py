@@ -9,7 +9,7 @@ from orch import sandbox
 from orch.errors import OrchError
 from orch.mux import Pane, exit_code
 from orch.store import Worker
-from orch.workflow import scan as S
+from orch.workflow import plan as P
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -44,11 +44,11 @@ def worker_view(w: Worker, pane: Pane | None, now: float) -> dict:
     }
 
 
-def sandbox_line(mode: str) -> str:
+def sandbox_line(mode: str, memo: str | None = None) -> str:
     """What the next worker gets: "on (bubblewrap)", or "off (why)"; with "required" and no bubblewrap, that no
     worker starts."""
     try:
-        return sandbox.decide(mode)[1]
+        return sandbox.decide(mode, memo)[1]
     except OrchError as exc:
         return f"required, and not available: {exc}"
 
@@ -96,9 +96,9 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
     now = time.time()
     tasks, invalid = T.load(ctx)
     panes = ctx.panes()
-    by_worker = S.agent_panes(panes)
+    by_worker = P.agent_panes(panes)
     workers = ctx.store.live_workers()
-    p = S.plan(tasks, T.done_slugs(ctx), workers, panes, S.proven(ctx, panes))
+    p = P.plan(tasks, T.done_slugs(ctx), workers, panes, P.proven(ctx, panes, workers))
     pending = ctx.store.pending_messages()
     last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
@@ -133,7 +133,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
         "version": SCHEMA_VERSION,
         "workspace": ctx.ws.root,
         "tmux_socket": ctx.cfg.socket,
-        "sandbox": sandbox_line(ctx.cfg.sandbox),
+        "sandbox": sandbox_line(ctx.cfg.sandbox, ctx.ws.path(sandbox.MEMO)),
         "daemon": daemon_state(ctx),
         "tasks": out_tasks + (closed_tasks(ctx) if closed else []),
         "orphans": [o.__dict__ for o in p.orphans],

@@ -12,17 +12,17 @@ so), or as a new queued task.
 
 from __future__ import annotations
 
-import calendar
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from datetime import UTC
 
 from orch import faults, files, taskfile
 from orch import slug as slugs
 from orch.errors import OrchError
 from orch.lifecycle import Actor, Move, Refused, TaskEvent, TaskState, check_task, way_on
 from orch.locks import hold
+from orch.record import dataclass, field
 from orch.store import LogLine, TaskRow
 from orch.taskfile import META_KEYS, TaskDoc
 from orch.workflow.context import Ctx
@@ -46,7 +46,12 @@ def parse_iso(stamp: str) -> float | None:
         return None
     if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 and fields[5] < 61):
         return None
-    return float(calendar.timegm((*fields, 0, 0, 0)))
+    from datetime import datetime  # (loaded with sqlite3 already)
+
+    try:
+        return datetime(*fields, tzinfo=UTC).timestamp()
+    except ValueError:  # a day the month does not have
+        return None
 
 
 @dataclass
@@ -408,8 +413,6 @@ def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
     their text is put into the live file (or, for a task closed since, into its file in done/), unless they saved
     that file too (then the late save is kept in ``.orch/conflicts`` and the task says where). Returns the open
     tasks taken care of."""
-    import hashlib
-
     done: list[str] = []
     try:
         slugs_kept = os.listdir(ctx.ws.path("replaced"))
@@ -434,6 +437,8 @@ def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
                         live = fh.read()
                 except OSError:
                     break  # gone meanwhile (closed): the next pass finds its file in done/
+                import hashlib
+
                 if person is not None and written and hashlib.sha256(live).hexdigest() == written:
                     def put_back(doc: TaskDoc, text: str = person) -> bool:
                         doc.person = text

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 from orch import agents
 from orch.agents.profile import AgentProfile
 from orch.lifecycle import LIVE_WORKER, Actor, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.mux import Pane
+from orch.record import dataclass
 from orch.store import Worker
 from orch.workflow import deliver, prompts, workers
 from orch.workflow import tasks as T
