@@ -174,7 +174,8 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
             report.adopted.append(adopt(ctx, pane, worktree_paths).address)
         sandboxing.sweep(ctx, {w.id for w in ctx.store.live_workers()})
         for slug, missing in p.waiting:
-            T.record(ctx, slug, waiting_for=", ".join(missing))
+            if tasks[slug].field("waiting for") != ", ".join(missing):  # (said once, not written every pass)
+                T.record(ctx, slug, waiting_for=", ".join(missing))
         report.orphans = p.orphans
         report.waiting, report.settling = p.waiting, p.settling
         for slug, why in with_server.items():
@@ -292,7 +293,11 @@ def advance_pipeline(ctx: Ctx, report: ScanReport, rounds: int = 3) -> None:
 
 def _advance_once(ctx: Ctx, report: ScanReport) -> int:
     """One step of the review loop; returns how many messages were applied after it."""
-    tasks, _ = T.load(ctx)
+    rows = ctx.store.task_rows()  # (the states are the database's: the files of idle tasks are not read)
+    moving = {slug for slug, row in rows.items() if row.state in (S.VALIDATING, S.REVIEWING)}
+    if not moving:
+        return 0
+    tasks, _ = T.load(ctx, moving)
     busy = [t for t in tasks.values() if t.state in (S.VALIDATING, S.REVIEWING)]
     if not busy:
         return 0

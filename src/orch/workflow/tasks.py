@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC
 
 from orch import faults, files, taskfile
@@ -213,9 +213,9 @@ def record_from_doc(slug: str, doc: TaskDoc, branch: str = "") -> tuple[TaskRow,
     return TaskRow(slug, doc.state, fields, meta), log
 
 
-def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
+def load(ctx: Ctx, only: Collection[str] | None = None) -> tuple[dict[str, Task], list[Invalid]]:
     """Every task in the task folder with orch's record of it, and the files there that are not valid tasks (never
-    skipped silently)."""
+    skipped silently); with ``only``, those tasks alone (the files of the others are not read)."""
     folder = ctx.cfg.tasks_path
     rows = ctx.store.task_rows()
     tasks: dict[str, Task] = {}
@@ -225,7 +225,8 @@ def load(ctx: Ctx) -> tuple[dict[str, Task], list[Invalid]]:
     except FileNotFoundError:
         raise OrchError(f"task folder {folder} does not exist: create it or fix tasks_dir in .orch/config.toml") from None
     for name in names:
-        if not name.endswith(".md") or name.startswith(files.TMP_PREFIX):
+        if not name.endswith(".md") or name.startswith(files.TMP_PREFIX) or (only is not None
+                                                                              and name[:-3] not in only):
             continue
         try:
             task = read_task(os.path.join(folder, name), record=False)

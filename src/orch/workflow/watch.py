@@ -103,8 +103,9 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
                     transcript_turn(ctx, w, agent)
         elif (r.screen_state, r.screen_count) != (w.screen_state, w.screen_count):
             ctx.store.update_worker(w.id, screen_state=r.screen_state, screen_count=r.screen_count)
-    tasks, _ = T.load(ctx)
-    for w in ctx.store.live_workers():
+    live = ctx.store.live_workers()
+    tasks, _ = T.load(ctx, {w.task for w in live})
+    for w in live:
         if w.task not in tasks or w.pane_id not in by_id:
             continue
         if w.role == "coder":
