@@ -262,7 +262,7 @@ def _fields(where: str) -> list[str]:
         spec = fields.get(parts.pop(0))
         if spec is None or spec.of is None:
             return []
-        if spec.kind == "tables":
+        if spec.shape == "tables":
             if not parts:
                 return []
             parts.pop(0)

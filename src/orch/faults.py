@@ -9,7 +9,6 @@ itself the ``n``-th time it reaches that point; ``*`` is any point.
 from __future__ import annotations
 
 import os
-import signal
 
 POINTS = (
     "inbox.imported",  # messages in the database, their spool files not yet removed
@@ -50,6 +49,8 @@ def point(name: str) -> None:
         return
     _hits += 1
     if _hits >= _armed[1]:
+        import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -34,61 +34,61 @@ class Spec:
     """A key's type (``text``, ``flag``, ``integer``, ``number``, ``words``, ``names`` (a table of strings),
     ``choice``, ``table``, ``tables``), default, range and further check."""
 
-    __slots__ = ("check", "choices", "costly", "default", "hi", "kind", "lo", "lo_open", "of")
+    __slots__ = ("check", "choices", "costly", "default", "hi", "lo", "lo_open", "of", "shape")
 
-    def __init__(self, kind: str, default: object = None, lo: float | None = None, hi: float | None = None,
+    def __init__(self, shape: str, default: object = None, lo: float | None = None, hi: float | None = None,
                  lo_open: bool = False, choices: tuple[str, ...] = (), of: type | None = None,
                  check: Callable[[object], object] | None = None, costly: bool = False) -> None:
-        self.kind, self.default, self.lo, self.hi, self.lo_open = kind, default, lo, hi, lo_open
+        self.shape, self.default, self.lo, self.hi, self.lo_open = shape, default, lo, hi, lo_open
         self.choices, self.of, self.check, self.costly = choices, of, check, costly
 
     def fresh(self) -> object:
         """The default, a new copy for the mutable kinds."""
-        if self.kind.startswith("words"):
+        if self.shape.startswith("words"):
             return list(self.default or ())  # type: ignore[call-overload]
-        if self.kind in ("names", "tables"):
+        if self.shape in ("names", "tables"):
             return dict(self.default or {})  # type: ignore[call-overload]
-        if self.kind == "table":
+        if self.shape == "table":
             assert self.of is not None
             return self.of()
         return self.default
 
     def read(self, value: object, loc: tuple[str, ...], costly: bool = True) -> object:
-        kind = self.kind
-        if kind == "text":
+        shape = self.shape
+        if shape == "text":
             if not isinstance(value, str):
                 raise Problem(loc, f"must be a string, not {_what(value)}")
-        elif kind == "flag":
+        elif shape == "flag":
             if not isinstance(value, bool):
                 raise Problem(loc, f"must be true or false, not {_what(value)}")
-        elif kind in ("integer", "number"):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "integer"
+        elif shape in ("integer", "number"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (shape == "integer"
                                                                                and not isinstance(value, int)):
-                raise Problem(loc, f"must be {'a whole number' if kind == 'integer' else 'a number'}, "
+                raise Problem(loc, f"must be {'a whole number' if shape == 'integer' else 'a number'}, "
                                    f"not {_what(value)}")
             if not math.isfinite(value):
                 raise Problem(loc, f"must be a finite number, not {value}")
-            value = float(value) if kind == "number" else value
+            value = float(value) if shape == "number" else value
             if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
                 raise Problem(loc, f"must be {'more than' if self.lo_open else 'at least'} {_num(self.lo)} "
                                    f"(it is {_num(value)})")
             if self.hi is not None and value > self.hi:
                 raise Problem(loc, f"must be at most {_num(self.hi)} (it is {_num(value)})")
-        elif kind == "choice":
+        elif shape == "choice":
             if value not in self.choices:
                 raise Problem(loc, f"must be one of {', '.join(repr(c) for c in self.choices)}, not {value!r}")
-        elif kind in ("words", "words_or_text"):
+        elif shape in ("words", "words_or_text"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise Problem(loc, f"must be a list of strings, not {_what(value)}")
             value = list(value)
-        elif kind == "names":
+        elif shape == "names":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise Problem(loc, f"must be a table of strings, not {_what(value)}")
             value = dict(value)
-        elif kind == "table":
+        elif shape == "table":
             assert self.of is not None
             value = build(self.of, value, loc)
-        elif kind == "tables":
+        elif shape == "tables":
             assert self.of is not None
             if not isinstance(value, dict):
                 raise Problem(loc, f"must be a table of tables, not {_what(value)}")
@@ -214,7 +214,7 @@ def _fill(made: Settings, values: dict[str, object], loc: tuple[str, ...], keep:
     for key, spec in fields.items():
         if key in values:
             value = values[key]
-            if spec.kind == "words_or_text" and isinstance(value, str):
+            if spec.shape == "words_or_text" and isinstance(value, str):
                 import shlex
 
                 try:

@@ -128,7 +128,7 @@ class Shown(Exception):
 def parse(cmd: Cmd, args: list[str]) -> dict[str, object]:
     """The command's arguments as keyword arguments of its function (``Usage`` when they are wrong). Options may
     come anywhere before ``--``; after it every word is an argument; ``-n5``, ``--lines=5`` and ``-aw`` work."""
-    found: dict[str, object] = {a.dest: (False if a.kind == "flag" else [] if a.kind == "words" else a.default)
+    found: dict[str, object] = {a.dest: (False if a.takes == "flag" else [] if a.takes == "words" else a.default)
                                 for a in cmd.args}
     by_name = {n: a for a in cmd.args if not a.positional for n in a.names}
     words: list[str] = []
@@ -149,7 +149,7 @@ def parse(cmd: Cmd, args: list[str]) -> dict[str, object]:
             arg = by_name.get(name)
             if arg is None:
                 raise Usage(f"no such option: {name}")
-            if arg.kind == "flag":
+            if arg.takes == "flag":
                 if eq:
                     raise Usage(f"{name} takes no value")
                 found[arg.dest] = True
@@ -162,13 +162,13 @@ def parse(cmd: Cmd, args: list[str]) -> dict[str, object]:
             arg = by_name.get(name)
             if arg is None:
                 raise Usage(f"no such option: {name}")
-            if arg.kind == "flag":
+            if arg.takes == "flag":
                 found[arg.dest] = True
                 continue
             found[arg.dest] = _value(arg, name, letters or _next(rest, name))
             letters = ""
     for arg in (a for a in cmd.args if a.positional):
-        if arg.kind == "words":
+        if arg.takes == "words":
             found[arg.dest], words = words, []
         elif words:
             found[arg.dest] = _value(arg, arg.metavar, words.pop(0))
@@ -186,12 +186,12 @@ def _next(rest: list[str], name: str) -> str:
 
 
 def _value(arg: Arg, name: str, text: str) -> object:
-    if arg.kind not in ("int", "float"):
+    if arg.takes not in ("int", "float"):
         return text
     try:
-        value: float = int(text) if arg.kind == "int" else float(text)
+        value: float = int(text) if arg.takes == "int" else float(text)
     except ValueError:
-        raise Usage(f"{name} needs {'a whole number' if arg.kind == 'int' else 'a number'}, not {text!r}") from None
+        raise Usage(f"{name} needs {'a whole number' if arg.takes == 'int' else 'a number'}, not {text!r}") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise Usage(f"{name} needs a finite number, not {text!r}")
     if arg.least is not None and value < arg.least:
@@ -207,16 +207,16 @@ def command_help(cmd: Cmd) -> str:
 
     wide = min(max(columns(), 60), 110)
     shown = [a for a in cmd.args if not a.positional]
-    usage = ["orch", cmd.name, *(f"[{a.names[0]}{' ' + a.metavar if a.kind != 'flag' else ''}]" for a in shown)]
+    usage = ["orch", cmd.name, *(f"[{a.names[0]}{' ' + a.metavar if a.takes != 'flag' else ''}]" for a in shown)]
     for a in cmd.args:
         if a.positional:
-            name = a.metavar + ("..." if a.kind == "words" else "")
+            name = a.metavar + ("..." if a.takes == "words" else "")
             usage.append(name if a.required else f"[{name}]")
     out = [textwrap.fill(" ".join(usage), wide, initial_indent="usage: ", subsequent_indent="    "), "",
            textwrap.fill(cmd.help, wide)]
-    rows = [(a.metavar + ("..." if a.kind == "words" else ""), a.help) for a in cmd.args if a.positional]
-    opts = [(", ".join(sorted(a.names, key=len)) + (f" {a.metavar}" if a.kind != "flag" else ""),
-             a.help + (f" (default: {a.default:g})" if a.kind in ("int", "float") and a.default is not None else ""))
+    rows = [(a.metavar + ("..." if a.takes == "words" else ""), a.help) for a in cmd.args if a.positional]
+    opts = [(", ".join(sorted(a.names, key=len)) + (f" {a.metavar}" if a.takes != "flag" else ""),
+             a.help + (f" (default: {a.default:g})" if a.takes in ("int", "float") and a.default is not None else ""))
             for a in shown] + [("-h, --help", "Show this help and exit.")]
     left = max(len(n) for n, _ in rows + opts) + 4
     for title, items in (("arguments:", rows), ("options:", opts)):

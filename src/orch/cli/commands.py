@@ -11,16 +11,16 @@ from __future__ import annotations
 class Arg:
     """A positional argument (``Arg("task", ...)``) or an option (``Arg("--slug", "-s", ...)``).
 
-    ``kind``: ``str``, ``int``, ``float``, ``flag`` (an option without a value), ``words`` (any number of words;
+    ``takes``: ``str``, ``int``, ``float``, ``flag`` (an option without a value), ``words`` (any number of words;
     after ``--`` words that start with ``-`` too)."""
 
-    __slots__ = ("default", "dest", "help", "kind", "least", "metavar", "names", "required")
+    __slots__ = ("default", "dest", "help", "takes", "least", "metavar", "names", "required")
 
-    def __init__(self, *names: str, help: str, kind: str = "str", default: object = None, dest: str = "",
+    def __init__(self, *names: str, help: str, takes: str = "str", default: object = None, dest: str = "",
                  metavar: str = "", required: bool = False, least: float | None = None) -> None:
-        self.names, self.help, self.kind, self.default = names, help, kind, default
+        self.names, self.help, self.takes, self.default = names, help, takes, default
         self.dest = dest or names[0].lstrip("-").replace("-", "_")
-        self.metavar = metavar or (self.dest.upper().replace("_", "-") if kind != "flag" else "")
+        self.metavar = metavar or (self.dest.upper().replace("_", "-") if takes != "flag" else "")
         self.required, self.least = required, least
 
     @property
@@ -53,76 +53,76 @@ COMMANDS = (
         Arg("path", help="A folder inside the git repository to prepare.", default=".")),
     Cmd("add", TASKS, "Write a new task file in the task folder (queued; the daemon, or `orch scan`, starts it).",
         "orch.cli.tasks:add",
-        Arg("text", kind="words", help="What the task is about (the task file's text); - reads it from standard "
+        Arg("text", takes="words", help="What the task is about (the task file's text); - reads it from standard "
                                        "input."),
         Arg("--slug", "-s", help="The task's name (default: derived from the text)."),
         Arg("--agent", "-a", help="Agent profile for this task (default: default_agent)."),
-        Arg("--edit", "-e", kind="flag", help="Write it in your editor ($EDITOR), from a template with the sections "
+        Arg("--edit", "-e", takes="flag", help="Write it in your editor ($EDITOR), from a template with the sections "
                                               "orch recognises."),
-        Arg("--hold", kind="flag", help="Keep it queued until `orch start TASK` (hold: true).")),
+        Arg("--hold", takes="flag", help="Keep it queued until `orch start TASK` (hold: true).")),
     Cmd("start", TASKS, "Start the coder of one task now, held or not (touches no other task).",
         "orch.cli.tasks:start", Arg("task", metavar="SLUG|FILE", help=SLUG_OR_FILE, required=True)),
     Cmd("new-task", TASKS, "The same as `orch start` (its older name).",
         "orch.cli.tasks:start", Arg("task", metavar="SLUG|FILE", help=SLUG_OR_FILE, required=True)),
     Cmd("scan", TASKS, "One reconcile pass: apply messages, start queued tasks, find lost workers and orphan windows.",
-        "orch.cli.tasks:scan", Arg("--json", dest="as_json", kind="flag", help="Print the report as JSON.")),
+        "orch.cli.tasks:scan", Arg("--json", dest="as_json", takes="flag", help="Print the report as JSON.")),
     Cmd("status", TASKS, "Every task with its state and workers, plus orphan windows and invalid task files; or one "
                          "task in full.",
         "orch.cli.status:status",
         Arg("task", help="One task: everything about it (default: every task)."),
-        Arg("--json", dest="as_json", kind="flag", help="Print the documented JSON shape."),
-        Arg("--all", "-a", dest="show_all", kind="flag", help="Closed tasks too."),
-        Arg("--watch", "-w", kind="flag", help="Show it again every 2 seconds, until Ctrl-C.")),
+        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape."),
+        Arg("--all", "-a", dest="show_all", takes="flag", help="Closed tasks too."),
+        Arg("--watch", "-w", takes="flag", help="Show it again every 2 seconds, until Ctrl-C.")),
     Cmd("diff", TASKS, "What the task's branch changes against its base (from their merge base, as a merge would "
                        "see it).",
         "orch.cli.tasks:diff",
         Arg("task", help="The task.", required=True),
-        Arg("--stat", kind="flag", help="Only the files changed and how much."),
-        Arg("--round", "-r", dest="round_no", kind="int", least=1, metavar="N",
+        Arg("--stat", takes="flag", help="Only the files changed and how much."),
+        Arg("--round", "-r", dest="round_no", takes="int", least=1, metavar="N",
             help="As of that review round's commit."),
-        Arg("--since-round", dest="since", kind="int", least=1, metavar="N",
+        Arg("--since-round", dest="since", takes="int", least=1, metavar="N",
             help="How its commits changed since that round (git range-diff).")),
     Cmd("dossier", TASKS, "Print a task's merge-ready dossier (written when its branch is approved and validated).",
         "orch.cli.tasks:dossier",
         Arg("task", help="The task.", required=True),
-        Arg("--json", dest="as_json", kind="flag", help="The dossier's JSON.")),
+        Arg("--json", dest="as_json", takes="flag", help="The dossier's JSON.")),
     Cmd("retry", TASKS, "Move a blocked task on (a new round for its coder with the open blockers, more rounds "
                         "allowed), or have a ready one validated and reviewed again (its base moved on).",
         "orch.cli.tasks:retry",
         Arg("task", required=True, help="A blocked task (back to its coder) or a ready one (validated and reviewed "
                                         "again)."),
-        Arg("--rounds", "-r", kind="int", least=1, metavar="N",
+        Arg("--rounds", "-r", takes="int", least=1, metavar="N",
             help="Rounds it may take from now (default: max_review_rounds).")),
     Cmd("close", TASKS, "Close a task (only when you say so): save screens, kill its session, remove its worktree, "
                         "file it in done/.",
         "orch.cli.tasks:close",
         Arg("task", help="The task to close.", required=True),
-        Arg("--force", kind="flag", help="Remove the worktree even with uncommitted changes."),
-        Arg("--delete-branch", kind="flag", help="Also delete the task's branch.")),
+        Arg("--force", takes="flag", help="Remove the worktree even with uncommitted changes."),
+        Arg("--delete-branch", takes="flag", help="Also delete the task's branch.")),
     Cmd("log", TASKS, "The event log, newest last.", "orch.cli.status:log",
         Arg("task", help="Only this task's events."),
-        Arg("-n", dest="limit", kind="int", default=50, least=1, metavar="N", help="How many events."),
-        Arg("--follow", "-f", kind="flag", help="Keep printing new events as they happen (Ctrl-C ends).")),
+        Arg("-n", dest="limit", takes="int", default=50, least=1, metavar="N", help="How many events."),
+        Arg("--follow", "-f", takes="flag", help="Keep printing new events as they happen (Ctrl-C ends).")),
     Cmd("send", WORKERS, "Type text into a worker's agent (bracketed paste from a named buffer, then Enter).",
         "orch.cli.route:send",
         Arg("worker", help=WORKER),
-        Arg("text", kind="words", help="The text (default: read from stdin)."),
+        Arg("text", takes="words", help="The text (default: read from stdin)."),
         Arg("--pane", help=PANE)),
     Cmd("reply", WORKERS, "Answer a coder's `needs input` question: typed into the coder, and the task resumes.",
         "orch.cli.route:reply",
         Arg("task", help="The task whose coder asked a question.", required=True),
-        Arg("text", kind="words", help="Your answer (default: read from stdin).")),
+        Arg("text", takes="words", help="Your answer (default: read from stdin).")),
     Cmd("exec", WORKERS, "Run a command in the shell pane of a worker's window (never typed into the agent); exit "
                          "with its code.",
         "orch.cli.route:exec_",
-        Arg("--timeout", "-t", kind="float", default=600.0, least=0, metavar="SECONDS",
+        Arg("--timeout", "-t", takes="float", default=600.0, least=0, metavar="SECONDS",
             help="Seconds before the command is stopped (exit 124); 0 = none."),
         Arg("--pane", help=PANE),
         Arg("worker", help=WORKER),
-        Arg("command", kind="words", help="The command and its arguments, after --.")),
+        Arg("command", takes="words", help="The command and its arguments, after --.")),
     Cmd("capture", WORKERS, "Print the last lines of a worker's agent pane.", "orch.cli.route:capture",
         Arg("worker", help=WORKER),
-        Arg("-n", "--lines", dest="lines", kind="int", default=40, least=1, metavar="N", help="How many lines."),
+        Arg("-n", "--lines", dest="lines", takes="int", default=40, least=1, metavar="N", help="How many lines."),
         Arg("--pane", help=PANE)),
     Cmd("attach", WORKERS, "Show a worker's window: attach to orch's tmux server (or switch to it when already "
                            "inside).",
@@ -132,12 +132,12 @@ COMMANDS = (
         "orch.cli.daemon:recover", Arg("task", help="Only this task (default: every task in progress).")),
     Cmd("gc", WORKERS, "List what is stale (orphan windows, dead panes, worktrees with no task, task branches merged "
                        "into the base); remove it with --yes.",
-        "orch.cli.daemon:gc", Arg("--yes", "-y", kind="flag", help="Remove what is listed (default: only list it)."),
+        "orch.cli.daemon:gc", Arg("--yes", "-y", takes="flag", help="Remove what is listed (default: only list it)."),
         more="Work that is not merged or not committed is never removed."),
     Cmd("run", DAEMON, "The orchestrator daemon: acts on new or edited task files and on messages as they arrive.",
         "orch.cli.daemon:run",
-        Arg("--detach", "-d", kind="flag", help="Run in the background; output in .orch/logs/daemon.log."),
-        Arg("--once", kind="flag", help="One reconcile pass and exit (the same as `orch scan`)."),
+        Arg("--detach", "-d", takes="flag", help="Run in the background; output in .orch/logs/daemon.log."),
+        Arg("--once", takes="flag", help="One reconcile pass and exit (the same as `orch scan`)."),
         more="It passes every scan_interval seconds, and ends on SIGTERM/SIGINT leaving the workers running."),
     Cmd("stop", DAEMON, "End the workspace's daemon (SIGTERM; it finishes the pass in hand). Workers keep running.",
         "orch.cli.daemon:stop"),

@@ -20,7 +20,6 @@ from orch.store import Message, TaskRow, Worker
 from orch.workflow import tasks as T
 from orch.workflow import workers
 from orch.workflow.context import Ctx
-from orch.workflow.messages import interpret
 
 
 def token_hash(token: str) -> str:
@@ -212,6 +211,8 @@ def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, s
 
 def apply_message(ctx: Ctx, task: TaskRow, msg: Message, sender: Worker | None) -> None:
     """A message's meaning for the task in the state it is in (``messages.interpret``): a move, or a note."""
+    from orch.workflow.messages import interpret
+
     effect = interpret(msg.text, task.state, from_worker=sender is not None)
     if sender is not None and effect.meta.get("worktree"):  # where a task's worktree is, orch decides (it made it),
         effect.meta = {k: v for k, v in effect.meta.items() if k != "worktree"}  # never a worker: only noted

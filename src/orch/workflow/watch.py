@@ -23,7 +23,7 @@ from orch.lifecycle import LIVE_WORKER, Actor, TaskEvent, TaskState, WorkerEvent
 from orch.mux import Pane
 from orch.record import dataclass
 from orch.store import Worker
-from orch.workflow import deliver, prompts, workers
+from orch.workflow import deliver, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
@@ -140,6 +140,8 @@ def react_reviewer(ctx: Ctx, task: T.Task, reviewer: Worker, pane: Pane) -> str 
     prompted = reviewer.prompted_at or reviewer.created_at
     if reviewer.reminded_at is None or reviewer.reminded_at < prompted:
         reminded = time.time()
+        from orch.workflow import prompts
+
         text = VERDICT_REMINDER.format(orch=prompts.orch_command(ctx))
         outcome = deliver.send_or_queue(ctx, pane, text, deliver.NOT_A_PROMPT[1])
         ctx.store.update_worker(reviewer.id, reminded_at=reminded)
