@@ -272,3 +272,19 @@ def test_import_is_cheap():
     heavy = {"subprocess", "threading", "signal", "typing", "selectors", "dataclasses", "enum", "re", "collections"}
     assert not new & heavy
     assert new <= {"orch", "orch.child", "__future__", "errno", "select", "_signal"}
+
+
+def test_a_program_started_now_and_collected_later():
+    """``Running``: the caller works while the program runs; ``finish`` collects it, ``cancel`` ends it."""
+    started = time.monotonic()
+    slow = child.Running([sys.executable, "-c", "import time; time.sleep(0.3); print('late')"])
+    fast = child.run(["echo", "meanwhile"])  # done while the other still runs
+    assert fast.stdout == b"meanwhile\n" and time.monotonic() - started < 0.3
+    done = slow.finish()
+    assert (done.returncode, done.stdout) == (0, b"late\n")
+    before = len(os.listdir("/proc/self/fd"))
+    doomed = child.Running(["sleep", "30"])
+    doomed.cancel()
+    assert len(os.listdir("/proc/self/fd")) == before
+    with pytest.raises(ChildProcessError):
+        os.waitpid(doomed.pid, os.WNOHANG)  # reaped: no zombie

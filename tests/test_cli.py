@@ -117,3 +117,34 @@ def test_the_commands_a_person_types_load_only_what_they_use(ws) -> None:  # noq
                               text=True, check=False)
         said = [line for line in proc.stdout.splitlines() if line.startswith("LOADED")]
         assert said == ["LOADED 0 []"], (words, proc.stdout[-500:], proc.stderr[-500:])
+
+
+@pytest.mark.tmux
+def test_readings_started_ahead_are_read_again_when_orch_changed_the_server(ws) -> None:  # noqa: ANN001
+    """A pass starts the pane listing and the screens before it reads its files (``Ctx.prefetch``); when orch
+    changes the server in between, the listing and the screens are taken anew, never the stale ones."""
+    import os
+
+    from orch.workflow.context import Ctx
+    from orch.workspace import Workspace
+    from tests.kit.harness import scripted_task
+
+    ws.task("ahead", scripted_task("say first screen", "wait"))
+    ws.scan()
+    wait_for(lambda: "first screen" in ws.screen("ahead"), what="the worker")
+    os.environ["ORCH_TMUX_SOCKET"] = ws.env["ORCH_TMUX_SOCKET"]
+    try:
+        ctx = Ctx(Workspace(str(ws.root)))
+        (pane,) = [p for p in ctx.listing().panes if p.task == "ahead" and p.is_agent]
+        ctx.prefetch([pane.pane_id], 15)
+        assert "first screen" in ctx.screens([pane.pane_id], 15)[pane.pane_id]  # nothing changed: the early ones
+        ctx.prefetch([pane.pane_id], 15)
+        ctx.mux.send_keys(pane.pane_id, "Enter")  # orch changed the server: both readings are stale
+        ctx.mux.new_window(pane.session_id, "extra", str(ws.root), {}, ["sleep", "30"])
+        assert any(p.window_name == "extra" for p in ctx.listing().all)
+        assert pane.pane_id in ctx.screens([pane.pane_id], 15)
+        ctx.prefetch([pane.pane_id], 15)
+        ctx.close()  # unused readings are ended with the context (no zombie, no descriptor left)
+        assert ctx._early is None and ctx._early_screens is None
+    finally:
+        os.environ.pop("ORCH_TMUX_SOCKET", None)

@@ -57,37 +57,60 @@ class Done:
 def run(argv: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None) -> Done:
     """Run ``argv`` with ``input`` on its stdin (/dev/null when None) and ``env`` as its environment (this
     process's when None); wait for it to end; its exit code, stdout and stderr."""
-    args = list(argv)
-    mine: list[int] = []  # descriptors of this process still to close
-    try:
-        stdin_w = -1
-        if input is None:
-            actions: list[tuple] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
-        else:
-            stdin_r, stdin_w = _pipe(mine)
-            actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0)]
-        stdout_r, stdout_w = _pipe(mine)
-        stderr_r, stderr_w = _pipe(mine)
-        # (all of them above 2, so that no dup2 below overwrites another; dup2 clears close-on-exec on its copy)
-        actions += [(os.POSIX_SPAWN_DUP2, stdout_w, 1), (os.POSIX_SPAWN_DUP2, stderr_w, 2)]
-        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable()]
-        pid = _spawn(args, os.environ if env is None else env, actions)
+    return Running(argv, input, env).finish()
+
+
+class Running:
+    """A program started (``Running(argv, input, env)``) whose end and output are collected later (``finish``): the
+    caller does other work while it runs. One that is not wanted any more is ended with ``cancel``."""
+
+    def __init__(self, argv: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None) -> None:
+        self.args = list(argv)
+        self.input = input
+        self.mine: list[int] = []  # descriptors of this process still to close
         try:
-            for fd in mine[:]:
-                if fd not in (stdin_w, stdout_r, stderr_r):
-                    _close(fd, mine)  # the child's ends
-            stdout, stderr = _communicate(pid, input, stdin_w, stdout_r, stderr_r, mine)
+            self.stdin_w = -1
+            if input is None:
+                actions: list[tuple] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+            else:
+                stdin_r, self.stdin_w = _pipe(self.mine)
+                actions = [(os.POSIX_SPAWN_DUP2, stdin_r, 0)]
+            self.stdout_r, stdout_w = _pipe(self.mine)
+            self.stderr_r, stderr_w = _pipe(self.mine)
+            # (all of them above 2, so that no dup2 below overwrites another; dup2 clears close-on-exec on its copy)
+            actions += [(os.POSIX_SPAWN_DUP2, stdout_w, 1), (os.POSIX_SPAWN_DUP2, stderr_w, 2)]
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable()]
+            self.pid = _spawn(self.args, os.environ if env is None else env, actions)
+            for fd in self.mine[:]:
+                if fd not in (self.stdin_w, self.stdout_r, self.stderr_r):
+                    _close(fd, self.mine)  # the child's ends
         except BaseException:
-            try:
-                os.kill(pid, _signal.SIGKILL)
-            except OSError:
-                pass
-            _wait(pid)
+            self._close_all()
             raise
-        return Done(args, _wait(pid), stdout, stderr)
-    finally:
-        for fd in mine:
+
+    def finish(self) -> Done:
+        """Wait for the program to end: its exit code and output."""
+        try:
+            stdout, stderr = _communicate(self.pid, self.input, self.stdin_w, self.stdout_r, self.stderr_r, self.mine)
+        except BaseException:
+            self.cancel()
+            raise
+        self._close_all()
+        return Done(self.args, _wait(self.pid), stdout, stderr)
+
+    def cancel(self) -> None:
+        """End the program (SIGKILL) and reap it."""
+        try:
+            os.kill(self.pid, _signal.SIGKILL)
+        except OSError:
+            pass
+        _wait(self.pid)
+        self._close_all()
+
+    def _close_all(self) -> None:
+        for fd in self.mine:
             os.close(fd)
+        self.mine.clear()
 
 
 def _pipe(mine: list[int]) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from orch.agents import PROFILE_NAMES, builtin_profiles
+from orch.agents import PROFILE_NAMES, builtin_profile, builtin_profiles
 from orch.agents.profile import AgentProfile
 from orch.errors import OrchError
 from orch.settings import Problem, Settings, build, choice, flag, integer, number, table, tables, text, words
@@ -176,15 +176,15 @@ class Config(Settings):
 
     def profile(self, name: str) -> AgentProfile:
         """A profile by name. A config table named like a built-in profile adjusts it (the keys it sets win)."""
-        builtin = builtin_profiles()
+        builtin = builtin_profile(name)
         if name in self.agents:
             own = self.agents[name]
-            if name in builtin:
-                return builtin[name].copy(**{k: getattr(own, k) for k in own.given})
+            if builtin is not None:
+                return builtin.copy(**{k: getattr(own, k) for k in own.given})
             return own
-        if name in builtin:
-            return builtin[name]
-        known = ", ".join(sorted({*builtin, *self.agents}))
+        if builtin is not None:
+            return builtin
+        known = ", ".join(sorted({*PROFILE_NAMES, *self.agents}))
         raise OrchError(f"unknown agent {name!r} (known: {known}); define it under [agents.{name}] in config.toml")
 
 

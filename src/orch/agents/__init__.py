@@ -20,17 +20,26 @@ BUILT_IN = ("generic", "scripted", "claude", "codex", "aider")
 # the names of the built-in profiles, known without loading the agent modules (checked against them by a test)
 PROFILE_NAMES = ("aider", "claude", "codex", "scripted")
 _REGISTRY: dict[str, Agent] = {}
+_ALL: list[bool] = []  # every built-in module loaded
+_PROFILES: dict[str, AgentProfile] = {}  # built-in profiles built so far
 
 
 def register(agent: Agent) -> None:
     _REGISTRY[agent.kind] = agent
 
 
+def _one(kind: str) -> None:
+    """Load one built-in agent's module (a command that needs one agent loads that one)."""
+    if kind not in _REGISTRY and kind in BUILT_IN:
+        __import__(f"orch.agents.{kind}")
+        register(sys.modules[f"orch.agents.{kind}"].AGENT)
+
+
 def _load() -> dict[str, Agent]:
-    if not _REGISTRY:
+    if not _ALL:
         for name in BUILT_IN:
-            __import__(f"orch.agents.{name}")
-            register(sys.modules[f"orch.agents.{name}"].AGENT)
+            _one(name)
+        _ALL.append(True)
     return _REGISTRY
 
 
@@ -40,7 +49,8 @@ def kinds() -> frozenset[str]:
 
 def agent(kind: str) -> Agent:
     """The agent module for a profile's ``kind``."""
-    return _load()[kind]
+    _one(kind)
+    return (_REGISTRY if kind in _REGISTRY else _load())[kind]
 
 
 def own_files() -> tuple[str, ...]:
@@ -53,10 +63,20 @@ def builtin_profiles() -> dict[str, AgentProfile]:
     return {name: p.copy() for name, p in _builtin().items()}
 
 
+def builtin_profile(name: str) -> AgentProfile | None:
+    """One built-in profile (a fresh copy), or None; only the module of its agent is loaded (each built-in profile
+    is named like its agent's kind)."""
+    if name not in PROFILE_NAMES:
+        return None
+    if name not in _PROFILES:
+        _PROFILES.update(agent(name).profiles())
+    return _PROFILES[name].copy()
+
+
 @functools.cache
 def _builtin() -> dict[str, AgentProfile]:
-    """Built once per process: a pass asks for every worker's profile, and building them validates regexes."""
-    found: dict[str, AgentProfile] = {}
+    """Built once per process: a pass asks for every worker's profile."""
     for each in _load().values():
-        found.update(each.profiles())
-    return found
+        for name, profile in each.profiles().items():
+            _PROFILES.setdefault(name, profile)
+    return {name: _PROFILES[name] for name in sorted(_PROFILES)}

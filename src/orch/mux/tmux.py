@@ -84,6 +84,17 @@ def _int(text: str) -> int:
 CREATED_FORMAT = "#{session_id} #{window_id} #{pane_id} #{pane_pid} #{pid} #{start_time}"
 
 
+_LISTING = ("display-message", "-p", "#{pid}:#{start_time}", ";", "list-panes", "-a", "-F", _PANE_FORMAT)
+def _capture_args(pane_ids: Sequence[str], lines: int, marker: str) -> list[str]:
+    """One tmux command line capturing each pane, each capture followed by ``marker`` on a line of its own."""
+    args: list[str] = []
+    for pane_id in pane_ids:
+        if args:
+            args.append(";")
+        args += ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}", ";", "display-message", "-p", marker]
+    return args
+
+
 READS = frozenset({"display-message", "list-panes", "list-sessions", "list-clients", "list-windows", "capture-pane",
                    "show-options", "show-environment", "has-session"})  # (tmux commands that change nothing)
 
@@ -118,14 +129,23 @@ class Tmux:
 
     # -- reading -----------------------------------------------------------------------------------------------
 
-    def list_panes(self) -> list[Pane]:
-        """Every pane of the server in one tmux call; [] when the server is not running.
+    def start_listing(self) -> child.Running | None:
+        """Start the call ``list_panes`` makes, for a caller with other work to do meanwhile (None: tmux is missing;
+        ``list_panes`` says so)."""
+        try:
+            return child.Running(self._argv(_LISTING))
+        except FileNotFoundError:
+            return None
+
+    def list_panes(self, started: child.Running | None = None) -> list[Pane]:
+        """Every pane of the server in one tmux call (``started``: that call, begun by ``start_listing``); [] when
+        the server is not running.
 
         A pane whose terminal closed before its process exited is dead with no status until tmux reaps the process.
         Debian's tmux (built with libutempter) can miss that SIGCHLD and keep the zombie for ever; a SIGCHLD sent to
         the server makes it reap, so such a listing is nudged once and read again.
         """
-        panes = self._list_panes()
+        panes = self._list_panes(started)
         unreaped = {p.server_pid for p in panes if p.dead and p.dead_status is None and p.dead_signal is None}
         if unreaped - {0}:
             for pid in unreaped - {0}:
@@ -136,10 +156,9 @@ class Tmux:
             panes = self._list_panes()
         return panes
 
-    def _list_panes(self) -> list[Pane]:
+    def _list_panes(self, started: child.Running | None = None) -> list[Pane]:
         # the server's identity first (it answers even with no session left), then every pane, in one process
-        proc = self.run("display-message", "-p", "#{pid}:#{start_time}", ";", "list-panes", "-a", "-F", _PANE_FORMAT,
-                        check=False)
+        proc = started.finish() if started is not None else self.run(*_LISTING, check=False)
         lines = proc.stdout.decode("utf-8", "replace").splitlines()
         self._server = lines[0] if lines and ":" in lines[0] and SEP not in lines[0] else ""
         if proc.returncode != 0:
@@ -180,17 +199,25 @@ class Tmux:
             rows.pop()
         return "\n".join(rows[-lines:])
 
-    def capture_many(self, pane_ids: Sequence[str], lines: int = 15) -> dict[str, str]:
-        """The last lines of several panes in one tmux process (a missing pane is captured alone later)."""
+    def start_capture(self, pane_ids: Sequence[str], lines: int = 15) -> tuple[child.Running, str] | None:
+        """Start the call ``capture_many`` makes (see ``start_listing``)."""
         marker = f"@@orch-{os.urandom(6).hex()}@@"
-        args: list[str] = []
-        for pane_id in pane_ids:
-            if args:
-                args.append(";")
-            args += ["capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{lines}", ";", "display-message", "-p", marker]
-        if not args:
+        try:
+            return child.Running(self._argv(_capture_args(pane_ids, lines, marker))), marker
+        except FileNotFoundError:
+            return None
+
+    def capture_many(self, pane_ids: Sequence[str], lines: int = 15,
+                     started: tuple[child.Running, str] | None = None) -> dict[str, str]:
+        """The last lines of several panes in one tmux process (a missing pane is captured alone later);
+        ``started``: that call, begun by ``start_capture`` for the same panes."""
+        if not pane_ids:
             return {}
-        proc = self.run(*args, check=False)
+        if started is not None:
+            proc, marker = started[0].finish(), started[1]
+        else:
+            marker = f"@@orch-{os.urandom(6).hex()}@@"
+            proc = self.run(*_capture_args(pane_ids, lines, marker), check=False)
         parts = proc.stdout.decode("utf-8", "replace").split(marker + "\n")
         found: dict[str, str] = {}
         for pane_id, text in zip(pane_ids, parts[:-1], strict=False):

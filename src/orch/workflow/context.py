@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 from orch import config as config_mod
@@ -33,6 +33,8 @@ class Ctx:
         self.ws = ws
         self.cfg = cfg or config_mod.load(ws)
         self.stopping = False  # set by the daemon on SIGTERM: long loops (a backlog of messages) end early
+        self._early: tuple[object, int] | None = None  # a listing started ahead (``prefetch``), with mux.changes
+        self._early_screens: tuple[object, list[str], int, int] | None = None  # screens started ahead, likewise
         if mux is not None:
             self.__dict__["mux"] = mux
 
@@ -42,11 +44,54 @@ class Ctx:
 
         return Tmux(self.cfg.socket)
 
+    def prefetch(self, screens: Sequence[str] = (), lines: int = 0) -> None:
+        """Start reading the multiplexer now, for the next ``listing`` and ``screens`` (of these panes, that many
+        lines), while a pass reads its task files: the two tmux calls run beside it and beside each other. If orch
+        changes the server before they are used, they are read again."""
+        start = getattr(self.mux, "start_listing", None)
+        if start is None:
+            return
+        if self._early is None:
+            started = start()
+            if started is not None:
+                self._early = (started, self.mux.changes)  # type: ignore[attr-defined]
+        if screens and self._early_screens is None:
+            capture = self.mux.start_capture(screens, lines)  # type: ignore[attr-defined]
+            if capture is not None:
+                self._early_screens = (capture, list(screens), lines, self.mux.changes)  # type: ignore[attr-defined]
+
+    def drop_prefetch(self) -> None:
+        """Readings started ahead and not used: ended."""
+        early, self._early = self._early, None
+        if early is not None:
+            early[0].cancel()  # type: ignore[attr-defined]
+        screens, self._early_screens = self._early_screens, None
+        if screens is not None:
+            screens[0][0].cancel()  # type: ignore[index]
+
+    def screens(self, pane_ids: list[str], lines: int) -> dict[str, str]:
+        """The last ``lines`` lines of each pane, in one tmux call (the one ``prefetch`` started, when it covers
+        these panes and nothing changed since)."""
+        early, self._early_screens = self._early_screens, None
+        if early is not None:
+            capture, ids, early_lines, changes = early
+            if changes == self.mux.changes and early_lines == lines and set(pane_ids) <= set(ids):  # type: ignore[attr-defined]
+                got = self.mux.capture_many(ids, lines, started=capture)  # type: ignore[call-arg]
+                if all(p in got for p in pane_ids):
+                    return {p: got[p] for p in pane_ids}
+            else:
+                capture[0].cancel()  # type: ignore[index]
+        return self.mux.capture_many(pane_ids, lines) if pane_ids else {}
+
     def listing(self) -> Listing:
         """The multiplexer's panes that belong to this workspace. Windows of other workspaces on the same server
         are never listed, adopted, typed into or killed. A window orch tagged before workspaces had ids is taken
         as this workspace's only when the registry has its worker in that very pane (and then tagged)."""
-        everything = self.mux.list_panes()
+        early, self._early = self._early, None
+        if early is not None and early[1] != self.mux.changes:  # type: ignore[attr-defined]
+            early[0].cancel()  # type: ignore[attr-defined]
+            early = None
+        everything = self.mux.list_panes(early[0]) if early is not None else self.mux.list_panes()  # type: ignore[call-arg]
         ident = self.ws.id
         own = [p for p in everything if p.workspace == ident]
         legacy = [p for p in everything if not p.workspace and p.worker]
@@ -151,6 +196,7 @@ class Ctx:
     def close(self) -> None:
         if "store" in self.__dict__:
             self.store.close()
+        self.drop_prefetch()
         if "_log_fd" in self.__dict__:
             os.close(self.__dict__.pop("_log_fd"))
 

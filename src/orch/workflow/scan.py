@@ -133,84 +133,94 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
-        report.applied += inbox.drain(ctx)
-        _, heads = sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
-        tasks, report.invalid = T.load(ctx)
-        report.restored = T.refresh(ctx, tasks)
-        files.sweep_tmp(ctx.cfg.tasks_path)
-        done = T.done_slugs(ctx)
-        listing = ctx.listing()
-        seen = getattr(ctx.mux, "changes", None)
-        panes = listing.panes
-        fresh, report.settle_in = settling(tasks) if settle else (set(), 0.0)
-        live = ctx.store.live_workers()
-        p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh)
-        with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
-        for w, why in p.lost:
-            if w.tmux_server and w.tmux_server != listing.server and why == GONE:
-                why = ("the tmux server went away (a reboot or kill-server)" if listing.server
-                       else "the tmux server is not running")
-                with_server[w.task] = why
-            lose(ctx, w, why)
-            if w.task in tasks:
-                T.record(ctx, w.task, status=f"{w.role} lost: {why}", problem=f"{w.role} lost: {why}")
-            report.lost.append(w.address)
-        for w, status in p.exited:
-            shown = "?" if status is None else str(status)
-            workers.move(ctx, w, W.EXITED, V.EXITED, PASS, f"exit status {shown}", exit_status=status)
-            ctx.event("exited", f"{w.address} exited with status {shown}", task=w.task, worker=w.id)
-            if w.task in tasks:
-                T.record(ctx, w.task, status=f"{w.role} exited with status {shown}", problem=f"{w.role} exited ({shown})")
-            report.exited.append(w.address)
-        for slug, role in p.task_lost:
-            if slug not in with_server:
-                T.move(ctx, slug, S.LOST, TaskEvent.CODER_LOST, PASS,
-                       status=f"task has no live {role}; `orch recover {slug}` starts it again in its worktree")
-        worktree_paths = _worktree_paths(ctx) if p.adopt else {}  # (read only when a window is adopted)
-        for pane in p.adopt:
-            meta_path = tasks[pane.task].meta.get("worktree") if pane.task in tasks else None
-            if meta_path and pane.task not in worktree_paths:
-                worktree_paths[pane.task] = meta_path
-            report.adopted.append(adopt(ctx, pane, worktree_paths).address)
-        sandboxing.sweep(ctx, {w.id for w in ctx.store.live_workers()})
-        for slug, missing in p.waiting:
-            if tasks[slug].field("waiting for") != ", ".join(missing):  # (said once, not written every pass)
-                T.record(ctx, slug, waiting_for=", ".join(missing))
-        report.orphans = p.orphans
-        report.waiting, report.settling = p.waiting, p.settling
-        for slug, why in with_server.items():
-            _bring_back(ctx, slug, why, report)
-        _check_worktrees(ctx, tasks)
-        _check_branches(ctx, tasks, heads)
-        for w in p.interrupted:
-            ctx.mux.kill_window(w.window_id)
-            lose(ctx, w, "its start was interrupted (orch stopped before recording it)")
-            ctx.event("spawn", f"{w.address}: its start was interrupted (orch stopped before recording it): "
-                               "window closed, starting again", task=w.task, worker=w.id)
-        if p.interrupted:
-            panes = ctx.panes()
-        deliveries = []
-        if p.spawn:
-            from orch.workflow import spawn
-        for slug in p.spawn:
-            try:
-                d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
-            except OrchError as exc:
-                report.errors.append(f"{slug}: could not start the coder: {exc}")
-                if tasks[slug].field("problem") != T.taskfile.one_line(str(exc)):  # said once, until it changes
-                    ctx.event("spawn-failed", str(exc), task=slug)
-                    T.record(ctx, slug, status=f"could not start the coder: {exc}", problem=str(exc))
-                continue
-            report.spawned.append(slug)
-            if d is not None:
-                deliveries.append(d)
-        deliver.deliver(ctx, deliveries)
-        report.applied += inbox.drain(ctx)
-        # the panes again, unless nothing the pass did could have changed them (a pass with nothing to do: one listing)
-        unchanged = seen is not None and seen == getattr(ctx.mux, "changes", None) and not p.spawn
-        report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
-        deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
-        advance_pipeline(ctx, report)
+        # tmux lists the panes and reads the workers' screens while the messages, branches and task files are read
+        ctx.prefetch(watch.screens_wanted(ctx), watch.SCREEN_LINES)
+        try:
+            return _scan(ctx, report, settle)
+        finally:
+            ctx.drop_prefetch()
+
+
+def _scan(ctx: Ctx, report: ScanReport, settle: bool) -> ScanReport:
+    """The pass itself (under the scan lock)."""
+    report.applied += inbox.drain(ctx)
+    _, heads = sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
+    tasks, report.invalid = T.load(ctx)
+    report.restored = T.refresh(ctx, tasks)
+    files.sweep_tmp(ctx.cfg.tasks_path)
+    done = T.done_slugs(ctx)
+    listing = ctx.listing()
+    seen = getattr(ctx.mux, "changes", None)
+    panes = listing.panes
+    fresh, report.settle_in = settling(tasks) if settle else (set(), 0.0)
+    live = ctx.store.live_workers()
+    p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh)
+    with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
+    for w, why in p.lost:
+        if w.tmux_server and w.tmux_server != listing.server and why == GONE:
+            why = ("the tmux server went away (a reboot or kill-server)" if listing.server
+                   else "the tmux server is not running")
+            with_server[w.task] = why
+        lose(ctx, w, why)
+        if w.task in tasks:
+            T.record(ctx, w.task, status=f"{w.role} lost: {why}", problem=f"{w.role} lost: {why}")
+        report.lost.append(w.address)
+    for w, status in p.exited:
+        shown = "?" if status is None else str(status)
+        workers.move(ctx, w, W.EXITED, V.EXITED, PASS, f"exit status {shown}", exit_status=status)
+        ctx.event("exited", f"{w.address} exited with status {shown}", task=w.task, worker=w.id)
+        if w.task in tasks:
+            T.record(ctx, w.task, status=f"{w.role} exited with status {shown}", problem=f"{w.role} exited ({shown})")
+        report.exited.append(w.address)
+    for slug, role in p.task_lost:
+        if slug not in with_server:
+            T.move(ctx, slug, S.LOST, TaskEvent.CODER_LOST, PASS,
+                   status=f"task has no live {role}; `orch recover {slug}` starts it again in its worktree")
+    worktree_paths = _worktree_paths(ctx) if p.adopt else {}  # (read only when a window is adopted)
+    for pane in p.adopt:
+        meta_path = tasks[pane.task].meta.get("worktree") if pane.task in tasks else None
+        if meta_path and pane.task not in worktree_paths:
+            worktree_paths[pane.task] = meta_path
+        report.adopted.append(adopt(ctx, pane, worktree_paths).address)
+    sandboxing.sweep(ctx, {w.id for w in ctx.store.live_workers()})
+    for slug, missing in p.waiting:
+        if tasks[slug].field("waiting for") != ", ".join(missing):  # (said once, not written every pass)
+            T.record(ctx, slug, waiting_for=", ".join(missing))
+    report.orphans = p.orphans
+    report.waiting, report.settling = p.waiting, p.settling
+    for slug, why in with_server.items():
+        _bring_back(ctx, slug, why, report)
+    _check_worktrees(ctx, tasks)
+    _check_branches(ctx, tasks, heads)
+    for w in p.interrupted:
+        ctx.mux.kill_window(w.window_id)
+        lose(ctx, w, "its start was interrupted (orch stopped before recording it)")
+        ctx.event("spawn", f"{w.address}: its start was interrupted (orch stopped before recording it): "
+                           "window closed, starting again", task=w.task, worker=w.id)
+    if p.interrupted:
+        panes = ctx.panes()
+    deliveries = []
+    if p.spawn:
+        from orch.workflow import spawn
+    for slug in p.spawn:
+        try:
+            d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
+        except OrchError as exc:
+            report.errors.append(f"{slug}: could not start the coder: {exc}")
+            if tasks[slug].field("problem") != T.taskfile.one_line(str(exc)):  # said once, until it changes
+                ctx.event("spawn-failed", str(exc), task=slug)
+                T.record(ctx, slug, status=f"could not start the coder: {exc}", problem=str(exc))
+            continue
+        report.spawned.append(slug)
+        if d is not None:
+            deliveries.append(d)
+    deliver.deliver(ctx, deliveries)
+    report.applied += inbox.drain(ctx)
+    # the panes again, unless nothing the pass did could have changed them (a pass with nothing to do: one listing)
+    unchanged = seen is not None and seen == getattr(ctx.mux, "changes", None) and not p.spawn
+    report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
+    deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
+    advance_pipeline(ctx, report)
     return report
 
 

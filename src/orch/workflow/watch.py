@@ -75,6 +75,13 @@ def step(worker: Worker, reading: str, uses_hooks: bool, prompt_hook: bool = Tru
     return Reading(worker.state, reading, count, False)
 
 
+def screens_wanted(ctx: Ctx) -> list[str]:
+    """The panes whose screens ``observe`` will read, as the registry knows them before any listing (for
+    ``Ctx.prefetch``)."""
+    live = [w for w in ctx.store.live_workers() if w.state in LIVE_WORKER]
+    return [w.pane_id for w in live if _has_patterns(deliver.profile_of(ctx, w.agent))]
+
+
 def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     """Read every live worker's screen (one tmux call), update states, react for their tasks."""
     notes: list[str] = []
@@ -85,7 +92,7 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     ]
     profiles = {w.id: deliver.profile_of(ctx, w.agent) for w in live}
     readable = [w for w in live if _has_patterns(profiles[w.id])]
-    screens = ctx.mux.capture_many([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
+    screens = ctx.screens([w.pane_id for w in readable], SCREEN_LINES) if readable else {}
     for w in readable:
         profile = profiles[w.id]
         screen = screens.get(w.pane_id)
