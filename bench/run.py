@@ -20,7 +20,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      figure 5 runs in another workspace (figures_daemon.py)
   7. the commands a person types (status with 20 tasks, scan with nothing to do, capture, log -n 20, send's own
      cost, --help) through pip's console script, next to the floor, interleaved (figures_cli.py)
-The whole run takes about 6 to 9 minutes on 2 cores; --quick about 2.
+The whole run takes about 4 to 6 minutes on 2 cores; --quick about 2.
 """
 
 from __future__ import annotations

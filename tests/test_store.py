@@ -78,5 +78,11 @@ def test_rows_are_read_by_column_name_not_position(tmp_path: Path) -> None:
         store.event("x", "two", task="t", n=2)
         assert [e.text for e in store.events("t", limit=1)] == ["two"]  # the newest, in order
         assert [e.data["n"] for e in store.events_after(0, "t")] == [1, 2]
+        store.event("state", "t: idle -> working (hook prompt)", task="t")
+        store.event("x", "three", task="t")
+        store.event("state", "u: idle -> working (screen)", task="u")
+        assert [e.text for e in store.events("t", limit=5, kind="state")] == ["t: idle -> working (hook prompt)"]
+        assert [e.task for e in store.events(kind="state")] == ["t", "u"]
+        assert [e.text for e in store.events("t", limit=2)] == ["t: idle -> working (hook prompt)", "three"]
     finally:
         store.close()

@@ -230,8 +230,11 @@ class Store:
             return self._select(Event, "events", "id > ?", (last_id,))
         return self._select(Event, "events", "id > ? AND task = ?", (last_id, task))
 
-    def events(self, task: str | None = None, limit: int = 200) -> list[Event]:
-        where, args = ("task = ?", (task,)) if task is not None else ("", ())
+    def events(self, task: str | None = None, limit: int = 200, kind: str | None = None) -> list[Event]:
+        """The newest ``limit`` events (of ``task``, of ``kind``), oldest first."""
+        found = [("task = ?", task), ("kind = ?", kind)]
+        where = " AND ".join(clause for clause, value in found if value is not None)
+        args = tuple(value for _, value in found if value is not None)
         return self._select(Event, "events", where, args, limit=limit, newest=True)
 
     # -- outbox ------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def one(ctx: Ctx, slug: str) -> dict:
 def _state_sources(ctx: Ctx, slug: str) -> dict[str, str]:
     """What set each worker's current state (its last state event: a hook, the screen, a prompt, the pass)."""
     found: dict[str, str] = {}
-    for event in ctx.store.events(slug, limit=500):
-        if event.kind == "state" and event.worker and (m := STATE_EVENT.search(event.text)):
+    for event in ctx.store.events(slug, limit=500, kind="state"):
+        if event.worker and (m := STATE_EVENT.search(event.text)):
             found[event.worker] = m.group("source")
     return found
