@@ -121,7 +121,8 @@ def test_orch_message_and_stdin(ws: Workspace) -> None:
     # ORCH_TASK names the task when the text has no prefix (a user's shell, no token)
     ws.orch("-", "fourth", "with", "env", env={"ORCH_TASK": "api"})
     wait_for(lambda: "fourth with env" in _said(path), what="the ORCH_TASK line")
-    assert all(m.status == "applied" for m in _messages(ws, "api"))
+    # (the line is in the file a moment before its message is marked applied in the database)
+    wait_for(lambda: all(m.status == "applied" for m in _messages(ws, "api")), what="every message applied")
 
 
 FORMS = [

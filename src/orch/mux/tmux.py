@@ -362,7 +362,9 @@ class TmuxError(MuxError):
 
 
 def _no_server(stderr: str) -> bool:
-    return "no server running" in stderr or "error connecting to" in stderr or "No such file" in stderr
+    """tmux's words for "no server" (none runs, or the one asked exited while answering: killed, or ending)."""
+    return any(words in stderr for words in ("no server running", "error connecting to", "No such file",
+                                             "server exited unexpectedly", "lost server"))
 
 
 def literal(arg: str) -> str:
