@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from orch.lifecycle import TaskState as S
-from orch.taskfile import MARKER
+from orch.taskfile import MARKER, parse
 from orch.workflow import close, jobs, review
 from tests.kit.fakes import TASK, Bench
 from tests.kit.harness import wait_for
@@ -180,3 +180,47 @@ def test_a_save_through_a_file_opened_before_orch_replaced_it_is_not_lost(bench:
     assert "tell me soon" in path.read_text()
     (kept,) = [s for s in bench.statuses("t") if "you saved two copies" in s]
     assert Path(kept.rsplit(" ", 1)[1]).read_text() == "an older buffer\n"
+
+
+def test_a_late_save_older_than_the_person_s_newer_text_does_not_undo_it(bench: Bench) -> None:
+    """An editor saves into the copy orch replaced (a late save), then the person edits the live file, then orch
+    writes the file again before a pass takes up the late save (a daemon killed in between): the late save is
+    older than the text now live. It is kept aside and the task says where; the newer text stays."""
+    path = bench.put("t")
+    fd = os.open(path, os.O_RDWR)  # an editor with the file open
+    try:
+        bench.scan()  # orch replaces the file: the editor's copy is the old one
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"an older buffer\n", 0)  # the editor saves: into the old copy
+    finally:
+        os.close(fd)
+    live = path.read_text()
+    path.write_text(live.replace("Write the flag file.", "Write the flag file, then say so."))  # newer, in place
+    bench.say("t", "progress: orch writes the file again (the person's newer text carried over)")
+    bench.scan()  # now the late save is found: it was made over text that is not live any more
+    person = parse(path.read_text()).person
+    assert "Write the flag file, then say so." in person and "an older buffer" not in person
+    (kept,) = [s for s in bench.statuses("t") if "you saved two copies" in s]
+    assert Path(kept.rsplit(" ", 1)[1]).read_text() == "an older buffer\n"
+
+
+def test_a_late_save_and_a_later_live_edit_to_other_lines_are_merged(bench: Bench) -> None:
+    """The same race, with the late save and the newer live text changing different lines of what they were both
+    made over: both changes are kept in the live file (a three-way merge), nothing is set aside."""
+    path = bench.put("t")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        bench.scan()
+        person, sep, block = path.read_text().partition(MARKER)
+        late = person.rstrip("\n") + "\n\nA line saved into the old copy.\n\n"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (late + sep + block).encode(), 0)  # the editor's save lands in the replaced copy
+    finally:
+        os.close(fd)
+    live = path.read_text()
+    path.write_text(live.replace("Write the flag file.", "Write the flag file, then say so."))  # another line
+    bench.say("t", "progress: orch writes the file again")
+    bench.scan()
+    person = parse(path.read_text()).person
+    assert "Write the flag file, then say so." in person and person.count("A line saved into the old copy.") == 1
+    assert not [s for s in bench.statuses("t") if "you saved two copies" in s]

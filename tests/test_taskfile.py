@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -365,14 +366,14 @@ def test_a_kept_file_whose_replacement_was_killed_is_not_a_late_save(tmp_path):
         fh.seek(0)
         fh.truncate()
         fh.write(person + "Line 1.\n\n" + sep + block)
-    assert files.late_writes(keep, str(path))[0] == []
+    assert files.late_writes(keep, str(path)) == []
     taskfile.update(str(path), add_status("s1"), keep=keep)  # reads the save, replaces the file
-    assert files.late_writes(keep, str(path))[0] == []
+    assert files.late_writes(keep, str(path)) == []
     person, sep, block = path.read_text().partition(MARKER)
     tmp = tmp_path / ".t.md.swp"
     tmp.write_text(person + "Line 2.\n\n" + sep + block)
     os.replace(tmp, path)  # a later save by rename
-    assert files.late_writes(keep, str(path))[0] == []
+    assert files.late_writes(keep, str(path)) == []
     assert "Line 1." in parse(path.read_text()).person and "Line 2." in parse(path.read_text()).person
 
 
@@ -391,7 +392,7 @@ def test_a_file_kept_by_a_killed_write_and_replaced_by_the_person_is_not_a_late_
     tmp.write_text(person + "Line 1.\n\nLine 2.\n\n" + sep + block)
     os.replace(tmp, path)  # then a save by rename, before orch's next write
     taskfile.update(str(path), add_status("s1"), keep=keep)  # orch writes again: the killed write's link is not kept
-    assert files.late_writes(keep, str(path))[0] == []
+    assert files.late_writes(keep, str(path)) == []
     assert not os.path.exists(killed)
     assert parse(path.read_text()).person.endswith("Line 1.\n\nLine 2.\n")
     assert parse(path.read_text()).status[-1].endswith("s1")
@@ -494,3 +495,37 @@ def test_the_hot_paths_state_reader_agrees_with_the_parser(person, summary, stat
     lines = ([f"state: {state}"] if state else []) + summary
     text = taskfile.render(TaskDoc(person=person, summary=lines, eol=eol, has_block=True))
     assert state_in(text) == taskfile.parse(text).state
+
+
+def test_a_save_between_orch_s_read_and_its_replace_is_a_late_save(tmp_path):
+    """The person saves after orch read the file and before orch keeps and replaces it: what they wrote is in the
+    replaced copy only, so it is a late save (judged against the file as orch read it, not as it was kept)."""
+    path, keep = tmp_path / "t.md", str(tmp_path / "keep")
+    path.write_text("Words.\n")
+    st = os.stat(path)
+    seen = (st.st_mtime_ns, st.st_size)  # orch has read it
+    time.sleep(0.01)
+    with open(path, "a", encoding="utf-8") as fh:  # the person's in-place save lands now
+        fh.write("A late line.\n")
+    new = files.write_tmp(str(path), b"orch's copy, made from what it read\n")
+    files.keep_replaced(str(path), keep, new, "mark", b"Words.\n", seen=seen)
+    files.replace(new, str(path))
+    (found,) = files.late_writes(keep, str(path))
+    assert found[1] == b"Words.\nA late line.\n" and found[2] == "mark"
+    assert files.kept_base(found[0]) == b"Words.\n"
+    files.drop_kept(found[0])
+    assert files.late_writes(keep, str(path)) == [] and not os.path.exists(found[0] + files.BASE)
+
+
+def test_three_way_merge_of_a_late_save() -> None:
+    from orch import git
+
+    base = "Task.\n\nKeep this.\n"
+    assert git.merge_text(base + "Live note.\n", base, base + "Late note.\n") == base + "Late note.\nLive note.\n"
+    assert git.merge_text("Task, live.\n\nKeep this.\n", base, base + "Late.\n") == "Task, live.\n\nKeep this.\nLate.\n"
+    assert git.merge_text("Task, live.\n\nKeep this.\n", base, "Task, late.\n\nKeep this.\n") is None
+    odd = "<<<<<<< not a marker\n=======\n>>>>>>> either\n"  # a person's own lines that look like markers
+    assert git.merge_text(base + odd + "Live.\n", base + odd, base + odd + "Late.\n") == base + odd + "Late.\nLive.\n"
+    # a line both added (the late save was also taken up by a later write) is kept once
+    both = base + "Note 6.\n"
+    assert git.merge_text(both + "Note 10.\n", base, both) == both + "Note 10.\n"

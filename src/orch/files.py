@@ -78,17 +78,21 @@ def write_tmp(path: str, data: bytes, mode: int | None = None) -> str:
 
 KEEP = 500  # replaced files kept per task file at most, each for KEEP_SECONDS
 KEEP_SECONDS = 3600.0
-INDEX = "index"  # in a keep folder, per kept link: "<number> <mtime_ns> <size> <kept at> <orch's new copy>"
+INDEX = "index"  # in a keep folder, per kept link: "<number> <mtime_ns> <size> <kept at> <mark> <orch's new copy>"
+# (<mark>: what the caller says the kept file held, e.g. a digest of the person's text; "-" when nothing)
 
 
-def _read_index(keep: str) -> dict[str, tuple[int, int, float, str]]:
-    found: dict[str, tuple[int, int, float, str]] = {}
+def _read_index(keep: str) -> dict[str, tuple[int, int, float, str, str]]:
+    """number -> (mtime_ns, size, kept at, orch's new copy, mark)."""
+    found: dict[str, tuple[int, int, float, str, str]] = {}
     try:
         with open(os.path.join(keep, INDEX), encoding="utf-8") as fh:
             for line in fh:
-                parts = line.rstrip("\n").split(" ", 4)
-                if len(parts) == 5:
-                    found[parts[0]] = (int(parts[1]), int(parts[2]), float(parts[3]), parts[4])
+                parts = line.rstrip("\n").split(" ", 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    found[parts[0]] = (int(parts[1]), int(parts[2]), float(parts[3]), parts[5], parts[4])
+                elif len(parts) >= 5:  # (a line of an older orch: no mark)
+                    found[parts[0]] = (int(parts[1]), int(parts[2]), float(parts[3]), " ".join(parts[4:]), "-")
     except (OSError, ValueError):
         pass
     return found
@@ -101,10 +105,11 @@ def _private(path: str) -> int:
     return fd
 
 
-def _write_index(keep: str, index: dict[str, tuple[int, int, float, str]]) -> None:
+def _write_index(keep: str, index: dict[str, tuple[int, int, float, str, str]]) -> None:
     tmp = os.path.join(keep, f"{INDEX}.{os.getpid()}.tmp")
     with open(_private(tmp), "w", encoding="utf-8") as fh:
-        fh.writelines(f"{n} {m} {s} {t} {new}\n" for n, (m, s, t, new) in sorted(index.items(), key=lambda kv: int(kv[0])))
+        fh.writelines(f"{n} {m} {s} {t} {mark or '-'} {new}\n"
+                      for n, (m, s, t, new, mark) in sorted(index.items(), key=lambda kv: int(kv[0])))
     os.replace(tmp, os.path.join(keep, INDEX))
 
 
@@ -114,17 +119,42 @@ def _unreplaced(new: str) -> bool:
     return os.path.lexists(new)
 
 
-def keep_replaced(path: str, keep: str, new: str) -> None:
+def _unlink_kept(keep: str, name: str) -> None:
+    """A kept link and the base beside it."""
+    for gone in (name, name + BASE):
+        try:
+            os.unlink(os.path.join(keep, gone))
+        except FileNotFoundError:
+            pass
+
+
+BASE = ".base"  # beside a kept link: what the caller says the replaced file held (``keep_replaced``'s ``base``)
+
+
+def kept_base(link: str) -> bytes | None:
+    """The ``base`` given when ``link`` was kept, or None."""
+    try:
+        with open(link + BASE, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes | None = None,
+                  seen: tuple[int, int] | None = None) -> None:
     """Before orch replaces ``path`` with the file ``new``: a hard link to the file being replaced, in the folder
     ``keep``. An editor that opened that file before (any time in the last hour) and writes to it later writes there,
-    not to the new file; ``late_writes`` finds it. Called under the task file's lock."""
+    not to the new file; ``late_writes`` finds it. ``mark`` (no spaces) says what the replaced file held (given back
+    by ``late_writes``), and ``base`` (kept beside it: ``kept_base``) the part of it a late save is merged on.
+    ``seen``: the (mtime_ns, size) of the file as the caller read it; a write to it since, even one before this
+    call, is a late save. Called under the task file's lock."""
     try:
         os.makedirs(keep, mode=0o700, exist_ok=True)
         st = os.stat(path)
         index = _read_index(keep)
         now = time.time()
         number = ""
-        for name, (_, _, _, old_new) in list(index.items()):
+        for name, (_, _, _, old_new, _) in list(index.items()):
             link = os.path.join(keep, name)
             try:
                 same = os.stat(link)
@@ -136,33 +166,34 @@ def keep_replaced(path: str, keep: str, new: str) -> None:
                 # since what was written to it until now is in the new file
             elif _unreplaced(old_new):  # kept by a killed write, and replaced since by the person, not by orch:
                 del index[name]  # what they wrote to it was written to the live file then, not late
-                for gone in (link, old_new):
-                    try:
-                        os.unlink(gone)
-                    except FileNotFoundError:
-                        pass
+                _unlink_kept(keep, name)
+                try:
+                    os.unlink(old_new)
+                except FileNotFoundError:
+                    pass
         if not number:
             names = [n for n in os.listdir(keep) if n.isdigit()]
             for orphan in set(names) - set(index):  # linked by a write killed before it wrote the index
-                os.unlink(os.path.join(keep, orphan))
+                _unlink_kept(keep, orphan)
             number = str(max((int(n) for n in names), default=0) + 1)
             os.link(path, os.path.join(keep, number))
+        if base is not None:
+            with open(_private(os.path.join(keep, number + BASE)), "wb") as fh:
+                fh.write(base)
         os.chmod(path, st.st_mode & 0o7777 & ~0o002)  # as its replacement will be: never world-writable
-        index[number] = (st.st_mtime_ns, st.st_size, now, os.path.abspath(new))
+        mtime, size = seen if seen is not None else (st.st_mtime_ns, st.st_size)
+        index[number] = (mtime, size, now, os.path.abspath(new), mark)
         for name in sorted(index, key=int)[:-KEEP] + [n for n, v in index.items() if now - v[2] > KEEP_SECONDS]:
             index.pop(name, None)
-            try:
-                os.unlink(os.path.join(keep, name))
-            except FileNotFoundError:
-                pass
+            _unlink_kept(keep, name)
         _write_index(keep, index)
     except OSError:
         pass  # another file system (a task folder elsewhere), no links: only this safety net is missing
 
 
-def late_writes(keep: str, live: str) -> tuple[list[tuple[str, bytes]], str]:
-    """The kept old files written to after orch replaced them ((link, content), oldest first), and the hash of what
-    orch last wrote to the live file ``live``. Called under the task file's lock. The caller drops each link
+def late_writes(keep: str, live: str) -> list[tuple[str, bytes, str]]:
+    """The kept old files written to after orch replaced them ((link, content, the mark given when it was kept),
+    oldest first), the live file ``live`` aside. Called under the task file's lock. The caller drops each link
     (``drop_kept``) once it has taken care of it, so that a crash in between reports it again. A kept file that
     orch did not replace (its write was killed) is not a late save: writes to it were the person's, to the live
     file; once the person has replaced it, its link goes."""
@@ -174,7 +205,7 @@ def late_writes(keep: str, live: str) -> tuple[list[tuple[str, bytes]], str]:
     found = []
     index = _read_index(keep)
     unkept = []
-    for name, (mtime, size, _, new) in sorted(index.items(), key=lambda kv: int(kv[0])):
+    for name, (mtime, size, _, new, mark) in sorted(index.items(), key=lambda kv: int(kv[0])):
         link = os.path.join(keep, name)
         try:
             st = os.stat(link)
@@ -186,33 +217,43 @@ def late_writes(keep: str, live: str) -> tuple[list[tuple[str, bytes]], str]:
             unkept.append((name, new))
         elif (st.st_mtime_ns, st.st_size) != (mtime, size):
             with open(link, "rb") as fh:
-                found.append((link, fh.read(8 << 20)))
+                found.append((link, fh.read(8 << 20), mark))
     if unkept:
         for name, new in unkept:
             index.pop(name)
-            for gone in (os.path.join(keep, name), new):
-                try:
-                    os.unlink(gone)
-                except FileNotFoundError:
-                    pass
+            _unlink_kept(keep, name)
+            try:
+                os.unlink(new)
+            except FileNotFoundError:
+                pass
         try:
             _write_index(keep, index)
         except OSError:
             pass
-    try:
-        with open(os.path.join(keep, "written"), encoding="ascii") as fh:
-            written = fh.read().strip()
-    except OSError:
-        written = ""
-    return found, written
+    return found
+
+
+def taken_up(keep: str, fd: int, st: os.stat_result) -> None:
+    """The kept copy open as ``fd`` (``st``: its stat, taken before it was read again) was read again by the write
+    that replaced it, and its text carried over: what it held then is not a late save any more."""
+    index = _read_index(keep)
+    for name, (_, _, at, new, mark) in index.items():
+        try:
+            link = os.stat(os.path.join(keep, name))
+        except OSError:
+            continue
+        if (link.st_dev, link.st_ino) == (st.st_dev, st.st_ino):
+            index[name] = (st.st_mtime_ns, st.st_size, at, new, mark)
+            try:
+                _write_index(keep, index)
+            except OSError:
+                pass
+            return
 
 
 def drop_kept(link: str) -> None:
     keep, name = os.path.split(link)
-    try:
-        os.unlink(link)
-    except OSError:
-        pass
+    _unlink_kept(keep, name)
     index = _read_index(keep)
     if index.pop(name, None) is not None:
         try:
@@ -225,7 +266,7 @@ def prune_kept(keep: str) -> None:
     """Kept links past KEEP_SECONDS go; an empty folder too."""
     index = _read_index(keep)
     now = time.time()
-    for name, (_, _, at, _) in list(index.items()):
+    for name, (_, _, at, _, _) in list(index.items()):
         if now - at > KEEP_SECONDS:
             drop_kept(os.path.join(keep, name))
             index.pop(name)
@@ -233,18 +274,6 @@ def prune_kept(keep: str) -> None:
         import shutil
 
         shutil.rmtree(keep, ignore_errors=True)
-
-
-def note_written(keep: str, data: bytes) -> None:
-    """What orch wrote to the live file (its hash), beside the kept old ones."""
-    import hashlib
-
-    try:
-        os.makedirs(keep, mode=0o700, exist_ok=True)
-        with open(_private(os.path.join(keep, "written")), "w", encoding="ascii") as fh:
-            fh.write(hashlib.sha256(data).hexdigest() + "\n")
-    except OSError:
-        pass
 
 
 def sweep_tmp(folder: str, older_than: float = 600.0) -> int:

@@ -35,6 +35,61 @@ def run(
     return proc
 
 
+MARKER_SIZE = 41  # conflict markers longer than any line a person writes by hand
+
+
+def merge_text(ours: str, base: str, theirs: str) -> str | None:
+    """A three-way merge of three texts (``git merge-file``, no repository needed): the text with both sides'
+    changes to ``base``; where both added lines at the same place (nothing of ``base`` changed there), theirs then
+    ours (the lines both begin with, once). None when they change the same lines of ``base`` differently."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="orch-merge-") as scratch:
+        names = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            names.append(os.path.join(scratch, name))
+            with open(names[-1], "w", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+                fh.write(text)
+        proc = run(scratch, "merge-file", "-p", "-q", "--diff3", f"--marker-size={MARKER_SIZE}", *names, check=False)
+    text = proc.stdout.decode("utf-8", "surrogateescape")
+    if proc.returncode == 0:
+        return text
+    if not 0 < proc.returncode < 128:
+        return None
+    return _insertions_only(text)
+
+
+def _insertions_only(text: str) -> str | None:
+    """A diff3 merge's conflicts resolved where each is two insertions at one place (theirs, then ours); None when
+    one of them changes lines of the base."""
+    out: list[str] = []
+    part = ""
+    ours: list[str] = []
+    base: list[str] = []
+    theirs: list[str] = []
+    for line in text.splitlines(keepends=True):
+        mark = line[:MARKER_SIZE]
+        if mark == "<" * MARKER_SIZE and not part:
+            part, ours, base, theirs = "ours", [], [], []
+        elif mark == "|" * MARKER_SIZE and part == "ours":
+            part = "base"
+        elif mark == "=" * MARKER_SIZE and part == "base":
+            part = "theirs"
+        elif mark == ">" * MARKER_SIZE and part == "theirs":
+            if base:
+                return None
+            same = 0  # (lines both added, once)
+            while same < min(len(theirs), len(ours)) and theirs[same] == ours[same]:
+                same += 1
+            out += theirs + ours[same:]
+            part = ""
+        elif part:
+            {"ours": ours, "base": base, "theirs": theirs}[part].append(line)
+        else:
+            out.append(line)
+    return None if part else "".join(out)
+
+
 def out(cwd: str, *args: str) -> str:
     return run(cwd, *args).stdout.decode("utf-8", "replace").strip()
 

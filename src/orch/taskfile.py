@@ -237,6 +237,13 @@ def read(path: str) -> tuple[bytes, TaskDoc]:
     return data, parse(decode(data, os.path.basename(path)))
 
 
+def person_mark(person: str) -> str:
+    """A digest of the person's text (what a kept file held: see ``update`` and ``workflow.tasks.late_saves``)."""
+    import hashlib
+
+    return hashlib.sha256(person.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 def update(path: str, change, attempts: int = 12, keep: str | None = None) -> TaskDoc | None:
     """Apply ``change(doc) -> bool`` to the task file at ``path`` and write it when it returns True.
 
@@ -251,6 +258,7 @@ def update(path: str, change, attempts: int = 12, keep: str | None = None) -> Ta
         fd = os.open(path, os.O_RDONLY)
         try:
             data = files.read_all(fd)
+            seen = os.fstat(fd)  # (the file as read: a save after this is the person's, even if it lands before the keep)
             if not data.strip():  # emptied: most likely a save in progress (truncate, then write)
                 if attempt < attempts - 1:
                     time.sleep(0.01 * (attempt + 1))
@@ -258,6 +266,7 @@ def update(path: str, change, attempts: int = 12, keep: str | None = None) -> Ta
                 raise OrchError(f"{os.path.basename(path)} is empty (a save in progress?): orch writes it once it has "
                                 "the person's text again")
             doc = parse(decode(data, os.path.basename(path)))
+            before = doc.person
             if not change(doc):
                 return None
             new = render(doc).encode("utf-8")
@@ -267,15 +276,17 @@ def update(path: str, change, attempts: int = 12, keep: str | None = None) -> Ta
             if files.read_all(fd) != data or not files.same_file(fd, path):
                 os.unlink(tmp)
                 continue
-            if keep:
-                files.keep_replaced(path, keep, tmp)
+            if keep:  # (marked with the person's text it held: a late save to it is theirs only if that is current)
+                files.keep_replaced(path, keep, tmp, person_mark(before), before.encode("utf-8", "surrogateescape"),
+                                    seen=(seen.st_mtime_ns, seen.st_size))
             faults.point("file.written")
             files.replace(tmp, path)
             if files.read_all(fd) == data:
-                if keep:
-                    files.note_written(keep, new)
                 return doc
-            files.atomic_write(path, files.settled(fd))  # a save landed on the replaced file: theirs first, then ours again
+            st = os.fstat(fd)  # a save landed on the replaced file: theirs first, then ours again
+            files.atomic_write(path, files.settled(fd))
+            if keep:
+                files.taken_up(keep, fd, st)
         finally:
             os.close(fd)
     raise OrchError(f"{path} kept changing while orch tried to update it; try again")

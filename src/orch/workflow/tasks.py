@@ -426,8 +426,8 @@ def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
         with hold(ctx.lock_path("task-" + slug), wait=30) as got:
             if not got:
                 continue
-            late, written = files.late_writes(keep, path or "")
-            for link, data in late if path else []:
+            late = files.late_writes(keep, path or "")
+            for link, data, mark in late if path else []:
                 assert path is not None
                 try:
                     person = taskfile.parse(taskfile.decode(data, slug + ".md")).person
@@ -438,18 +438,33 @@ def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
                         live = fh.read()
                 except OSError:
                     break  # gone meanwhile (closed): the next pass finds its file in done/
-                import hashlib
+                try:
+                    current = taskfile.parse(taskfile.decode(live, slug + ".md")).person
+                except OrchError:
+                    current = None
+                # put back as it is when the live file still has the text the late save was made over (the person's
+                # text orch carried over when it replaced that file); when the person changed the live text since,
+                # both changes merged (three ways, on that text); when they change the same lines, both kept
+                merged = None
+                if person is not None and current is not None:
+                    if mark == taskfile.person_mark(current):
+                        merged = person
+                    else:
+                        from orch import git
 
-                if person is not None and written and hashlib.sha256(live).hexdigest() == written:
-                    def put_back(doc: TaskDoc, text: str = person) -> bool:
+                        base = files.kept_base(link)
+                        if base is not None:
+                            merged = git.merge_text(current, base.decode("utf-8", "surrogateescape"), person)
+                if merged is not None:
+                    def put_back(doc: TaskDoc, text: str = merged) -> bool:
                         doc.person = text
                         return True
 
                     taskfile.update(path, put_back, keep=keep)
                     if slug in tasks:
                         render(ctx, slug, path)
-                    ctx.event("task", f"a save to the task file orch had just replaced was put back in {path}",
-                              task=slug)
+                    how = "put back" if merged is person else "merged with your later changes"
+                    ctx.event("task", f"a save to the task file orch had just replaced was {how} in {path}", task=slug)
                 else:
                     folder = ctx.ws.path("conflicts")
                     os.makedirs(folder, mode=0o700, exist_ok=True)
