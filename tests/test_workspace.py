@@ -367,6 +367,9 @@ def test_status_json_shape(ws: Workspace) -> None:
     ws.task("shape", scripted_task("say shaping", "wait"))
     ws.task("later", "---\ndepends_on: [shape]\n---\nwaits for shape\n")
     ws.scan()
+    # the coder's turn over and its hooks applied: no applier they started can take the note below
+    wait_for(lambda: ws.task_status("shape")["workers"][0]["state"] == "idle"
+             and not any((ws.root / ".orch" / "inbox" / "new").iterdir()), what="the coder's hooks")
     ws.orch("-", "task-later: a pending note", env={"ORCH_NO_APPLY": "1"})
     st = ws.status()
     assert set(st) == TOP_KEYS
