@@ -512,9 +512,13 @@ def test_a_save_between_orch_s_read_and_its_replace_is_a_late_save(tmp_path):
     files.replace(new, str(path))
     (found,) = files.late_writes(keep, str(path))
     assert found[1] == b"Words.\nA late line.\n" and found[2] == "mark"
-    assert files.kept_base(found[0]) == b"Words.\n"
+    assert files.kept_base(keep, "mark") == b"Words.\n"
     files.drop_kept(found[0])
-    assert files.late_writes(keep, str(path)) == [] and not os.path.exists(found[0] + files.BASE)
+    assert files.late_writes(keep, str(path)) == []
+    again = files.write_tmp(str(path), b"another copy\n")  # the next write: the base no link needs goes
+    files.keep_replaced(str(path), keep, again, "other", b"Other.\n")
+    files.replace(again, str(path))
+    assert files.kept_base(keep, "mark") is None and files.kept_base(keep, "other") == b"Other.\n"
 
 
 def test_three_way_merge_of_a_late_save() -> None:

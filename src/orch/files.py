@@ -120,21 +120,20 @@ def _unreplaced(new: str) -> bool:
 
 
 def _unlink_kept(keep: str, name: str) -> None:
-    """A kept link and the base beside it."""
-    for gone in (name, name + BASE):
-        try:
-            os.unlink(os.path.join(keep, gone))
-        except FileNotFoundError:
-            pass
-
-
-BASE = ".base"  # beside a kept link: what the caller says the replaced file held (``keep_replaced``'s ``base``)
-
-
-def kept_base(link: str) -> bytes | None:
-    """The ``base`` given when ``link`` was kept, or None."""
     try:
-        with open(link + BASE, "rb") as fh:
+        os.unlink(os.path.join(keep, name))
+    except FileNotFoundError:
+        pass
+
+
+BASE = ".base"  # "<mark>.base" in a keep folder: the ``base`` given with that mark (one file for every link kept
+# with it: the person's text rarely changes between two of orch's writes)
+
+
+def kept_base(keep: str, mark: str) -> bytes | None:
+    """The ``base`` given with ``mark`` to ``keep_replaced``, or None."""
+    try:
+        with open(os.path.join(keep, mark + BASE), "rb") as fh:
             return fh.read()
     except OSError:
         return None
@@ -171,14 +170,16 @@ def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes |
                     os.unlink(old_new)
                 except FileNotFoundError:
                     pass
+        listed: list[str] = []
         if not number:
-            names = [n for n in os.listdir(keep) if n.isdigit()]
+            listed = os.listdir(keep)
+            names = [n for n in listed if n.isdigit()]
             for orphan in set(names) - set(index):  # linked by a write killed before it wrote the index
                 _unlink_kept(keep, orphan)
             number = str(max((int(n) for n in names), default=0) + 1)
             os.link(path, os.path.join(keep, number))
-        if base is not None:
-            with open(_private(os.path.join(keep, number + BASE)), "wb") as fh:
+        if base is not None and mark != "-" and not os.path.exists(os.path.join(keep, mark + BASE)):
+            with open(_private(os.path.join(keep, mark + BASE)), "wb") as fh:
                 fh.write(base)
         os.chmod(path, st.st_mode & 0o7777 & ~0o002)  # as its replacement will be: never world-writable
         mtime, size = seen if seen is not None else (st.st_mtime_ns, st.st_size)
@@ -186,6 +187,10 @@ def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes |
         for name in sorted(index, key=int)[:-KEEP] + [n for n, v in index.items() if now - v[2] > KEEP_SECONDS]:
             index.pop(name, None)
             _unlink_kept(keep, name)
+        marks = {v[4] for v in index.values()}
+        for name in listed:  # bases no kept link needs any more
+            if name.endswith(BASE) and name[: -len(BASE)] not in marks:
+                _unlink_kept(keep, name)
         _write_index(keep, index)
     except OSError:
         pass  # another file system (a task folder elsewhere), no links: only this safety net is missing

@@ -452,7 +452,7 @@ def late_saves(ctx: Ctx, tasks: dict[str, Task]) -> list[str]:
                     else:
                         from orch import git
 
-                        base = files.kept_base(link)
+                        base = files.kept_base(keep, mark)
                         if base is not None:
                             merged = git.merge_text(current, base.decode("utf-8", "surrogateescape"), person)
                 if merged is not None:
