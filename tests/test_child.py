@@ -288,3 +288,5 @@ def test_a_program_started_now_and_collected_later():
     assert len(os.listdir("/proc/self/fd")) == before
     with pytest.raises(ChildProcessError):
         os.waitpid(doomed.pid, os.WNOHANG)  # reaped: no zombie
+    doomed.cancel()  # once ended, cancel does nothing (never a signal to a pid that may be another's by now)
+    slow.cancel()

@@ -67,6 +67,7 @@ class Running:
     def __init__(self, argv: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None) -> None:
         self.args = list(argv)
         self.input = input
+        self.ended = False
         self.mine: list[int] = []  # descriptors of this process still to close
         try:
             self.stdin_w = -1
@@ -96,10 +97,14 @@ class Running:
             self.cancel()
             raise
         self._close_all()
+        self.ended = True
         return Done(self.args, _wait(self.pid), stdout, stderr)
 
     def cancel(self) -> None:
-        """End the program (SIGKILL) and reap it."""
+        """End the program (SIGKILL) and reap it; nothing when it has ended already (``finish``, ``cancel``)."""
+        if self.ended:
+            return
+        self.ended = True
         try:
             os.kill(self.pid, _signal.SIGKILL)
         except OSError:

@@ -227,9 +227,30 @@ def merged_branches(repo: str, base: str, prefix: str) -> list[str]:
     return [b for b in text.decode("utf-8", "replace").splitlines() if b.strip() and b != base]
 
 
-def branch_heads(repo: str, prefix: str) -> dict[str, str]:
-    """Every local branch named ``<prefix>...`` and the commit it points to, in one git process."""
-    text = run(repo, "for-each-ref", "--format=%(refname:short)%00%(objectname)", f"refs/heads/{prefix}*").stdout
+def _heads_args(prefix: str) -> tuple[str, ...]:
+    return ("for-each-ref", "--format=%(refname:short)%00%(objectname)", f"refs/heads/{prefix}*")
+
+
+def start_branch_heads(repo: str, prefix: str) -> child.Running | None:
+    """The call ``branch_heads`` makes, started now (the caller works meanwhile); None: git is missing."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        return child.Running(["git", *SAFE, "-C", repo, *_heads_args(prefix)], env=env)
+    except FileNotFoundError:
+        return None
+
+
+def branch_heads(repo: str, prefix: str, started: child.Running | None = None) -> dict[str, str]:
+    """Every local branch named ``<prefix>...`` and the commit it points to, in one git process (``started``: that
+    process, begun by ``start_branch_heads``)."""
+    if started is not None:
+        proc = started.finish()
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise GitError(f"git for-each-ref: {err[-1] if err else f'exit {proc.returncode}'}")
+        text = proc.stdout
+    else:
+        text = run(repo, *_heads_args(prefix)).stdout
     heads = {}
     for line in text.decode("utf-8", "replace").splitlines():
         name, _, sha = line.partition("\0")

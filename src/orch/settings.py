@@ -151,7 +151,8 @@ class Settings:
     @classmethod
     def builtin(cls, **values: object) -> Self:
         """Settings orch itself defines (a built-in agent profile): types checked, the costly checks (compiling
-        regular expressions) left to the test suite, which runs them on every built-in."""
+        regular expressions, loading every agent to know the kinds) left to the test suite, which runs them on
+        every built-in."""
         made = cls.__new__(cls)
         _fill(made, {cls._key(k): v for k, v in values.items()}, (), costly=False)
         return made

@@ -62,7 +62,7 @@ class AgentProfile(Settings):
 
     FIELDS = {
         "name": text(),
-        "kind": text("generic", check=_kind),
+        "kind": text("generic", check=_kind, costly=True),
         "command": words(check=_program, split=True),
         "prompt": choice("paste", "paste", "arg", "file"),
         "readonly_args": words(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from orch import branchview, files, sandbox
+from orch import branchview, child, files, sandbox
 from orch.agents.base import Agent, LaunchRequest
 from orch.child import which
 from orch.errors import OrchError
@@ -183,18 +183,33 @@ def sync_one(ctx: Ctx, slug: str) -> str:
     return moved
 
 
-def sync(ctx: Ctx) -> tuple[list[str], dict[str, str] | None]:
+def start_sync(ctx: Ctx) -> child.Running | None:
+    """The git read ``sync`` begins with, started now (a pass reads its messages meanwhile; nothing it does before
+    ``sync`` moves a branch); None when there is no sandboxed task."""
+    from orch import git
+
+    try:
+        if not os.listdir(ctx.ws.path("sandbox")):
+            return None
+    except FileNotFoundError:
+        return None
+    return git.start_branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)
+
+
+def sync(ctx: Ctx, started: child.Running | None = None) -> tuple[list[str], dict[str, str] | None]:
     """Every task's branch carried across (see ``sync_one``): (what moved, every orch branch's commit after it, or
-    None when there was nothing to carry and they were not read)."""
+    None when there was nothing to carry and they were not read). ``started``: ``start_sync``'s read."""
     from orch import git
 
     try:
         slugs = sorted(os.listdir(ctx.ws.path("sandbox")))
     except FileNotFoundError:
-        return [], None
+        slugs = []
     if not slugs:
+        if started is not None:
+            started.cancel()
         return [], None
-    heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)  # one git process for every task's branch
+    heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix, started)  # one git process for every branch
     moved = [f"{slug}: {what}" for slug in slugs
              if not branchview.settled(view_of(ctx, slug), heads) and (what := sync_one(ctx, slug))]
     return moved, (git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix) if moved else heads)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from orch import faults, files, git
+from orch import child, faults, files, git
 from orch.errors import OrchError
 from orch.lifecycle import ACTIVE, IN_PROGRESS, Actor, Move, TaskEvent, TaskState, WorkerEvent, WorkerState
 from orch.locks import hold
@@ -135,16 +135,20 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
         # tmux lists the panes and reads the workers' screens while the messages, branches and task files are read
         ctx.prefetch(watch.screens_wanted(ctx), watch.SCREEN_LINES)
+        heads_read = sandboxing.start_sync(ctx)  # and git its branches
         try:
-            return _scan(ctx, report, settle)
+            return _scan(ctx, report, settle, heads_read)
         finally:
             ctx.drop_prefetch()
+            if heads_read is not None:  # (ended, unless an error came first)
+                heads_read.cancel()
 
 
-def _scan(ctx: Ctx, report: ScanReport, settle: bool) -> ScanReport:
+def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running | None = None) -> ScanReport:
     """The pass itself (under the scan lock)."""
     report.applied += inbox.drain(ctx)
-    _, heads = sandboxing.sync(ctx)  # the sandboxed coders' commits onto their branches, before anything reads them
+    # the sandboxed coders' commits onto their branches, before anything reads them
+    _, heads = sandboxing.sync(ctx, heads_read)
     tasks, report.invalid = T.load(ctx)
     report.restored = T.refresh(ctx, tasks)
     files.sweep_tmp(ctx.cfg.tasks_path)
