@@ -8,6 +8,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from orch.lifecycle import TaskState as S
 from orch.taskfile import MARKER, parse
 from orch.workflow import close, jobs, review
@@ -224,3 +226,17 @@ def test_a_late_save_and_a_later_live_edit_to_other_lines_are_merged(bench: Benc
     person = parse(path.read_text()).person
     assert "Write the flag file, then say so." in person and person.count("A line saved into the old copy.") == 1
     assert not [s for s in bench.statuses("t") if "you saved two copies" in s]
+
+
+def test_a_task_in_review_goes_on_after_the_database_is_lost(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The review loop finds its busy tasks in the database; one it has no record of (a database rebuilt from the
+    task files) is read from its file and moved on all the same."""
+    from orch.workflow import review
+    from orch.workflow.scan import ScanReport, advance_pipeline
+
+    bench.put("t", "validating")
+    bench.ctx.store.forget_task("t")  # as after a lost database: only the file's block says where it is
+    seen: list[str] = []
+    monkeypatch.setattr(review, "advance", lambda ctx, task, panes: seen.append(task.slug) or "")
+    advance_pipeline(bench.ctx, ScanReport())
+    assert seen == ["t"]

@@ -508,17 +508,22 @@ def test_a_save_between_orch_s_read_and_its_replace_is_a_late_save(tmp_path):
     with open(path, "a", encoding="utf-8") as fh:  # the person's in-place save lands now
         fh.write("A late line.\n")
     new = files.write_tmp(str(path), b"orch's copy, made from what it read\n")
-    files.keep_replaced(str(path), keep, new, "mark", b"Words.\n", seen=seen)
+    mark = taskfile.person_mark("Words.\n")
+    files.keep_replaced(str(path), keep, new, mark, b"Words.\n", seen=seen)
     files.replace(new, str(path))
     (found,) = files.late_writes(keep, str(path))
-    assert found[1] == b"Words.\nA late line.\n" and found[2] == "mark"
-    assert files.kept_base(keep, "mark") == b"Words.\n"
+    assert found[1] == b"Words.\nA late line.\n" and found[2] == mark
+    assert files.kept_base(keep, mark) == b"Words.\n"
     files.drop_kept(found[0])
     assert files.late_writes(keep, str(path)) == []
     again = files.write_tmp(str(path), b"another copy\n")  # the next write: the base no link needs goes
-    files.keep_replaced(str(path), keep, again, "other", b"Other.\n")
+    other = taskfile.person_mark("Other.\n")
+    files.keep_replaced(str(path), keep, again, other, b"Other.\n")
     files.replace(again, str(path))
-    assert files.kept_base(keep, "mark") is None and files.kept_base(keep, "other") == b"Other.\n"
+    assert files.kept_base(keep, mark) is None and files.kept_base(keep, other) == b"Other.\n"
+    with open(os.path.join(keep, other + files.BASE), "wb") as fh:  # a base cut short (a full disk, a kill)
+        fh.write(b"Oth")
+    assert files.kept_base(keep, other) is None  # not merged on: the late save is kept aside instead
 
 
 def test_three_way_merge_of_a_late_save() -> None:

@@ -131,12 +131,16 @@ BASE = ".base"  # "<mark>.base" in a keep folder: the ``base`` given with that m
 
 
 def kept_base(keep: str, mark: str) -> bytes | None:
-    """The ``base`` given with ``mark`` to ``keep_replaced``, or None."""
+    """The ``base`` given with ``mark`` to ``keep_replaced`` (whose mark is its SHA-256), or None (also when the
+    file is not that text: a write cut short)."""
+    import hashlib
+
     try:
         with open(os.path.join(keep, mark + BASE), "rb") as fh:
-            return fh.read()
+            base = fh.read()
     except OSError:
         return None
+    return base if hashlib.sha256(base).hexdigest() == mark else None
 
 
 def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes | None = None,
@@ -145,7 +149,8 @@ def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes |
     ``keep``. An editor that opened that file before (any time in the last hour) and writes to it later writes there,
     not to the new file; ``late_writes`` finds it. ``mark`` (no spaces) says what the replaced file held (given back
     by ``late_writes``), and ``base`` (kept beside it: ``kept_base``) the part of it a late save is merged on.
-    ``seen``: the (mtime_ns, size) of the file as the caller read it; a write to it since, even one before this
+    ``mark`` is the SHA-256 of ``base`` when both are given. ``seen``: the (mtime_ns, size) of the file as the caller
+    read it; a write to it since, even one before this
     call, is a late save. Called under the task file's lock."""
     try:
         os.makedirs(keep, mode=0o700, exist_ok=True)
@@ -179,8 +184,10 @@ def keep_replaced(path: str, keep: str, new: str, mark: str = "-", base: bytes |
             number = str(max((int(n) for n in names), default=0) + 1)
             os.link(path, os.path.join(keep, number))
         if base is not None and mark != "-" and not os.path.exists(os.path.join(keep, mark + BASE)):
-            with open(_private(os.path.join(keep, mark + BASE)), "wb") as fh:
+            tmp = os.path.join(keep, f"{mark}{BASE}.{os.getpid()}.tmp")
+            with open(_private(tmp), "wb") as fh:
                 fh.write(base)
+            os.replace(tmp, os.path.join(keep, mark + BASE))
         os.chmod(path, st.st_mode & 0o7777 & ~0o002)  # as its replacement will be: never world-writable
         mtime, size = seen if seen is not None else (st.st_mtime_ns, st.st_size)
         index[number] = (mtime, size, now, os.path.abspath(new), mark)

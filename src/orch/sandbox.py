@@ -92,10 +92,10 @@ def check(bwrap: str | None = None, memo: str | None = None) -> str | None:
         key = _memo_key(bwrap)
         try:
             with open(memo, encoding="utf-8") as fh:
-                said, answer = fh.read().split("\n", 1)
-            if said == key:
-                _checked[bwrap] = answer or None
-        except (OSError, ValueError):
+                said = fh.read().strip()
+            if said == key:  # (only a success is kept: a failure is probed again, it may have been passing)
+                _checked[bwrap] = None
+        except OSError:
             pass
     if bwrap not in _checked:
         import subprocess
@@ -104,16 +104,16 @@ def check(bwrap: str | None = None, memo: str | None = None) -> str | None:
         why: str | None
         try:
             proc = subprocess.run(probe, capture_output=True, timeout=20, check=False)
-            why = None if proc.returncode == 0 else (
-                f"bubblewrap does not work here: {proc.stderr.decode('utf-8', 'replace').strip()[:300]}")
+            said = " ".join(proc.stderr.decode("utf-8", "replace").split())[:300]
+            why = None if proc.returncode == 0 else f"bubblewrap does not work here: {said}"
         except (OSError, subprocess.TimeoutExpired) as exc:
             why = f"bubblewrap does not work here: {exc}"
         _checked[bwrap] = why
-        if memo is not None:
+        if memo is not None and why is None:
             try:
                 from orch.files import atomic_write
 
-                atomic_write(memo, f"{_memo_key(bwrap)}\n{why or ''}".encode(), mode=0o600)
+                atomic_write(memo, _memo_key(bwrap).encode(), mode=0o600)
             except OSError:
                 pass
     return _checked[bwrap]

@@ -163,7 +163,10 @@ class Tmux:
         self._server = lines[0] if lines and ":" in lines[0] and SEP not in lines[0] else ""
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace")
-            if _no_server(err) or (self._server and "no current target" in err):
+            if _no_server(err):
+                self._server = ""  # (gone while it answered: no server now)
+                return []
+            if self._server and "no current target" in err:
                 return []
             raise TmuxError(f"tmux list-panes: {err.strip()}")
         panes = []

@@ -133,10 +133,12 @@ def scan(ctx: Ctx, settle: bool = False) -> ScanReport:
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
             raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
-        # tmux lists the panes and reads the workers' screens while the messages, branches and task files are read
-        ctx.prefetch(watch.screens_wanted(ctx), watch.SCREEN_LINES)
-        heads_read = sandboxing.start_sync(ctx)  # and git its branches
+        heads_read = None
         try:
+            # tmux lists the panes and reads the workers' screens, and git the branches, while the messages and
+            # task files are read
+            ctx.prefetch(watch.screens_wanted(ctx), watch.SCREEN_LINES)
+            heads_read = sandboxing.start_sync(ctx)
             return _scan(ctx, report, settle, heads_read)
         finally:
             ctx.drop_prefetch()
@@ -309,6 +311,11 @@ def _advance_once(ctx: Ctx, report: ScanReport) -> int:
     """One step of the review loop; returns how many messages were applied after it."""
     rows = ctx.store.task_rows()  # (the states are the database's: the files of idle tasks are not read)
     moving = {slug for slug, row in rows.items() if row.state in (S.VALIDATING, S.REVIEWING)}
+    try:  # a task with no record yet (a database rebuilt from the files) is read from its file
+        unrecorded = {n[:-3] for n in os.listdir(ctx.cfg.tasks_path) if n.endswith(".md")} - set(rows)
+    except OSError:
+        unrecorded = set()
+    moving |= unrecorded
     if not moving:
         return 0
     tasks, _ = T.load(ctx, moving)
