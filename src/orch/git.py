@@ -24,12 +24,26 @@ SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 def run(
     cwd: str, *args: str, check: bool = True, input: bytes | None = None, env_extra: dict[str, str] | None = None
 ) -> child.Done:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env_extra or {})}
     try:
-        proc = child.run(["git", *SAFE, "-C", cwd, *args], input=input, env=env)
+        proc = child.run(_argv(cwd, args), input=input, env=_env(env_extra))
     except FileNotFoundError:
-        raise OrchError("git is not installed: install git >= 2.38 (e.g. `apt-get install git`)") from None
-    if check and proc.returncode != 0:
+        raise OrchError(MISSING) from None
+    return _checked(proc, args) if check else proc
+
+
+MISSING = "git is not installed: install git >= 2.38 (e.g. `apt-get install git`)"
+
+
+def _argv(cwd: str, args: tuple[str, ...]) -> list[str]:
+    return ["git", *SAFE, "-C", cwd, *args]
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(extra or {})}
+
+
+def _checked(proc: child.Done, args: tuple[str, ...]) -> child.Done:
+    if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise GitError(f"git {args[0]}: {err[-1] if err else f'exit {proc.returncode}'}")
     return proc
@@ -233,9 +247,8 @@ def _heads_args(prefix: str) -> tuple[str, ...]:
 
 def start_branch_heads(repo: str, prefix: str) -> child.Running | None:
     """The call ``branch_heads`` makes, started now (the caller works meanwhile); None: git is missing."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
-        return child.Running(["git", *SAFE, "-C", repo, *_heads_args(prefix)], env=env)
+        return child.Running(_argv(repo, _heads_args(prefix)), env=_env())
     except FileNotFoundError:
         return None
 
@@ -244,11 +257,7 @@ def branch_heads(repo: str, prefix: str, started: child.Running | None = None) -
     """Every local branch named ``<prefix>...`` and the commit it points to, in one git process (``started``: that
     process, begun by ``start_branch_heads``)."""
     if started is not None:
-        proc = started.finish()
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise GitError(f"git for-each-ref: {err[-1] if err else f'exit {proc.returncode}'}")
-        text = proc.stdout
+        text = _checked(started.finish(), _heads_args(prefix)).stdout
     else:
         text = run(repo, *_heads_args(prefix)).stdout
     heads = {}
