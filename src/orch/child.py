@@ -64,8 +64,10 @@ class Running:
     """A program started (``Running(argv, input, env)``) whose end and output are collected later (``finish``): the
     caller does other work while it runs. One that is not wanted any more is ended with ``cancel``."""
 
-    def __init__(self, argv: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, argv: Sequence[str], input: bytes | None = None, env: Mapping[str, str] | None = None,
+                 tag: str = "") -> None:
         self.args = list(argv)
+        self.tag = tag  # (the caller's note about it)
         self.input = input
         self.ended = False
         self.mine: list[int] = []  # descriptors of this process still to close

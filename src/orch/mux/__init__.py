@@ -90,12 +90,31 @@ def describe_exit(pane: Pane) -> str:
     return f"status {pane.dead_status}" if pane.dead_status is not None else "an unknown status"
 
 
+class Reading(Protocol):
+    """A call to the multiplexer started ahead (``start_listing``, ``start_capture``): read later by the call it
+    stands for, or cancelled."""
+
+    def cancel(self) -> None: ...
+
+
 class Multiplexer(Protocol):
     """What orch needs from the place its workers live. Every method takes ids, never names or indexes."""
 
     # -- reading
-    def list_panes(self) -> list[Pane]:
-        """Every pane of the server (all workspaces'), in one call; [] when no server runs."""
+    # calls made so far that may have changed the server: a reading taken before the last of them is stale
+    changes: int
+
+    def start_listing(self) -> Reading | None:
+        """Begin ``list_panes``'s call now, for a caller with other work meanwhile (None: not begun)."""
+        ...
+
+    def start_capture(self, pane_ids: Sequence[str], lines: int = 15) -> Reading | None:
+        """Begin ``capture_many``'s call now (see ``start_listing``)."""
+        ...
+
+    def list_panes(self, started: Reading | None = None) -> list[Pane]:
+        """Every pane of the server (all workspaces'), in one call (``started``: that call, begun ahead); [] when no
+        server runs."""
         ...
 
     def which(self, program: str, path: str) -> str | None:
@@ -114,8 +133,9 @@ class Multiplexer(Protocol):
         """The last ``lines`` lines of a pane (blank trailing lines dropped)."""
         ...
 
-    def capture_many(self, pane_ids: Sequence[str], lines: int = 15) -> dict[str, str]:
-        """The last lines of several panes in one call; a pane that is gone is left out."""
+    def capture_many(self, pane_ids: Sequence[str], lines: int = 15, started: Reading | None = None) -> dict[str, str]:
+        """The last lines of several panes in one call (``started``: that call, begun ahead for the same panes);
+        a pane that is gone is left out."""
         ...
 
     def clients(self) -> list[tuple[str, str]]:

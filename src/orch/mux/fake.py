@@ -134,7 +134,17 @@ class FakeMux:
 
     # -- reading ----------------------------------------------------------------------------------------------
 
-    def list_panes(self) -> list[Pane]:
+    @property
+    def changes(self) -> int:
+        return sum(1 for c in self.calls if c[0] not in ("list-panes", "capture-pane"))
+
+    def start_listing(self) -> None:
+        return None  # (nothing to begin ahead in memory)
+
+    def start_capture(self, pane_ids: Sequence[str], lines: int = 15) -> None:
+        return None
+
+    def list_panes(self, started: object = None) -> list[Pane]:
         self.calls.append(("list-panes",))
         out = []
         for session in self.sessions.values():
@@ -174,7 +184,7 @@ class FakeMux:
             rows.pop()
         return "\n".join(rows[-lines:])
 
-    def capture_many(self, pane_ids: Sequence[str], lines: int = 15) -> dict[str, str]:
+    def capture_many(self, pane_ids: Sequence[str], lines: int = 15, started: object = None) -> dict[str, str]:
         self.calls.append(("capture-pane", *pane_ids))
         return {p: self.capture(p, lines) for p in pane_ids if p in self.panes}
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from orch import child
 from orch.errors import OrchError
-from orch.mux import Created, MuxError, Pane
+from orch.mux import Created, MuxError, Pane, Reading
 
 SEP = "\x1f"
 # orch's tags (orch.mux.WINDOW_TAGS, PANE_TAGS) as tmux user options
@@ -137,7 +137,7 @@ class Tmux:
         except FileNotFoundError:
             return None
 
-    def list_panes(self, started: child.Running | None = None) -> list[Pane]:
+    def list_panes(self, started: Reading | None = None) -> list[Pane]:
         """Every pane of the server in one tmux call (``started``: that call, begun by ``start_listing``); [] when
         the server is not running.
 
@@ -156,9 +156,9 @@ class Tmux:
             panes = self._list_panes()
         return panes
 
-    def _list_panes(self, started: child.Running | None = None) -> list[Pane]:
+    def _list_panes(self, started: Reading | None = None) -> list[Pane]:
         # the server's identity first (it answers even with no session left), then every pane, in one process
-        proc = started.finish() if started is not None else self.run(*_LISTING, check=False)
+        proc = started.finish() if isinstance(started, child.Running) else self.run(*_LISTING, check=False)
         lines = proc.stdout.decode("utf-8", "replace").splitlines()
         self._server = lines[0] if lines and ":" in lines[0] and SEP not in lines[0] else ""
         if proc.returncode != 0:
@@ -202,22 +202,21 @@ class Tmux:
             rows.pop()
         return "\n".join(rows[-lines:])
 
-    def start_capture(self, pane_ids: Sequence[str], lines: int = 15) -> tuple[child.Running, str] | None:
+    def start_capture(self, pane_ids: Sequence[str], lines: int = 15) -> child.Running | None:
         """Start the call ``capture_many`` makes (see ``start_listing``)."""
         marker = f"@@orch-{os.urandom(6).hex()}@@"
         try:
-            return child.Running(self._argv(_capture_args(pane_ids, lines, marker))), marker
+            return child.Running(self._argv(_capture_args(pane_ids, lines, marker)), tag=marker)
         except FileNotFoundError:
             return None
 
-    def capture_many(self, pane_ids: Sequence[str], lines: int = 15,
-                     started: tuple[child.Running, str] | None = None) -> dict[str, str]:
+    def capture_many(self, pane_ids: Sequence[str], lines: int = 15, started: Reading | None = None) -> dict[str, str]:
         """The last lines of several panes in one tmux process (a missing pane is captured alone later);
         ``started``: that call, begun by ``start_capture`` for the same panes."""
         if not pane_ids:
             return {}
-        if started is not None:
-            proc, marker = started[0].finish(), started[1]
+        if isinstance(started, child.Running):
+            proc, marker = started.finish(), started.tag
         else:
             marker = f"@@orch-{os.urandom(6).hex()}@@"
             proc = self.run(*_capture_args(pane_ids, lines, marker), check=False)

@@ -10,7 +10,7 @@ from functools import cached_property
 
 from orch import config as config_mod
 from orch.config import Config
-from orch.mux import Multiplexer, Pane
+from orch.mux import Multiplexer, Pane, Reading
 from orch.record import dataclass, replace
 from orch.store import Store
 from orch.terminal import neutralise
@@ -33,8 +33,9 @@ class Ctx:
         self.ws = ws
         self.cfg = cfg or config_mod.load(ws)
         self.stopping = False  # set by the daemon on SIGTERM: long loops (a backlog of messages) end early
-        self._early: tuple[object, int] | None = None  # a listing started ahead (``prefetch``), with mux.changes
-        self._early_screens: tuple[object, list[str], int, int] | None = None  # screens started ahead, likewise
+        # readings started ahead (``prefetch``), each with mux.changes at its start
+        self._early: tuple[Reading | None, int] | None = None
+        self._early_screens: tuple[Reading | None, list[str], int, int] | None = None
         if mux is not None:
             self.__dict__["mux"] = mux
 
@@ -46,41 +47,33 @@ class Ctx:
 
     def prefetch(self, screens: Sequence[str] = (), lines: int = 0) -> None:
         """Start reading the multiplexer now, for the next ``listing`` and ``screens`` (of these panes, that many
-        lines), while a pass reads its task files: the two tmux calls run beside it and beside each other. If orch
+        lines), while a pass reads its task files: the two calls run beside it and beside each other. If orch
         changes the server before they are used, they are read again."""
-        start = getattr(self.mux, "start_listing", None)
-        if start is None:
-            return
         if self._early is None:
-            started = start()
-            if started is not None:
-                self._early = (started, self.mux.changes)  # type: ignore[attr-defined]
+            self._early = (self.mux.start_listing(), self.mux.changes)
         if screens and self._early_screens is None:
-            capture = self.mux.start_capture(screens, lines)  # type: ignore[attr-defined]
-            if capture is not None:
-                self._early_screens = (capture, list(screens), lines, self.mux.changes)  # type: ignore[attr-defined]
+            self._early_screens = (self.mux.start_capture(screens, lines), list(screens), lines, self.mux.changes)
 
     def drop_prefetch(self) -> None:
         """Readings started ahead and not used: ended."""
-        early, self._early = self._early, None
-        if early is not None:
-            early[0].cancel()  # type: ignore[attr-defined]
-        screens, self._early_screens = self._early_screens, None
-        if screens is not None:
-            screens[0][0].cancel()  # type: ignore[index]
+        for early in (self._early, self._early_screens):
+            if early is not None and early[0] is not None:
+                early[0].cancel()
+        self._early = self._early_screens = None
 
     def screens(self, pane_ids: list[str], lines: int) -> dict[str, str]:
-        """The last ``lines`` lines of each pane, in one tmux call (the one ``prefetch`` started, when it covers
-        these panes and nothing changed since)."""
+        """The last ``lines`` lines of each pane, in one call (the one ``prefetch`` started, when it covers these
+        panes and nothing changed since)."""
         early, self._early_screens = self._early_screens, None
-        if early is not None:
-            capture, ids, early_lines, changes = early
-            if changes == self.mux.changes and early_lines == lines and set(pane_ids) <= set(ids):  # type: ignore[attr-defined]
-                got = self.mux.capture_many(ids, lines, started=capture)  # type: ignore[call-arg]
+        started = early[0] if early is not None else None
+        if early is not None and started is not None:
+            _, ids, early_lines, changes = early
+            if changes == self.mux.changes and early_lines == lines and set(pane_ids) <= set(ids):
+                got = self.mux.capture_many(ids, lines, started=started)
                 if all(p in got for p in pane_ids):
                     return {p: got[p] for p in pane_ids}
             else:
-                capture[0].cancel()  # type: ignore[index]
+                started.cancel()
         return self.mux.capture_many(pane_ids, lines) if pane_ids else {}
 
     def listing(self) -> Listing:
@@ -88,10 +81,11 @@ class Ctx:
         are never listed, adopted, typed into or killed. A window orch tagged before workspaces had ids is taken
         as this workspace's only when the registry has its worker in that very pane (and then tagged)."""
         early, self._early = self._early, None
-        if early is not None and early[1] != self.mux.changes:  # type: ignore[attr-defined]
-            early[0].cancel()  # type: ignore[attr-defined]
-            early = None
-        everything = self.mux.list_panes(early[0]) if early is not None else self.mux.list_panes()  # type: ignore[call-arg]
+        started = early[0] if early is not None else None
+        if started is not None and early is not None and early[1] != self.mux.changes:
+            started.cancel()
+            started = None
+        everything = self.mux.list_panes(started)
         ident = self.ws.id
         own = [p for p in everything if p.workspace == ident]
         legacy = [p for p in everything if not p.workspace and p.worker]

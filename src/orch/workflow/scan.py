@@ -156,7 +156,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     files.sweep_tmp(ctx.cfg.tasks_path)
     done = T.done_slugs(ctx)
     listing = ctx.listing()
-    seen = getattr(ctx.mux, "changes", None)
+    seen = ctx.mux.changes
     panes = listing.panes
     fresh, report.settle_in = settling(tasks) if settle else (set(), 0.0)
     live = ctx.store.live_workers()
@@ -223,7 +223,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     deliver.deliver(ctx, deliveries)
     report.applied += inbox.drain(ctx)
     # the panes again, unless nothing the pass did could have changed them (a pass with nothing to do: one listing)
-    unchanged = seen is not None and seen == getattr(ctx.mux, "changes", None) and not p.spawn
+    unchanged = seen == ctx.mux.changes and not p.spawn
     report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
     deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
     advance_pipeline(ctx, report)
