@@ -65,6 +65,22 @@ DEFAULT_CONFIG = """\
 # Seconds before a validation command is stopped (and counted as failed).
 # timeout = 600
 
+[forge]
+# Pull requests on GitHub, through the `gh` program (logged in as you: `gh auth login`). orch watches the PR of
+# each task (found from the worker's "PR created <url>" or from the task branch): its checks, review threads and
+# change requests become fix rounds, and a task with a PR is ready only when all of them agree on one head sha.
+# The forge is asked when `repo` is set, `pr` is not "off", or a task names its PR.
+# repo = ""              # "owner/name", or "host/owner/name" for GitHub Enterprise; empty: from the remote's URL
+# remote = "origin"      # where orch pushes task branches (only with pr = "draft" or "ready")
+# pr = "off"             # "draft" or "ready": orch pushes the branch and opens the PR when the task is approved
+# interval = 60          # seconds between two queries of the forge (one query for every task's PR)
+# required_checks = []   # names of the checks that must be green; empty: every check
+# bots = []              # logins of review bots: their comments are findings, and they must speak on the head sha
+# bot_severity = "minor" # severity of a bot's comment (blocker, major, minor or note)
+# bot_timeout = 900      # seconds orch waits for the bots to speak on a new head before it goes on without them
+# max_rounds = 3         # fix rounds from the forge (checks, threads, change requests) before the task is blocked
+# log_lines = 80         # lines of a failed job's log sent to the coder
+
 [tmux]
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
 # socket = "orch"
@@ -103,6 +119,39 @@ class ValidateConfig(Settings):
     FIELDS = {"commands": words(), "timeout": number(600.0, 0, 7 * 86400, lo_open=True), "write": words()}
 
 
+def _repo(value: object) -> object:
+    parts = str(value).split("/")
+    if str(value) and (len(parts) not in (2, 3) or not all(parts)
+                       or any(c.isspace() or c in "\\?#@" for c in str(value)) or parts[0].startswith("-")):
+        raise ValueError('must be "owner/name" or "host/owner/name"')
+    return value
+
+
+class ForgeConfig(Settings):
+    repo: str
+    remote: str
+    pr: str
+    interval: float
+    required_checks: list[str]
+    bots: list[str]
+    bot_severity: str
+    bot_timeout: float
+    max_rounds: int
+    log_lines: int
+    FIELDS = {
+        "repo": text("", check=_repo),
+        "remote": text("origin", check=_socket),
+        "pr": choice("off", "off", "draft", "ready"),
+        "interval": number(60.0, 0, 86400),
+        "required_checks": words(),
+        "bots": words(),
+        "bot_severity": choice("minor", "blocker", "major", "minor", "note"),
+        "bot_timeout": number(900.0, 0, 7 * 86400),
+        "max_rounds": integer(3, 1, 100),
+        "log_lines": integer(80, 5, 2000),
+    }
+
+
 class Config(Settings):
     tasks_dir: str
     worktree_root: str
@@ -120,6 +169,7 @@ class Config(Settings):
     sandbox: str  # auto | required | off
     tmux: TmuxConfig
     validate_: ValidateConfig
+    forge: ForgeConfig
     agents: dict[str, AgentProfile]
 
     FIELDS = {
@@ -137,6 +187,7 @@ class Config(Settings):
         "sandbox": choice("auto", "auto", "required", "off"),
         "tmux": table(TmuxConfig),
         "validate": table(ValidateConfig),
+        "forge": table(ForgeConfig),
         "agents": tables(AgentProfile),
     }
     ATTRS = {"validate": "validate_"}

@@ -428,3 +428,15 @@ def conflicts(repo: str, base: str, branch: str) -> tuple[bool, list[str]]:
         return False, [line for line in lines if line.strip()]
     err = proc.stderr.decode("utf-8", "replace").strip()
     raise GitError(f"git merge-tree: {err or f'exit {proc.returncode}'}")
+
+
+def remote_url(repo: str, remote: str) -> str | None:
+    proc = run(repo, "remote", "get-url", "--", remote, check=False)
+    return proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else None
+
+
+def push(repo: str, remote: str, sha: str, branch: str, expect: str | None = None) -> None:
+    """Put ``sha`` on ``remote``'s ``branch``: a fast-forward, or (``expect``: the sha orch pushed there before) a
+    replacement only while the remote still holds exactly that (``--force-with-lease``): never another's work."""
+    lease = [f"--force-with-lease=refs/heads/{branch}:{expect}"] if expect else []
+    run(repo, "push", "--quiet", "--no-verify", *lease, "--", remote, f"{sha}:refs/heads/{branch}")

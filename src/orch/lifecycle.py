@@ -22,6 +22,7 @@ class TaskState(StrEnum):
     VALIDATING = "validating"
     REVIEWING = "reviewing"
     FIXING = "fixing"
+    CHECKING = "checking"
     READY = "ready"
     NEEDS_INPUT = "needs-input"
     BLOCKED = "blocked"
@@ -65,6 +66,9 @@ class TaskEvent(StrEnum):
     REVIEW_DISCARDED = "review discarded"  # the worktree changed during the review
     REVALIDATE = "validate again"  # the branch moved during the review, or the review's record or reviewer is gone
     APPROVED = "approved"  # a counted approval with every validation passed: the dossier is written
+    FORGE_AGREES = "forge agrees"  # on the approved sha: required checks green, bots spoken, no change request
+    FORGE_PENDING = "forge pending"  # the PR no longer agrees with a ready task (a check re-run, a new head)
+    FORGE_ROUND = "forge round"  # a failed check, a review thread or a change request on the PR: a new round
     DOSSIER_FAILED = "dossier failed"  # the approved branch's dossier cannot be built (its base was rewritten)
     BRANCH_MOVED = "branch moved"  # a ready task's branch has commits the review did not see
     CODER_LOST = "coder lost"  # the coder's window is gone or its agent exited while it had work
@@ -128,14 +132,18 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.REVIEWING,), (S.BLOCKED,), E.REVIEWER_FAILED, (PASS,)),
     ((S.REVIEWING,), (S.BLOCKED,), E.REVIEW_DISCARDED, (PASS,)),
     ((S.REVIEWING,), (S.VALIDATING,), E.REVALIDATE, (PASS, PERSON)),
-    ((S.REVIEWING,), (S.READY,), E.APPROVED, (PASS,)),
+    ((S.REVIEWING,), (S.READY, S.CHECKING), E.APPROVED, (PASS,)),
+    ((S.CHECKING,), (S.READY,), E.FORGE_AGREES, (PASS,)),
+    ((S.READY,), (S.CHECKING,), E.FORGE_PENDING, (PASS,)),
+    ((S.CHECKING, S.READY), (S.FIXING,), E.FORGE_ROUND, (PASS,)),
+    ((S.CHECKING, S.READY), (S.BLOCKED,), E.OUT_OF_ROUNDS, (PASS,)),
     ((S.REVIEWING,), (S.BLOCKED,), E.DOSSIER_FAILED, (PASS,)),
-    ((S.READY,), (S.VALIDATING,), E.BRANCH_MOVED, (PASS,)),
+    ((S.READY, S.CHECKING), (S.VALIDATING,), E.BRANCH_MOVED, (PASS,)),
     ((S.CODING, S.FIXING, S.NEEDS_INPUT), (S.LOST,), E.CODER_LOST, (PASS,)),
     ((S.CODING, S.FIXING, S.NEEDS_INPUT, S.VALIDATING, S.REVIEWING), (S.LOST,), E.WORKERS_LOST, (PASS,)),
     ((S.LOST,), (S.CODING, S.FIXING), E.RECOVER, (PERSON,)),
     ((S.BLOCKED,), (S.FIXING,), E.RETRY, (PERSON,)),
-    ((S.READY,), (S.VALIDATING,), E.RETRY, (PERSON,)),
+    ((S.READY, S.CHECKING), (S.VALIDATING,), E.RETRY, (PERSON,)),
     (tuple(s for s in S if s in OPEN), (S.DONE,), E.CLOSE, (PERSON,)),
 )
 
@@ -228,6 +236,9 @@ WAYS_ON: dict[TaskState, tuple[str, str]] = {
     S.BLOCKED: ("a new round for the coder with the open blockers (or the coder's `done:` once unblocked)",
                 "`orch retry TASK [--rounds N]`"),
     S.LOST: ("its coder started again in the same worktree", "`orch recover TASK`"),
+    S.CHECKING: ("the pull request agreeing on the approved sha: required checks green, the configured bots "
+                 "spoken, no change request open (a failed check or a thread is a fix round)",
+                 "`orch check TASK` shows what it waits for"),
     S.READY: ("you land it; a new commit on its branch sends it back to validation and review by itself; "
                 "when its base moved on, `orch retry` does", "`orch close TASK`; `orch retry TASK`"),
 }

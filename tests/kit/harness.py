@@ -22,7 +22,8 @@ REPO_ENV_DROP = ("TMUX", "TMUX_PANE", "ORCH_WORKSPACE", "ORCH_TASK", "ORCH_ROLE"
                  "ORCH_TMUX_SOCKET")
 SOCKET_PREFIX = "orch-test-"
 # what an in-process `orch` takes from the workspace's environment (the rest is the test process's own)
-INPROC_ENV = ("ORCH_TMUX_SOCKET", "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")
+INPROC_ENV = ("ORCH_TMUX_SOCKET", "GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL",
+              "GH_HOST", "GH_ENTERPRISE_TOKEN", "SSL_CERT_FILE", "GH_CONFIG_DIR")
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:

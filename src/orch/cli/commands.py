@@ -73,6 +73,11 @@ COMMANDS = (
         Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape."),
         Arg("--all", "-a", dest="show_all", takes="flag", help="Closed tasks too."),
         Arg("--watch", "-w", takes="flag", help="Show it again every 2 seconds, until Ctrl-C.")),
+    Cmd("check", TASKS, "The task-checker's report on one task: its worker's activity, its branch against the base, "
+                        "its pull request (checks, reviews, threads, mergeability) and the next action.",
+        "orch.cli.status:check",
+        Arg("task", help="The task.", required=True),
+        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
     Cmd("diff", TASKS, "What the task's branch changes against its base (from their merge base, as a merge would "
                        "see it).",
         "orch.cli.tasks:diff",

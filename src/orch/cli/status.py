@@ -116,10 +116,24 @@ def _one_text(data: dict) -> str:
             out.append(f"  round {r['round']} on {r['sha'][:12]}: {r['decision'] or 'pending'}{found}, {r['status']}{note}")
     if data["dossier"]:
         out += ["", f"dossier: {data['dossier']}"]
+    from orch.workflow.checker import lines
+
+    out += ["", "check:", *(f"  {line}" for line in lines(data["check"])[1:])]
     if data["pending_messages"]:
         out += ["", f"{data['pending_messages']} message(s) not applied yet"]
     out += ["", "last status lines:", *(f"  {line}" for line in data["status"] or ["(none)"])]
     return "\n".join(out) + "\n"
+
+
+def check(task: str, as_json: bool) -> None:
+    """`orch check TASK`: the task-checker's report."""
+    from orch.workflow.checker import lines, report
+
+    data = report(context(), task)
+    if as_json:
+        print_json(data)
+    else:
+        sys.stdout.write("\n".join(lines(data)) + "\n")
 
 
 def _watch(task: str | None, show_all: bool) -> None:

@@ -3,6 +3,7 @@ status log), the inbox's history, the event log, the evidence of the review loop
 outbox."""
 
 from orch.store.db import BUSY_TIMEOUT_MS, Store, TaskEdit, open_store
+from orch.store.forge import PullRow, Reaction
 from orch.store.records import (
     WORKER_COLUMNS,
     Event,
@@ -16,6 +17,6 @@ from orch.store.records import (
 )
 
 __all__ = [
-    "BUSY_TIMEOUT_MS", "WORKER_COLUMNS", "Event", "LogLine", "Message", "Outgoing", "Review", "Store", "TaskEdit",
+    "BUSY_TIMEOUT_MS", "WORKER_COLUMNS", "Event", "LogLine", "Message", "Outgoing", "PullRow", "Reaction", "Review", "Store", "TaskEdit",
     "TaskRow", "Validation", "Worker", "open_store",
 ]

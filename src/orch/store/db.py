@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from orch.errors import OrchError
 from orch.record import dataclass, fields
+from orch.store.forge import ForgeRows
 from orch.store.migrations import MIGRATIONS
 from orch.store.records import (
     WORKER_COLUMNS,
@@ -42,7 +43,7 @@ class CorruptStore(OrchError):
     """The database file is not a database any more (the registry is rebuilt from tmux, task files and git)."""
 
 
-class Store:
+class Store(ForgeRows):
     """One workspace's database. ``workspace``: its id; worker rows of another workspace are never read (a
     database copied along with its repository still holds the original's workers)."""
 
@@ -342,6 +343,7 @@ class Store:
         with self.tx() as db:
             db.execute("DELETE FROM tasks WHERE slug = ?", (slug,))
             db.execute("DELETE FROM task_log WHERE slug = ?", (slug,))
+            db.execute("DELETE FROM pulls WHERE task = ?", (slug,))
 
     # -- what orch made ----------------------------------------------------------------------------------------------
 

@@ -178,4 +178,33 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
     ("the sandbox of each worker", """
     ALTER TABLE workers ADD COLUMN sandbox TEXT NOT NULL DEFAULT '';
     """),
+    # the forge: each task's pull request as last read (a JSON view), every reaction orch sent (once per key and
+    # sha: a failed check on a head, a thread as it stands, a change request), and the forge's own state (the
+    # time of the last query, a rate limit to wait out, the budget left)
+    ("pull requests and reactions", """
+    CREATE TABLE pulls (
+        task       TEXT PRIMARY KEY,
+        number     INTEGER NOT NULL,
+        url        TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        head_sha   TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        heads      TEXT NOT NULL DEFAULT '{}',
+        fetched_at REAL NOT NULL
+    );
+    CREATE TABLE reactions (
+        task  TEXT NOT NULL,
+        key   TEXT NOT NULL,
+        sha   TEXT NOT NULL,
+        kind  TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        text  TEXT NOT NULL,
+        at    REAL NOT NULL,
+        PRIMARY KEY (task, key, sha)
+    );
+    CREATE TABLE forge_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """),
 )]

@@ -11,9 +11,10 @@ import json
 import os
 import time
 
+from orch import forge as F
 from orch import git
 from orch.files import atomic_write
-from orch.store import Review
+from orch.store import Reaction, Review
 from orch.verdicts import SEVERITIES, count, format_finding
 from orch.workflow import spawn
 from orch.workflow import tasks as T
@@ -216,9 +217,10 @@ def render(d: dict) -> str:
         "",
         "## Dirty state",
         bullets(d["dirty"], "the worktree is clean"),
-        "",
     ]
-    return "\n".join(lines)
+    if d.get("pull_request"):
+        lines += render_pull(d["pull_request"], d["sha"])
+    return "\n".join([*lines, ""])
 
 
 def approved_sha(ctx: Ctx, slug: str) -> str | None:
@@ -253,3 +255,56 @@ def write(ctx: Ctx, task: T.Task, approval: Review) -> str:
     atomic_write(md_path, render(data).encode("utf-8"), mode=0o644)
     ctx.event("dossier", f"written: {md_path}", task=task.slug)
     return md_path
+
+
+def add_pull_request(ctx: Ctx, slug: str, pull: F.Pull, reactions: list[Reaction]) -> None:
+    """The dossier's pull-request section, written again from the PR as last read (the rest is left as it is)."""
+    md_path, json_path = paths(ctx, slug)
+    try:
+        with open(json_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return  # (no dossier yet: the section comes with it)
+    data["pull_request"] = {
+        "number": pull.number, "url": pull.url, "state": pull.state, "head_sha": pull.head_sha,
+        "draft": pull.draft, "mergeable": pull.mergeable, "merge_state": pull.merge_state,
+        "review_decision": pull.review_decision, "same_sha": pull.head_sha == data.get("sha"),
+        "checks": [{"name": c.name, "conclusion": c.word, "sha": c.sha, "url": c.url} for c in pull.checks],
+        "threads": [{"path": t.path, "line": t.line, "open": t.open, "resolved": t.resolved, "outdated": t.outdated,
+                     "url": t.comments[0].url if t.comments else "", "by": t.comments[0].author if t.comments else ""}
+                    for t in pull.threads],
+        "approvals": [{"by": r.author, "sha": r.sha, "url": r.url} for r in pull.approvals()],
+        "changes_requested": [{"by": r.author, "sha": r.sha, "url": r.url} for r in pull.change_requests()],
+        "reactions": [{"at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at)), "kind": r.kind,
+                       "sha": r.sha, "round": r.round, "what": r.text.split("\n")[0]} for r in reactions],
+    }
+    atomic_write(json_path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode=0o644)
+    atomic_write(md_path, render(data).encode("utf-8"), mode=0o644)
+
+
+def render_pull(p: dict, sha: str) -> list[str]:
+    """The pull-request section of the dossier."""
+    lines = ["", f"## Pull request #{p['number']} ({p['state'].lower()}{', draft' if p['draft'] else ''})",
+             f"{p['url']}: head `{p['head_sha'][:12]}`"
+             + (" (the approved sha)" if p["same_sha"] else f" - NOT the approved `{sha[:12]}`")
+             + f"; mergeable: {p['mergeable'].lower() or '?'}; review decision: "
+             + (p["review_decision"].lower().replace("_", " ") or "none"), "",
+             "| check | conclusion | sha |", "| --- | --- | --- |"]
+    lines += [f"| [{c['name']}]({c['url']}) | {c['conclusion']} | `{c['sha'][:12]}` |" for c in p["checks"]]
+    if not p["checks"]:
+        lines.append("| (no checks) | | |")
+    lines.append("")
+    threads = p["threads"]
+    lines.append(f"Review threads: {sum(1 for t in threads if t['open'])} open, "
+                 f"{sum(1 for t in threads if t['resolved'])} resolved, {sum(1 for t in threads if t['outdated'])} "
+                 "outdated")
+    lines += [f"- {'open' if t['open'] else 'resolved' if t['resolved'] else 'outdated'}: `{t['path']}"
+              f"{':' + str(t['line']) if t['line'] else ''}` by @{t['by']} ({t['url']})" for t in threads]
+    lines += [f"- approved by @{a['by']} on `{a['sha'][:12]}`" for a in p["approvals"]]
+    lines += [f"- changes requested by @{a['by']} on `{a['sha'][:12]}`" for a in p["changes_requested"]]
+    lines += ["", "Reactions (each sent once):"]
+    lines += [f"- {r['at']} {r['kind']}{' on `' + r['sha'][:12] + '`' if r['sha'] else ''}: "
+              f"{'round ' + str(r['round']) if r['round'] else 'noted'} - {r['what']}" for r in p["reactions"]]
+    if not p["reactions"]:
+        lines.append("- (none)")
+    return lines

@@ -82,7 +82,7 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
             status = (f"retried by the person: round {new_round} for the coder with the open blockers "
                       f"({budget} round(s) allowed now)")
             fields: dict[str, str | None] = {"round": str(new_round), "round_budget": str(budget), "blocked": None,
-                                             "open_blockers": None, "problem": None}
+                                             "open_blockers": None, "problem": None, "forge_rounds": None}
             panes = ctx.panes()
             if review.live_pane(panes, slug, "coder") is not None:
                 T.move(ctx, slug, S.FIXING, TaskEvent.RETRY, PERSON, refuse=True, status=status, summary=fields)
@@ -93,13 +93,13 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
                 T.record(ctx, slug, status=status)
             inbox.drain(ctx)
             return Retried(slug, S.FIXING, new_round, budget, how)
-        if task.state == S.READY:
+        if task.state in (S.READY, S.CHECKING):
             T.move(ctx, slug, S.VALIDATING, TaskEvent.RETRY, PERSON, refuse=True,
                    status=f"retried by the person: validating {task.meta.get('branch') or slug} again, then a new "
                           f"review (round {new_round}); the dossier stands until then",
                    round=str(new_round), round_budget=str(budget))
             return Retried(slug, S.VALIDATING, new_round, budget, "")
-        raise OrchError(f"task {slug!r} is {task.state}: only a blocked or ready task is retried; "
+        raise OrchError(f"task {slug!r} is {task.state}: only a blocked, checking or ready task is retried; "
                         f"{way_on(task.state, slug)}")
 
 

@@ -371,6 +371,15 @@ def act_on_verdict(ctx: Ctx, task: T.Task, review: Review, panes: list[Pane]) ->
                    f"branch onto it, then `orch retry {slug}`")
             T.move(ctx, slug, S.BLOCKED, E.DOSSIER_FAILED, PASS, status=f"blocked: {why}", blocked=why)
             return f"{slug}: blocked (no dossier)"
+        from orch.workflow import forge
+
+        if forge.watches(ctx, task):  # the pull request has its say on the same sha before the task is ready
+            T.move(ctx, slug, S.CHECKING, E.APPROVED, PASS,
+                   status=f"review approved {review.sha[:12]}, dossier {path}: waiting for the pull request to agree "
+                          "on the same sha (checks, change requests, bots)",
+                   dossier=path, approved=review.sha, open_blockers=None, blocked=None)
+            forge.mark_due(ctx)
+            return f"{slug}: checking the pull request"
         T.move(
             ctx, slug, S.READY, E.APPROVED, PASS,
             status=f"merge-ready: dossier {path} (branch review approved {review.sha[:12]}; nothing merged)",

@@ -39,6 +39,7 @@ class ScanReport:
     errors: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    forge: list[str] = field(default_factory=list)  # what the forge's part of the pass did
     applied: int = 0
     settle_in: float = 0.0  # a task file still being written is started this many seconds from now (the next pass)
     settling: list[str] = field(default_factory=list)  # those task files
@@ -62,6 +63,8 @@ class ScanReport:
             lines.append(f"recovered: {did}")
         for did in self.pipeline:
             lines.append(f"review loop: {did}")
+        for did in self.forge:
+            lines.append(f"pull requests: {did}")
         for slug, missing in self.waiting:
             lines.append(f"waiting: {slug} (for {', '.join(missing)})")
         if self.settling:
@@ -227,6 +230,10 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
     deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
     advance_pipeline(ctx, report)
+    if ctx.cfg.forge.pr != "off" or ctx.cfg.forge.repo or any("pr" in r.fields for r in ctx.store.task_rows().values()):
+        from orch.workflow import forge
+
+        report.forge += forge.step(ctx)
     return report
 
 
@@ -251,7 +258,7 @@ def _check_branches(ctx: Ctx, tasks: dict[str, T.Task], heads: dict[str, str] | 
     """A task branch deleted under its coder is reported in the task, once; a ready task whose branch has commits
     its review did not see goes back to validation and review (its dossier is set aside: it speaks of another
     sha)."""
-    watched = {slug: t for slug, t in tasks.items() if t.state in ACTIVE or t.state == S.READY}
+    watched = {slug: t for slug, t in tasks.items() if t.state in ACTIVE or t.state in (S.READY, S.CHECKING)}
     if not watched:
         return
     if heads is None:  # (else: orch's branches as the pass's carry left them)
@@ -264,7 +271,7 @@ def _check_branches(ctx: Ctx, tasks: dict[str, T.Task], heads: dict[str, str] | 
             if task.field("problem") != problem:
                 T.record(ctx, slug, status=problem, problem=problem)
             continue
-        if task.state != S.READY:
+        if task.state not in (S.READY, S.CHECKING):
             continue
         from orch.workflow import dossier
 

@@ -8,7 +8,7 @@ import time
 from orch import sandbox
 from orch.errors import OrchError
 from orch.mux import Pane, exit_code
-from orch.store import Worker
+from orch.store import PullRow, Worker
 from orch.workflow import plan as P
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
@@ -102,6 +102,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
     pending = ctx.store.pending_messages()
     last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
+    pulls = ctx.store.pulls()
     out_tasks = []
     for slug, task in tasks.items():
         views = [worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
@@ -127,6 +128,8 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
                     if q.task == slug
                 ],
                 "workers": views,
+                "pull_request": _pull_summary(pulls[slug]) if slug in pulls else None,
+                "next": task.field("next"),
             }
         )
     return {
@@ -139,6 +142,25 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
         "orphans": [o.__dict__ for o in p.orphans],
         "invalid_tasks": [{"file": i.file, "error": i.error} for i in invalid],
     }
+
+
+def _pull_summary(row: PullRow) -> dict:
+    """A task's PR in `orch status --json` (as the pass last read it; `orch check TASK` has it all)."""
+    checks = row.data.get("checks", [])
+    return {
+        "number": row.number, "url": row.url, "state": row.state, "head_sha": row.head_sha,
+        "checks": {k: sum(1 for c in checks if _word(c) == k) for k in ("success", "failure", "pending")},
+        "review_decision": row.data.get("review_decision", ""),
+        "threads_open": sum(1 for t in row.data.get("threads", []) if not t["resolved"] and not t["outdated"]),
+        "mergeable": row.data.get("mergeable", ""),
+        "read_at": row.fetched_at,
+    }
+
+
+def _word(check: dict) -> str:
+    if check["status"] not in ("completed",):
+        return "pending"
+    return "success" if check["conclusion"] in ("success", "neutral", "skipped") else "failure"
 
 
 def _unregistered_view(pane: Pane) -> dict:

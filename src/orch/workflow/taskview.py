@@ -1,6 +1,6 @@
 """`orch status TASK`: everything about one task in one place (read-only): its summary, its workers (each state
 with where it came from and how long it has held), the last status lines, the validation and the reviews of its
-rounds, and its dossier."""
+rounds, its dossier, and the task-checker's report (git, the pull request, the next action)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def one(ctx: Ctx, slug: str) -> dict:
     validations = ctx.store.validations(slug)
     last_sha = validations[-1].sha if validations else ""
     md, _ = dossier_paths(ctx, slug)
+    from orch.workflow import checker
+
     return {
         "slug": slug,
         "file": task.path,
@@ -51,6 +53,7 @@ def one(ctx: Ctx, slug: str) -> dict:
                      "findings": r.findings, "reviewer": r.reviewer} for r in ctx.store.reviews(slug)],
         "dossier": md if os.path.exists(md) else None,
         "pending_messages": len(ctx.store.pending_messages(slug)),
+        "check": checker.report(ctx, slug, task, workers),
     }
 
 
