@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Make sure tmux (>= 3.2), git (>= 2.38) and bubblewrap (the workers' sandbox; the tests need it) are present;
+# Make sure tmux (>= 3.2), git (>= 2.38), bubblewrap (the workers' sandbox; the tests need it) and GitHub's gh (pull
+# requests; the tests drive it against a scripted forge) are present;
 # install them with apt-get when run as root on Debian/Ubuntu, otherwise stop with one line naming what to install.
 set -eu
 
@@ -20,6 +21,7 @@ missing() {
     if [ -z "$tv" ] || ! version_ok "$tv" "$need_tmux"; then out="$out tmux"; fi
     if [ -z "$gv" ] || ! version_ok "$gv" "$need_git"; then out="$out git"; fi
     if ! command -v bwrap >/dev/null 2>&1; then out="$out bubblewrap"; fi
+    if ! command -v gh >/dev/null 2>&1; then out="$out gh"; fi
     echo "$out"
 }
 
@@ -35,5 +37,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     todo=$(missing)
     [ -z "$todo" ] && exit 0
 fi
-echo "orch needs tmux >= $need_tmux, git >= $need_git and bubblewrap; please install:${todo}" >&2
+echo "orch needs tmux >= $need_tmux, git >= $need_git, bubblewrap and gh; please install:${todo}" >&2
 exit 1

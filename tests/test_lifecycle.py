@@ -14,11 +14,12 @@ import pytest
 from orch import git
 from orch import lifecycle as L
 from orch.errors import OrchError
+from orch.forge import Check, Pull
 from orch.lifecycle import Actor, TaskEvent, TaskState, Transition, WorkerEvent, WorkerState
 from orch.store import Worker
 from orch.workflow import close, deliver, recover, restart, route, scan, watch, workers
 from orch.workflow import tasks as T
-from tests.kit.fakes import Bench
+from tests.kit.fakes import Bench, with_forge
 
 S, W, E, V = TaskState, WorkerState, TaskEvent, WorkerEvent
 PASS, WORKER, PERSON = Actor.PASS, Actor.WORKER, Actor.PERSON
@@ -206,7 +207,48 @@ def drive_revalidate(b: Bench, frm: str, to: str, actor: Actor) -> None:
     b.scan()
 
 
+def approve_with_pr(b: Bench, status: str, conclusion: str = "") -> Check:
+    """A task approved by its reviewer while its PR's one check is in ``status`` (with ``conclusion``)."""
+    forge = with_forge(b)
+    reviewer = reviewing(b, "t")
+    T.record(b.ctx, "t", pr="https://github.com/o/n/pull/1")
+    head = git.head(str(b.worktree("t"))) or ""
+    check = Check("tests", head, status, conclusion, job_id=7)
+    forge.logs[7] = "E   assert 1 == 2\n"
+    forge.by_branch["orch/t"] = Pull(1, "https://github.com/o/n/pull/1", "OPEN", "orch/t", head, checks=[check])
+    b.say("t", "approve\n", reviewer, kind="verdict")
+    b.scan()
+    return check
+
+
+def forge_says(b: Bench, check: Check, status: str, conclusion: str = "", **fields: str) -> None:
+    check.status, check.conclusion = status, conclusion
+    if fields:
+        T.record(b.ctx, "t", **fields)
+    b.scan()
+
+
+def drive_forge(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    """The pull request's moves: from checking or ready, by what the PR's check says."""
+    check = approve_with_pr(b, "completed", "success") if frm == S.READY else approve_with_pr(b, "in_progress")
+    assert b.state("t") == frm, b.statuses("t")
+    if to == S.READY:
+        forge_says(b, check, "completed", "success")
+    elif to == S.CHECKING:
+        forge_says(b, check, "in_progress")
+    elif to == S.FIXING:
+        forge_says(b, check, "completed", "failure")
+    elif to == S.BLOCKED:
+        forge_says(b, check, "completed", "failure", forge_rounds="3")
+    elif to == S.VALIDATING:  # a commit after the approval
+        b.commit("t", "more.txt", "after the approval\n")
+        scan._check_branches(b.ctx, T.load(b.ctx)[0], git.branch_heads(str(b.root), b.ctx.cfg.branch_prefix))
+
+
 def drive_approved(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    if to == S.CHECKING:
+        approve_with_pr(b, "in_progress")
+        return
     reviewer = reviewing(b, "t")
     b.say("t", "approve\nnote: fine", reviewer, kind="verdict")
     b.scan()
@@ -225,6 +267,9 @@ def drive_dossier_failed(b: Bench, frm: str, to: str, actor: Actor) -> None:
 
 
 def drive_branch_moved(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    if frm == S.CHECKING:
+        drive_forge(b, frm, to, actor)
+        return
     drive_approved(b, S.REVIEWING, S.READY, PASS)
     assert b.state("t") == "ready"
     b.commit("t", "more.txt", "after the approval\n")
@@ -278,7 +323,8 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.BLOCKED: drive_report("blocked: the build server is down"),
     E.REVIEW: drive_review,
     E.SEND_BACK: drive_send_back(None),
-    E.OUT_OF_ROUNDS: drive_send_back("1"),
+    E.OUT_OF_ROUNDS: lambda b, frm, to, actor: (drive_forge if frm in (S.CHECKING, S.READY)
+                                                else drive_send_back("1"))(b, frm, to, actor),
     E.CANNOT_VALIDATE: drive_cannot_validate,
     E.REVIEWER_FAILED: drive_reviewer_failed,
     E.REVIEW_DISCARDED: drive_discarded,
@@ -291,6 +337,9 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.RECOVER: drive_recover,
     E.RETRY: drive_retry,
     E.CLOSE: drive_close,
+    E.FORGE_AGREES: drive_forge,
+    E.FORGE_PENDING: drive_forge,
+    E.FORGE_ROUND: drive_forge,
 }
 
 

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.tmux, pytest.mark.timeout(300)]
 README = Path(__file__).resolve().parent.parent / "README.md"
 # what cannot do its part here, and says so in one line: attach needs a terminal; retry a task that is blocked or
 # ready (the walkthrough's docs task is still at work)
-REFUSED = {"attach": "terminal", "retry": "only a blocked or ready task is retried"}
+REFUSED = {"attach": "terminal", "retry": "only a blocked, checking or ready task is retried"}
 
 
 def walkthrough() -> list[list[str]]:

@@ -226,3 +226,44 @@ class Bench:
 
 def ready_states() -> list[str]:
     return [s.value for s in TaskState]
+
+
+class FakeForge:
+    """The forge interface in memory (for the bench): PRs by branch, set by the test; every query counted."""
+
+    repo = "o/n"
+
+    def __init__(self) -> None:
+        from orch.forge import Pull
+
+        self.by_branch: dict[str, Pull] = {}
+        self.queries = 0
+        self.logs: dict[int, str] = {}
+
+    def pulls(self, wants: list) -> tuple[dict, object]:
+        from orch.forge import Budget
+
+        self.queries += 1
+        found = {}
+        for w in wants:
+            by_number = [p for p in self.by_branch.values() if w.number and p.number == w.number]
+            found[w.task] = by_number[0] if by_number else self.by_branch.get(w.branch)
+        return found, Budget(4999, 5000, 0.0)
+
+    def job_log(self, check: object) -> str:
+        return self.logs.get(getattr(check, "job_id", 0), "")
+
+    def open_pull(self, branch: str, base: str, title: str, body: str, draft: bool) -> object:
+        raise AssertionError("the bench's forge opens no PR")
+
+
+def with_forge(bench: Bench) -> FakeForge:
+    """The bench's workspace watches PRs (``[forge] repo``, asked on every pass) on an in-memory forge."""
+    from orch import config
+
+    path = Path(bench.ctx.ws.config_file)
+    path.write_text(path.read_text().replace("\n[forge]\n", '\n[forge]\nrepo = "o/n"\ninterval = 0\n'))
+    bench.ctx.cfg = config.load(bench.ctx.ws)
+    forge = FakeForge()
+    bench.ctx.__dict__["forge"] = forge
+    return forge

@@ -88,7 +88,7 @@ def closed_tasks(ctx: Ctx) -> list[dict]:
         out.append({"slug": name[:-3], "file": path, "state": "closed", "summary": doc.summary, "session": None,
                     "worktree": None, "branch": None, "agent": "", "depends_on": [],
                     "last_status": doc.status[-1] if doc.status else None, "pending_messages": 0,
-                    "queued_for_workers": [], "workers": []})
+                    "queued_for_workers": [], "workers": [], "pull_request": None, "next": None})
     return out
 
 
