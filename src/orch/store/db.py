@@ -344,6 +344,8 @@ class Store(ForgeRows):
             db.execute("DELETE FROM tasks WHERE slug = ?", (slug,))
             db.execute("DELETE FROM task_log WHERE slug = ?", (slug,))
             db.execute("DELETE FROM pulls WHERE task = ?", (slug,))
+            db.execute("DELETE FROM reactions WHERE task = ?", (slug,))
+            db.execute("DELETE FROM forge_meta WHERE key = ?", (f"pushed:{slug}",))
 
     # -- what orch made ----------------------------------------------------------------------------------------------
 

@@ -89,9 +89,3 @@ class ForgeRows:
                     db.execute("DELETE FROM forge_meta WHERE key = ?", (k,))
                 else:
                     db.execute("INSERT OR REPLACE INTO forge_meta (key, value) VALUES (?, ?)", (k, str(v)))
-
-    def forget_pull(self, task: str) -> None:
-        with self.tx() as db:
-            db.execute("DELETE FROM pulls WHERE task = ?", (task,))
-            db.execute("DELETE FROM reactions WHERE task = ?", (task,))
-

@@ -1,10 +1,17 @@
-"""The forge's pure parts: judge() on plain PR records, gh's answer parsing and rate limits, PR URLs."""
+"""The forge's parts: judge() on plain PR records, gh's answer parsing and rate limits, PR URLs; a pass without
+`gh` on the bench."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
 
 from orch import gh
 from orch.forge import Check, Comment, Pull, PullReview, Thread, as_dict, number_of, pull_from, repo_of
 from orch.workflow.judge import Rules, judge
+from tests.kit.fakes import Bench
 
 SHA = "a" * 40
 
@@ -114,3 +121,24 @@ def test_gh_answers_and_rate_limits() -> None:
     assert gh.parse(b"error connecting to api.github.com") is None
     ok = gh.parse(b"HTTP/1.1 200 OK\nX-Ratelimit-Remaining: 10\nX-Ratelimit-Limit: 5000\nX-Ratelimit-Reset: 9\n\n{}")
     assert ok is not None and gh.budget(ok) == (10, 5000, 9.0)
+
+
+def test_without_gh_the_pass_says_so_in_one_line_once(bench: Bench, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from orch import config
+    from orch.workflow import checker
+
+    only_git = tmp_path / "bin"
+    only_git.mkdir()
+    (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    monkeypatch.setenv("PATH", str(only_git))
+    path = Path(bench.ctx.ws.config_file)
+    path.write_text(path.read_text().replace("\n[forge]\n", '\n[forge]\nrepo = "acme/widget"\ninterval = 3600\n'))
+    bench.ctx.cfg = config.load(bench.ctx.ws)
+    bench.put("t", "coding")
+    bench.start("t")
+    report = bench.scan()
+    assert report.forge == [f"forge: {gh.MISSING}"] and "\n" not in gh.MISSING
+    assert checker.forge_view(bench.ctx)["problem"] == gh.MISSING
+    assert bench.scan().forge == []  # not asked again before the interval
+    assert len(bench.events("forge")) == 1
