@@ -440,3 +440,38 @@ def push(repo: str, remote: str, sha: str, branch: str, expect: str | None = Non
     replacement only while the remote still holds exactly that (``--force-with-lease``): never another's work."""
     lease = [f"--force-with-lease=refs/heads/{branch}:{expect}"] if expect else []
     run(repo, "push", "--quiet", "--no-verify", *lease, "--", remote, f"{sha}:refs/heads/{branch}")
+
+
+def branch_tip(repo: str, branch: str) -> str | None:
+    """A local branch's commit, read from the repository's files when they are plain (a loose ref, or the packed
+    refs): no process for a pass that only wants to know whether it moved; else ``git rev-parse``."""
+    gitdir = os.path.join(repo, ".git")
+    if os.path.isdir(gitdir) and ".." not in branch.split("/"):
+        try:
+            with open(os.path.join(gitdir, "refs", "heads", branch), encoding="ascii") as fh:
+                sha = fh.read().strip()
+            if len(sha) == 40:
+                return sha
+        except (OSError, ValueError):
+            try:
+                with open(os.path.join(gitdir, "packed-refs"), encoding="utf-8") as fh:
+                    for line in fh:
+                        if line.endswith(f" refs/heads/{branch}\n"):
+                            return line.split(" ", 1)[0]
+            except OSError:
+                pass
+    return rev(repo, f"refs/heads/{branch}") or rev(repo, branch)
+
+
+def head_branch(repo: str) -> str | None:
+    """The branch checked out in the repository's main worktree (its HEAD file), else ``current_branch``."""
+    try:
+        with open(os.path.join(repo, ".git", "HEAD"), encoding="utf-8") as fh:
+            text = fh.read().strip()
+        if text.startswith("ref: refs/heads/"):
+            return text[len("ref: refs/heads/"):]
+        if len(text) == 40:
+            return None  # detached
+    except OSError:
+        pass
+    return current_branch(repo)

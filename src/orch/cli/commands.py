@@ -78,6 +78,10 @@ COMMANDS = (
         "orch.cli.status:check",
         Arg("task", help="The task.", required=True),
         Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
+    Cmd("conflicts", TASKS, "The conflict radar: which open task branches conflict with each other or with the base, "
+                            "and in which paths (a merge in memory: no worktree, nothing written).",
+        "orch.cli.status:conflicts",
+        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
     Cmd("diff", TASKS, "What the task's branch changes against its base (from their merge base, as a merge would "
                        "see it).",
         "orch.cli.tasks:diff",

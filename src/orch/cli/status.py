@@ -31,7 +31,7 @@ def _view(ctx, task: str | None, show_all: bool) -> dict:  # noqa: ANN001 - a wo
     return collect(ctx, closed=show_all)
 
 
-HEADERS = ("TASK", "STATE", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "SANDBOX", "LAST STATUS")
+HEADERS = ("TASK", "STATE", "CONFLICTS", "WORKER", "AGENT", "WINDOW", "PANE", "WORKER STATE", "SANDBOX", "LAST STATUS")
 
 
 def _all_text(data: dict) -> str:
@@ -59,6 +59,7 @@ def _all_text(data: dict) -> str:
             rows.append((
                 task["slug"] if first else "",
                 task["state"] if first else "",
+                _conflicts(task.get("conflicts")) if first else "",
                 w["address"] if w else "-",
                 w["agent"] if w else task["agent"],
                 w["window_id"] if w else "",
@@ -83,6 +84,14 @@ def _all_text(data: dict) -> str:
         for i in data["invalid_tasks"]:
             more.append(f"  {i['error']}")
     return text + "".join(line + "\n" for line in more)
+
+
+def _conflicts(found: dict | None) -> str:
+    """The radar's column: "-" (no branch yet), "none", or what the branch conflicts with."""
+    if found is None:
+        return "-"
+    names = (["base"] if found["with_base"] else []) + list(found["with"])
+    return ", ".join(names) if names else "none"
 
 
 def _one_text(data: dict) -> str:
@@ -114,6 +123,11 @@ def _one_text(data: dict) -> str:
             found = f", {len(r['findings'])} finding(s)" if r["findings"] else ""
             note = f" - {r['note']}" if r["note"] else ""
             out.append(f"  round {r['round']} on {r['sha'][:12]}: {r['decision'] or 'pending'}{found}, {r['status']}{note}")
+    if data["conflicts"] and (data["conflicts"]["with_base"] or data["conflicts"]["with"]):
+        out += ["", "conflicts (the radar):"]
+        if data["conflicts"]["with_base"]:
+            out.append(f"  with the base: {', '.join(data['conflicts']['with_base'])}")
+        out += [f"  with {other}: {', '.join(paths)}" for other, paths in data["conflicts"]["with"].items()]
     if data["dossier"]:
         out += ["", f"dossier: {data['dossier']}"]
     from orch.workflow.checker import lines
@@ -134,6 +148,20 @@ def check(task: str, as_json: bool) -> None:
         print_json(data)
     else:
         sys.stdout.write("\n".join(lines(data)) + "\n")
+
+
+def conflicts(as_json: bool) -> None:
+    """`orch conflicts`: the conflict radar, computed now (only what moved since the last pass is merged)."""
+    from orch.workflow import radar
+
+    ctx = context()
+    rows = ctx.store.task_rows()
+    found = radar.compute(ctx, rows, None, radar.load(ctx))
+    radar.save(ctx, found)
+    if as_json:
+        print_json(radar.report(found))
+        return
+    sys.stdout.write("\n".join(radar.matrix(found)) + "\n")
 
 
 def _watch(task: str | None, show_all: bool) -> None:

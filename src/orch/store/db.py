@@ -17,6 +17,7 @@ from orch.errors import OrchError
 from orch.record import dataclass, fields
 from orch.store.forge import ForgeRows
 from orch.store.migrations import MIGRATIONS
+from orch.store.radar import RadarRows
 from orch.store.records import (
     WORKER_COLUMNS,
     Event,
@@ -43,7 +44,7 @@ class CorruptStore(OrchError):
     """The database file is not a database any more (the registry is rebuilt from tmux, task files and git)."""
 
 
-class Store(ForgeRows):
+class Store(ForgeRows, RadarRows):
     """One workspace's database. ``workspace``: its id; worker rows of another workspace are never read (a
     database copied along with its repository still holds the original's workers)."""
 

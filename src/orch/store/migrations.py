@@ -207,4 +207,21 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
         value TEXT NOT NULL
     );
     """),
+    # the conflict radar's cache: whether two commits merge cleanly (and the paths that conflict), and the paths a
+    # branch head changes since its merge base with the base; both keyed by shas, so a pass computes only what moved
+    ("the conflict radar", """
+    CREATE TABLE radar_pairs (
+        a     TEXT NOT NULL,
+        b     TEXT NOT NULL,
+        clean INTEGER NOT NULL,
+        paths TEXT NOT NULL,
+        PRIMARY KEY (a, b)
+    );
+    CREATE TABLE radar_files (
+        base  TEXT NOT NULL,
+        head  TEXT NOT NULL,
+        files TEXT NOT NULL,
+        PRIMARY KEY (base, head)
+    );
+    """),
 )]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from orch.lifecycle import ACTIVE, TaskState, WorkerState
 from orch.mux import Pane, exit_code
@@ -98,10 +98,13 @@ def held_for(slug: str) -> str:
 
 
 def plan(tasks: dict[str, Task], done: set[str], workers: list[Worker], panes: list[Pane],
-         proven: Collection[str] = frozenset(), settling: Collection[str] = frozenset()) -> Plan:
+         proven: Collection[str] = frozenset(), settling: Collection[str] = frozenset(),
+         overlaps: Mapping[str, list[str]] | None = None) -> Plan:
     """What one pass does, from the task files, the closed tasks, the registry's live workers and this workspace's
     panes. ``proven``: the windows whose tags carry orch's proof (only those are adopted); ``settling``: task
-    files changed a moment ago (their author may still be writing: not started yet). Pure."""
+    files changed a moment ago (their author may still be writing: not started yet); ``overlaps``: queued tasks
+    whose ``paths:`` overlap work in flight, and what each waits for (the conflict radar's). Pure."""
+    overlaps = overlaps or {}
     out = Plan()
     by_worker = agent_panes(panes)
     alive_roles: set[tuple[str, str]] = set()
@@ -142,6 +145,8 @@ def plan(tasks: dict[str, Task], done: set[str], workers: list[Worker], panes: l
                 out.waiting.append((slug, missing))
             elif task.hold:
                 out.waiting.append((slug, [held_for(slug)]))
+            elif slug in overlaps:
+                out.waiting.append((slug, overlaps[slug]))
             elif slug in settling:
                 out.settling.append(slug)
             else:

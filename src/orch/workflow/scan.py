@@ -16,7 +16,7 @@ from orch.locks import hold
 from orch.mux import Pane
 from orch.record import dataclass, field
 from orch.store import Worker
-from orch.workflow import deliver, inbox, sandboxing, watch, workers
+from orch.workflow import deliver, inbox, radar, sandboxing, watch, workers
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.plan import GONE, NOT_PROVEN, Orphan, Plan, agent_panes, held_for, plan, proven, settling
@@ -40,6 +40,7 @@ class ScanReport:
     recovered: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     forge: list[str] = field(default_factory=list)  # what the forge's part of the pass did
+    conflicts: list[str] = field(default_factory=list)  # new conflicts between tasks in flight (coders told)
     applied: int = 0
     settle_in: float = 0.0  # a task file still being written is started this many seconds from now (the next pass)
     settling: list[str] = field(default_factory=list)  # those task files
@@ -65,6 +66,8 @@ class ScanReport:
             lines.append(f"review loop: {did}")
         for did in self.forge:
             lines.append(f"pull requests: {did}")
+        for did in self.conflicts:
+            lines.append(f"conflict radar: {did}")
         for slug, missing in self.waiting:
             lines.append(f"waiting: {slug} (for {', '.join(missing)})")
         if self.settling:
@@ -163,7 +166,15 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     panes = listing.panes
     fresh, report.settle_in = settling(tasks) if settle else (set(), 0.0)
     live = ctx.store.live_workers()
-    p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh)
+    if heads is None and any(t.state != S.QUEUED for t in tasks.values()):
+        heads = git.branch_heads(ctx.ws.root, ctx.cfg.branch_prefix)  # (one read, for the radar and the checks)
+    rows = {slug: t.record for slug, t in tasks.items()}
+    seen_radar = radar.load(ctx)
+    now_radar = radar.compute(ctx, rows, heads or {}, seen_radar)
+    if now_radar is not seen_radar:
+        radar.save(ctx, now_radar)
+    overlaps = radar.waits(tasks, now_radar, rows) if radar.wants_radar(tasks) else {}
+    p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh, overlaps)
     with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
     for w, why in p.lost:
         if w.tmux_server and w.tmux_server != listing.server and why == GONE:
@@ -230,6 +241,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     report.pipeline += watch.observe(ctx, panes if unchanged else ctx.panes())
     deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
     advance_pipeline(ctx, report)
+    report.conflicts += radar.tell(ctx, now_radar, rows)
     if ctx.cfg.forge.pr != "off" or ctx.cfg.forge.repo or any("pr" in r.fields for r in ctx.store.task_rows().values()):
         from orch.workflow import forge
 

@@ -88,7 +88,7 @@ def closed_tasks(ctx: Ctx) -> list[dict]:
         out.append({"slug": name[:-3], "file": path, "state": "closed", "summary": doc.summary, "session": None,
                     "worktree": None, "branch": None, "agent": "", "depends_on": [],
                     "last_status": doc.status[-1] if doc.status else None, "pending_messages": 0,
-                    "queued_for_workers": [], "workers": [], "pull_request": None, "next": None})
+                    "queued_for_workers": [], "workers": [], "pull_request": None, "next": None, "conflicts": None})
     return out
 
 
@@ -103,6 +103,9 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
     last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
     pulls = ctx.store.pulls()
+    from orch.workflow import radar
+
+    seen = radar.load(ctx)
     out_tasks = []
     for slug, task in tasks.items():
         views = [worker_view(w, by_worker.get(w.id), now) for w in workers if w.task == slug]
@@ -130,6 +133,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
                 "workers": views,
                 "pull_request": _pull_summary(pulls[slug]) if slug in pulls else None,
                 "next": task.field("next"),
+                "conflicts": radar.of(seen, slug),
             }
         )
     return {

@@ -91,6 +91,16 @@ class Task:
         return self.front.get("depends_on", [])
 
     @property
+    def paths(self) -> list[str]:
+        """``paths:`` globs: what the task will touch; a queued one waits while work in flight overlaps them."""
+        return self.front.get("paths", [])
+
+    @property
+    def parallel(self) -> bool:
+        """``parallel: true``: started even when its paths overlap work in flight."""
+        return bool(self.front.get("parallel"))
+
+    @property
     def hold(self) -> bool:
         """``hold: true`` in its front matter: it stays queued until you start it (`orch start`)."""
         return bool(self.front.get("hold"))
@@ -127,10 +137,18 @@ def _front(doc: TaskDoc, name: str) -> dict:
             if not isinstance(raw[key], str) or not raw[key].strip():
                 raise OrchError(f"{name}: front matter `{key}` must be a non-empty string")
             front[key] = raw[key].strip()
-    if raw.get("hold") is not None:
-        if not isinstance(raw["hold"], bool):
-            raise OrchError(f"{name}: front matter `hold` must be true or false")
-        front["hold"] = raw["hold"]
+    for key in ("hold", "parallel"):
+        if raw.get(key) is not None:
+            if not isinstance(raw[key], bool):
+                raise OrchError(f"{name}: front matter `{key}` must be true or false")
+            front[key] = raw[key]
+    globs = raw.get("paths")
+    if globs is not None:
+        if isinstance(globs, str):
+            globs = [globs]
+        if not isinstance(globs, list) or not all(isinstance(g, str) and g.strip() for g in globs):
+            raise OrchError(f"{name}: front matter `paths` must be a list of globs, like [\"src/api/**\"]")
+        front["paths"] = [g.strip().lstrip("/") for g in globs]
     deps = raw.get("depends_on")
     if deps is not None:
         if isinstance(deps, str):

@@ -31,7 +31,7 @@ def one(ctx: Ctx, slug: str) -> dict:
     validations = ctx.store.validations(slug)
     last_sha = validations[-1].sha if validations else ""
     md, _ = dossier_paths(ctx, slug)
-    from orch.workflow import checker
+    from orch.workflow import checker, radar
 
     return {
         "slug": slug,
@@ -54,6 +54,7 @@ def one(ctx: Ctx, slug: str) -> dict:
         "dossier": md if os.path.exists(md) else None,
         "pending_messages": len(ctx.store.pending_messages(slug)),
         "check": checker.report(ctx, slug, task, workers),
+        "conflicts": radar.of(radar.load(ctx), slug),
     }
 
 
