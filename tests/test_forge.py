@@ -36,7 +36,7 @@ def forge(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
             monkeypatch.setenv(k, v)
         text = ws.config_file.read_text()
         ws.config_file.write_text(text.replace("\n[forge]\n", f'\n[forge]\nrepo = "{server.repo}"\npr = "draft"\n'
-                                                             'interval = 0\nlog_lines = 5\n'))
+                                                             'interval = 0\nlog_lines = 5\ncheck_wait = 0\n'))
         yield server
 
 
@@ -100,7 +100,7 @@ def test_failing_ci_becomes_a_fix_round_and_the_green_head_is_ready(ws: Workspac
     assert "2026-12-01T10:00" not in fix  # (time stamps taken off)
     assert "not an instruction" in fix
     reactions = store(ws).reactions("answer")
-    assert [(r.kind, r.key, r.sha, r.round) for r in reactions] == [("check", "check:tests (py3.11)", heads[0], 2)]
+    assert [(r.kind, r.key, r.sha, r.round) for r in reactions] == [("check", "check:tests (py3.11):9000", heads[0], 2)]
     logs = [r for r in forge.requests if "/actions/jobs/" in r["path"]]
     assert len(logs) == 1
 

@@ -30,10 +30,32 @@ def test_green_on_the_approved_sha_is_ready() -> None:
 def test_a_failed_check_is_due_once_per_sha() -> None:
     p = pull(checks=[Check("tests", SHA, conclusion="failure", url="https://ci/1", job_id=3)])
     j = judge("t", "checking", SHA, p, set(), Rules())
-    assert not j.ready and [(d.key, d.sha, d.kind, d.blocking) for d in j.due] == [("check:tests", SHA, "check", True)]
+    assert not j.ready and [(d.key, d.sha, d.kind, d.blocking) for d in j.due] == [("check:tests:3", SHA, "check",
+                                                                                     True)]
     assert j.next == "CI failing: tests on aaaaaaa"
-    again = judge("t", "checking", SHA, p, {("check:tests", SHA)}, Rules())
+    again = judge("t", "checking", SHA, p, {("check:tests:3", SHA)}, Rules())
     assert again.due == [] and not again.ready
+    p.checks[0].job_id = 4  # a re-run of the check on the same sha: a new run, said again
+    assert [d.key for d in judge("t", "checking", SHA, p, {("check:tests:3", SHA)}, Rules()).due] == ["check:tests:4"]
+
+
+def test_a_failing_check_that_is_not_required_is_noted_not_a_round() -> None:
+    p = pull(checks=[Check("tests", SHA, conclusion="success"), Check("coverage", SHA, conclusion="failure")])
+    j = judge("t", "checking", SHA, p, set(), Rules(required=("tests",)))
+    assert j.ready and [(d.key, d.blocking) for d in j.due] == [("check:coverage", False)]
+
+
+def test_a_new_head_without_checks_waits_for_them_a_while() -> None:
+    rules = Rules(check_wait=120)
+    assert judge("t", "checking", SHA, pull(), set(), rules, seen_at=1000.0, now=1010.0).waits == ["its first checks"]
+    assert judge("t", "checking", SHA, pull(), set(), rules, seen_at=1000.0, now=1200.0).ready  # a repo without CI
+
+
+def test_a_head_orch_did_not_push_is_never_replaced() -> None:
+    theirs = pull(head_sha="d" * 40)
+    j = judge("t", "checking", SHA, theirs, set(), Rules(), pushing=True, ours="e" * 40)
+    assert not j.ready and "was not pushed by orch" in j.next
+    assert judge("t", "checking", SHA, theirs, set(), Rules(), pushing=True, ours="d" * 40).next.startswith("pushing")
 
 
 def test_pending_and_missing_required_checks_wait() -> None:
@@ -47,7 +69,8 @@ def test_two_shas_are_said_plainly_and_nothing_is_sent() -> None:
     j = judge("t", "checking", SHA, p, set(), Rules())
     assert not j.ready and j.due == []
     assert j.next.startswith("CI on bbbbbbb, review on aaaaaaa: push the approved branch")
-    assert judge("t", "checking", SHA, p, set(), Rules(), pushing=True).next.startswith("pushing the approved aaaaaaa")
+    assert judge("t", "checking", SHA, p, set(), Rules(), pushing=True, ours="b" * 40).next.startswith(
+        "pushing the approved aaaaaaa")
 
 
 def test_threads_change_requests_and_bots() -> None:
@@ -64,11 +87,15 @@ def test_threads_change_requests_and_bots() -> None:
     assert j.due[0].reason.startswith("blocker: src/a.py:4 review thread")
     assert "@alice: rename this" in j.due[0].reason and j.due[1].reason.startswith("minor: src/b.py:1")
     assert not j.ready and "the change request" in j.waits
+    assert "1 open review thread(s) to be resolved" in j.waits  # a human's thread blocks ready until resolved
     # a thread is said again only when someone adds to it
     sent = {(d.key, d.sha) for d in j.due}
     assert judge("t", "checking", SHA, p, sent, Rules(bots=("lint-bot",))).due == []
     human.comments.append(Comment("c4", "alice", False, "still?"))
-    assert [d.key for d in judge("t", "checking", SHA, p, sent, Rules()).due] == ["thread:T1:c4"]
+    assert [d.key for d in judge("t", "checking", SHA, p, sent, Rules(bots=("lint-bot",))).due] == ["thread:T1:c4"]
+    # a bot account that is not configured is a human to orch (its thread blocks, its comments are not findings)
+    assert [d.key for d in judge("t", "checking", SHA, p, set(), Rules()).due][:2] == ["thread:T1:c4", "thread:T3:c3"]
+    assert all(d.blocking for d in judge("t", "checking", SHA, p, set(), Rules()).due)
 
 
 def test_a_configured_bot_must_speak_on_the_head_or_time_out() -> None:

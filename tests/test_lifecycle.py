@@ -216,6 +216,7 @@ def approve_with_pr(b: Bench, status: str, conclusion: str = "") -> Check:
     check = Check("tests", head, status, conclusion, job_id=7)
     forge.logs[7] = "E   assert 1 == 2\n"
     forge.by_branch["orch/t"] = Pull(1, "https://github.com/o/n/pull/1", "OPEN", "orch/t", head, checks=[check])
+    b.scan()  # the pass finds the PR of the task under review
     b.say("t", "approve\n", reviewer, kind="verdict")
     b.scan()
     return check

@@ -78,6 +78,7 @@ DEFAULT_CONFIG = """\
 # bots = []              # logins of review bots: their comments are findings, and they must speak on the head sha
 # bot_severity = "minor" # severity of a bot's comment (blocker, major, minor or note)
 # bot_timeout = 900      # seconds orch waits for the bots to speak on a new head before it goes on without them
+# check_wait = 120       # seconds a new head without any check waits for its first checks (CI registers them late)
 # max_rounds = 3         # fix rounds from the forge (checks, threads, change requests) before the task is blocked
 # log_lines = 80         # lines of a failed job's log sent to the coder
 
@@ -136,6 +137,7 @@ class ForgeConfig(Settings):
     bots: list[str]
     bot_severity: str
     bot_timeout: float
+    check_wait: float
     max_rounds: int
     log_lines: int
     FIELDS = {
@@ -147,6 +149,7 @@ class ForgeConfig(Settings):
         "bots": words(),
         "bot_severity": choice("minor", "blocker", "major", "minor", "note"),
         "bot_timeout": number(900.0, 0, 7 * 86400),
+        "check_wait": number(120.0, 0, 86400),
         "max_rounds": integer(3, 1, 100),
         "log_lines": integer(80, 5, 2000),
     }

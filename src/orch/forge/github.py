@@ -21,10 +21,10 @@ commits(last: 1) { nodes { commit { oid statusCheckRollup { contexts(first: 100)
   ... on CheckRun { databaseId name status conclusion detailsUrl }
   ... on StatusContext { context state targetUrl }
 } } } } } }
-reviewThreads(first: 100) { nodes { id isResolved isOutdated path line
-  comments(first: 50) { nodes { id author { login __typename } body url createdAt } } } }
-reviews(last: 100) { nodes { id author { login __typename } state body url submittedAt commit { oid } } }
-comments(last: 100) { nodes { id author { login __typename } body url createdAt } }
+reviewThreads(first: 50) { nodes { id isResolved isOutdated path line
+  comments(first: 20) { nodes { id author { login __typename } body url createdAt } } } }
+reviews(last: 50) { nodes { id author { login __typename } state body url submittedAt commit { oid } } }
+comments(last: 50) { nodes { id author { login __typename } body url createdAt } }
 """
 
 
@@ -65,7 +65,7 @@ class GitHub:
         found = answer.json()
         data = found.get("data") if isinstance(found, dict) else None
         errors = found.get("errors") if isinstance(found, dict) else None
-        if answer.status >= 400 or not isinstance(data, dict):
+        if answer.status >= 400 or not isinstance(data, dict) or (errors and not data.get("repository")):
             why = (errors[0].get("message") if errors and isinstance(errors[0], dict) else "") or answer.message()
             raise gh.GhError(f"GitHub refused the query of pull requests ({answer.status}): {why}")
         if errors and any(isinstance(e, dict) and e.get("type") == "RATE_LIMITED" for e in errors):

@@ -107,7 +107,13 @@ def next_action(task: T.Task) -> str:
 
 
 def lines(data: dict) -> list[str]:
-    """The report in words."""
+    """The report in words (what came from the forge with terminal control sequences neutralised)."""
+    from orch.terminal import neutralise_line
+
+    return [neutralise_line(line) for line in _lines(data)]
+
+
+def _lines(data: dict) -> list[str]:
     out = [f"{data['task']}: {data['state']}", f"next: {data['next']}"]
     for a in data["activity"]:
         age = f"{a['age_s']:.0f} s" if a["age_s"] is not None else "?"

@@ -31,19 +31,26 @@ DUE = "due"  # forge_meta: a task was approved: the next pass asks at once
 
 
 def repo_for(ctx: Ctx, rows: dict[str, TaskRow]) -> str:
-    """The repository whose PRs orch watches ("" when the forge is not used): ``[forge] repo``, else (when orch
-    opens PRs, or a task names its PR) the repository of a task's PR URL or of the remote's URL."""
+    """The repository whose PRs orch watches ("" when the forge is not used): ``[forge] repo``, else the remote's
+    (when orch opens PRs, or a task named a PR of that repository). Never a host a worker's message named: the
+    person's token goes only where the person's configuration points."""
     cfg = ctx.cfg.forge
     if cfg.repo:
         return cfg.repo
-    named = [row.fields.get("pr", "") for row in rows.values() if row.fields.get("pr")]
-    if cfg.pr == "off" and not named:
+    remote = F.repo_of(git.remote_url(ctx.ws.root, cfg.remote) or "")
+    if not remote:
         return ""
-    for url in named:
-        found = F.repo_of(url)
-        if found:
-            return found
-    return F.repo_of(git.remote_url(ctx.ws.root, cfg.remote) or "")
+    if cfg.pr != "off" or any(_same_repo(row.fields.get("pr", ""), remote) for row in rows.values()):
+        return remote
+    return ""
+
+
+def _same_repo(url: str, repo: str) -> bool:
+    """Is ``url`` a PR of ``repo`` (``host/owner/name`` or ``owner/name``)?"""
+    found = F.repo_of(url)
+    if not found or not F.number_of(url):
+        return False
+    return found == repo or (repo.count("/") == 1 and found == f"github.com/{repo}")
 
 
 def backend(ctx: Ctx, repo: str) -> F.Forge:
@@ -57,12 +64,13 @@ def backend(ctx: Ctx, repo: str) -> F.Forge:
 
 def rules(ctx: Ctx) -> J.Rules:
     cfg = ctx.cfg.forge
-    return J.Rules(tuple(cfg.required_checks), tuple(cfg.bots), cfg.bot_severity, cfg.bot_timeout)
+    return J.Rules(tuple(cfg.required_checks), tuple(cfg.bots), cfg.bot_severity, cfg.bot_timeout, cfg.check_wait,
+                   cfg.interval)
 
 
 def watches(ctx: Ctx, task: T.Task) -> bool:
-    """Does the forge have a say in this task's readiness (orch opens PRs, or the task has one)?"""
-    return ctx.cfg.forge.pr != "off" or bool(task.field("pr")) or ctx.store.pull(task.slug) is not None
+    """Does the forge have a say in this task's readiness (orch opens PRs, or the pass found the task's PR)?"""
+    return ctx.cfg.forge.pr != "off" or ctx.store.pull(task.slug) is not None
 
 
 def mark_due(ctx: Ctx) -> None:
@@ -117,8 +125,7 @@ def step(ctx: Ctx, force: bool = False) -> list[str]:
 
 def _number(row: TaskRow, repo: str) -> int:
     url = row.fields.get("pr", "")
-    same = F.repo_of(url).split("/", 1)[-1] == repo.split("/", repo.count("/") - 1)[-1] if url else False
-    return F.number_of(url) if same else 0
+    return F.number_of(url) if _same_repo(url, repo) else 0
 
 
 def _publish(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow) -> list[str]:
@@ -131,9 +138,12 @@ def _publish(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow) -> list[str]:
     meta = ctx.store.forge_meta()
     pushed = meta.get(f"pushed:{slug}", "")
     known = ctx.store.pull(slug)
+    if known is not None and known.head_sha not in (approved, pushed, ""):
+        return []  # a head orch did not push: never replaced (the summary says what to do)
     try:
         if pushed != approved and not (known and known.head_sha == approved):
-            git.push(ctx.ws.root, cfg.remote, approved, branch, expect=(known.head_sha if known else pushed) or None)
+            # a fast-forward, or a replacement of what orch itself pushed there (and nothing else)
+            git.push(ctx.ws.root, cfg.remote, approved, branch, expect=pushed or None)
             ctx.store.set_forge_meta(**{f"pushed:{slug}": approved})
             T.record(ctx, slug, status=f"pushed {approved[:12]} to {cfg.remote}/{branch}")
         if known is None and not row.fields.get("pr"):
@@ -183,13 +193,18 @@ def _carry(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow, pull: F.Pull | Non
     if pull is None:
         if known is not None:
             ctx.store.drop_pull(slug)
+        if row.state == S.CHECKING and ctx.cfg.forge.pr == "off":  # its PR is gone: the review alone decides
+            T.move(ctx, slug, S.READY, E.FORGE_AGREES, PASS, status="merge-ready: no pull request of the branch any "
+                   "more; validation and review agree (nothing merged)", pr_state=None, next=None)
+            return [f"{slug}: ready (no pull request any more)"]
         return []
     heads = dict(known.heads) if known else {}
     heads.setdefault(pull.head_sha, now)
     ctx.store.put_pull(PullRow(slug, pull.number, pull.url, pull.state, pull.head_sha, F.as_dict(pull), heads, now))
     sent = {(r.key, r.sha) for r in ctx.store.reactions(slug)}
     verdict = J.judge(slug, row.state, row.fields.get("approved", ""), pull, sent, rules(ctx), heads[pull.head_sha],
-                      now, pushing=ctx.cfg.forge.pr != "off")
+                      now, pushing=ctx.cfg.forge.pr != "off",
+                      ours=ctx.store.forge_meta().get(f"pushed:{slug}", ""))
     fields: dict[str, str | None] = {"pr_state": verdict.short, "next": verdict.next}
     if row.fields.get("pr") != pull.url:
         fields["pr"] = pull.url
@@ -236,26 +251,25 @@ def _round(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow, verdict: J.Judgeme
         if d.check is not None:
             text += _log_tail(ctx, forge, d.check)
         (reasons if d.blocking else suggestions).append(text)
-    now = time.time()
-    fresh = ctx.store.react([Reaction(slug, d.key, d.sha, d.kind, new_round if used <= limit else 0, d.reason, now)
-                             for d in verdict.due])
-    if not any(d.blocking for d in verdict.due if (d.key, d.sha) in {(r.key, r.sha) for r in fresh}):
-        return []  # (another pass sent them)
     heads = ", ".join(r.split("\n")[0] for r in reasons)
+    now = time.time()
     if used > limit:
-        T.move(ctx, slug, S.BLOCKED, E.OUT_OF_ROUNDS, PASS,
-               status=f"blocked: {limit} fix round(s) from the pull request without agreement; open: {heads}; "
-                      f"`orch retry {slug}` gives it more rounds",
-               blocked=f"{limit} forge round(s) without agreement", open_blockers=heads, summary=fields)
+        if T.move(ctx, slug, S.BLOCKED, E.OUT_OF_ROUNDS, PASS,
+                  status=f"blocked: {limit} fix round(s) from the pull request without agreement; open: {heads}; "
+                         f"`orch retry {slug}` gives it more rounds",
+                  blocked=f"{limit} forge round(s) without agreement", open_blockers=heads, summary=fields):
+            ctx.store.react([Reaction(slug, d.key, d.sha, d.kind, 0, d.reason, now) for d in verdict.due])
         return [f"{slug}: blocked after {limit} forge rounds"]
-    allowed = new_round - used + limit
-    text = prompts.fix_prompt(slug, new_round, reasons, suggestions, allowed, prompts.orch_command(ctx),
+    budget = max(review.round_budget(ctx, task), new_round) + 1  # (the review loop keeps its own rounds)
+    text = prompts.fix_prompt(slug, new_round, reasons, suggestions, budget, prompts.orch_command(ctx),
                               source="the pull request (its CI, reviewers and bots)")
     fields["next"] = f"{verdict.next} - fix round {new_round} sent"
+    # the state is written before anything is typed (the coder may answer at once); then the reactions, each once
     if not T.move(ctx, slug, S.FIXING, E.FORGE_ROUND, PASS,
                   status=f"sent back to the coder for round {new_round} (the pull request): {heads}",
-                  round=str(new_round), forge_rounds=str(used), summary=fields):
+                  round=str(new_round), round_budget=str(budget), forge_rounds=str(used), summary=fields):
         return []
+    ctx.store.react([Reaction(slug, d.key, d.sha, d.kind, new_round, d.reason, now) for d in verdict.due])
     review.deliver_to_coder(ctx, task, text, new_round, ctx.panes())
     return [f"{slug}: round {new_round} (the pull request: {heads})"]
 

@@ -25,6 +25,8 @@ class Rules:
     bots: tuple[str, ...] = ()
     bot_severity: str = "minor"
     bot_timeout: float = 900.0
+    check_wait: float = 0.0  # seconds a new head waits for its first checks (CI takes a moment to register them)
+    interval: float = 0.0  # the forge's query interval: a bot may have spoken that long before orch saw the head
 
 
 @dataclass
@@ -66,8 +68,9 @@ def bots_silent(pull: Pull, rules: Rules, seen_at: float, now: float) -> list[st
     if not rules.bots or (seen_at and now - seen_at >= rules.bot_timeout):
         return []
     spoke = {r.author for r in pull.reviews if r.sha == pull.head_sha}
+    since = seen_at - rules.interval - 1  # (the head was pushed at most one query interval before orch saw it)
     for c in [*pull.comments, *(c for t in pull.threads for c in t.comments)]:
-        if c.at and seen_at and _time(c.at) >= seen_at - 1:
+        if c.at and seen_at and _time(c.at) >= since:
             spoke.add(c.author)
     return [b for b in rules.bots if b not in spoke and b.removesuffix("[bot]") not in spoke]
 
@@ -79,15 +82,16 @@ def _time(iso: str) -> float:
         return 0.0
 
 
-def _is_bot(author: str, bot: bool, rules: Rules) -> bool:
-    return bot or author in rules.bots or f"{author}[bot]" in rules.bots
+def _is_bot(author: str, rules: Rules) -> bool:
+    """One of the configured review bots (another bot account's comments are a human's, for orch)."""
+    return author in rules.bots or f"{author}[bot]" in rules.bots or author.removesuffix("[bot]") in rules.bots
 
 
 def judge(slug: str, state: str, approved: str, pull: Pull | None, sent: Collection[tuple[str, str]], rules: Rules,
-          seen_at: float = 0.0, now: float = 0.0, pushing: bool = False) -> Judgement:
+          seen_at: float = 0.0, now: float = 0.0, pushing: bool = False, ours: str = "") -> Judgement:
     """The PR of a task in ``state`` whose review approved ``approved`` (""), given the reactions already ``sent``
-    ((key, sha) pairs). ``pushing``: orch publishes the branch itself (``pr`` on), so a head behind the approved
-    sha is orch's to push. ``seen_at``: when orch first saw the PR's head."""
+    ((key, sha) pairs). ``pushing``: orch publishes the branch itself (``pr`` on); ``ours``: the sha orch last
+    pushed there (a head orch did not push is never replaced). ``seen_at``: when orch first saw the PR's head."""
     if pull is None:
         if state in JUDGED and pushing:
             return Judgement("no PR yet", "opening the pull request")
@@ -100,7 +104,8 @@ def judge(slug: str, state: str, approved: str, pull: Pull | None, sent: Collect
         return Judgement(f"PR #{pull.number} closed", f"closed upstream without merging - `orch close {slug}`, or "
                          "reopen the pull request", upstream="closed")
     counted, missing = required_checks(pull, rules)
-    failed = [c for c in pull.checks if c.failed]
+    failed = [c for c in counted if c.failed]
+    noted = [c for c in pull.checks if c.failed and c not in counted]  # failing, not required: noted, no round
     pending = [c for c in counted if not c.done]
     green = [c for c in counted if c.green]
     threads = [t for t in pull.threads if t.open]
@@ -122,17 +127,22 @@ def judge(slug: str, state: str, approved: str, pull: Pull | None, sent: Collect
         return Judgement(short, _before_approval(state, failed, head))
     if approved and pull.head_sha != approved:
         # the proofs speak of two shas: nothing is sent about checks on a head the review did not see
-        if pushing:
+        if pushing and pull.head_sha in (ours, ""):
             return Judgement(short, f"pushing the approved {short_sha(approved)} to the pull request (its head is "
                                     f"{head})", waits=["push"])
+        if pushing:
+            return Judgement(short, f"the pull request's head {head} was not pushed by orch and is not the approved "
+                                    f"{short_sha(approved)}: bring its commits into the branch (a new review "
+                                    f"follows), or `orch close {slug}`", waits=["same sha"])
         return Judgement(short, f"CI on {head}, review on {short_sha(approved)}: push the approved branch to the "
                                 f"pull request, or bring the PR's commits into the branch (a new review follows)",
                          waits=["same sha"])
-    due = [Due(f"check:{c.name}", pull.head_sha, "check", f"check `{c.name}` {c.conclusion} on {head}"
-               + (f" ({c.url})" if c.url else ""), check=c) for c in failed]
+    due = [Due(f"check:{c.name}" + (f":{c.job_id}" if c.job_id else ""), pull.head_sha, "check",
+               f"check `{c.name}` {c.conclusion} on {head}" + (f" ({c.url})" if c.url else ""), check=c,
+               blocking=c not in noted) for c in [*failed, *noted]]
     for t in threads:
         first = t.comments[0] if t.comments else None
-        bot = first is not None and _is_bot(first.author, first.bot, rules)
+        bot = first is not None and _is_bot(first.author, rules)
         where = f"{t.path}:{t.line}" if t.line else t.path
         said = "\n".join(f"@{c.author}: {c.body}" for c in t.comments)
         severity = rules.bot_severity if bot else "blocker"
@@ -142,12 +152,17 @@ def judge(slug: str, state: str, approved: str, pull: Pull | None, sent: Collect
         due.append(Due(f"changes:{r.id}", "", "changes", f"blocker: @{r.author} requested changes ({r.url})"
                        + (f":\n{r.body}" if r.body else ""), blocking=True))
     for c in pull.comments:
-        if _is_bot(c.author, c.bot, rules) and c.body.strip():
+        if _is_bot(c.author, rules) and c.body.strip():
             due.append(Due(f"bot:{c.id}", "", "bot", f"{rules.bot_severity}: @{c.author} commented ({c.url}):\n"
                            f"{c.body}", blocking=rules.bot_severity == "blocker"))
     due = [d for d in due if (d.key, d.sha) not in sent]
     waits = [f"{c.name} ({c.status})" for c in pending] + [f"{n} (not reported)" for n in missing]
+    if not pull.checks and not rules.required and seen_at and now - seen_at < rules.check_wait:
+        waits.append("its first checks")  # (CI registers its checks a moment after a push)
     waits += [f"@{b} to speak" for b in silent]
+    humans = [t for t in threads if not (t.comments and _is_bot(t.comments[0].author, rules))]
+    if humans:
+        waits.append(f"{len(humans)} open review thread(s) to be resolved")
     if changes:
         waits.append("the change request")
     conflicting = pull.mergeable == "CONFLICTING"
