@@ -46,7 +46,9 @@ def test_the_readme_holds_the_lifecycle_tables() -> None:
 def test_every_state_but_done_has_a_way_on_and_every_event_a_row() -> None:
     assert set(L.WAYS_ON) | L.FINAL == set(TaskState)
     for state in L.WAYS_ON:  # a way on is a row out of the state (done is reached from anywhere by close)
-        assert any(t.frm == state and t.to != S.DONE for t in L.TASK_TRANSITIONS), state
+        wanted = S.DONE if state in L.CLOSE_ONLY else None  # (merged: final but open, closed by the person)
+        assert any(t.frm == state and (t.to == wanted if wanted else t.to != S.DONE)
+                   for t in L.TASK_TRANSITIONS), state
     assert {t.event for t in L.TASK_TRANSITIONS} == set(TaskEvent)
     assert {t.event for t in L.WORKER_TRANSITIONS} == set(WorkerEvent)
     assert not any(t.frm == S.DONE for t in L.TASK_TRANSITIONS)
@@ -314,6 +316,40 @@ def drive_close(b: Bench, frm: str, to: str, actor: Actor) -> None:
     close.close(b.ctx, "t", force=True)
 
 
+def drive_land(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    """`orch land`: a train that lands (by the person's command, or by a pass that finds its base already moved),
+    fails with the task, or rebases it and finds its patches changed."""
+    from orch.workflow import land
+    from orch.workflow import train as TR
+
+    if to == S.VALIDATING:  # rebased, its patches changed
+        cfg = Path(b.ctx.ws.config_file)
+        cfg.write_text(cfg.read_text().replace('\n# method = "merge"\n', '\nmethod = "rebase"\n'))
+        b.ctx.cfg = __import__("orch.config", fromlist=["load"]).load(b.ctx.ws)
+        (b.root / "y.txt").write_text("1\n2\n3\n4\n5\n")
+        for args in (["add", "y.txt"], ["commit", "-qm", "y"]):
+            subprocess.run(["git", "-C", str(b.root), "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args],
+                           check=True)
+        b.ready("t", {"y.txt": "1\ntwo\n3\n4\n5\n"})
+        (b.root / "y.txt").write_text("1\n2\n3\nfour\n5\n")
+        subprocess.run(["git", "-C", str(b.root), "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit",
+                        "-qam", "four"], check=True)
+        land.land(b.ctx, ["t"])
+        return
+    b.ready("t", {"t.txt": "t\n"}, ["false"] if to == S.FIXING else ["test -f t.txt"])
+    if actor == PERSON:
+        land.land(b.ctx, ["t"])
+        return
+    # the pass: a train killed after its base moved to the validated tip, before it was recorded
+    base = git.rev(str(b.root), "main") or ""
+    approved = b.task("t").field("approved") or ""
+    train = TR.Train(TR.op_id("main", ["t"], {"t": approved}), "main", ["t"], {"t": approved}, state="landing",
+                     base_sha=base, tip=approved, validated=[approved], created=time.time())
+    TR.save(b.ctx, train)
+    subprocess.run(["git", "-C", str(b.root), "merge", "-q", "--ff-only", approved], check=True)
+    b.scan()
+
+
 TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.START: drive_start,
     E.NEEDS_INPUT: drive_report("needs input: which port?"),
@@ -341,6 +377,9 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.FORGE_AGREES: drive_forge,
     E.FORGE_PENDING: drive_forge,
     E.FORGE_ROUND: drive_forge,
+    E.LANDED: drive_land,
+    E.TRAIN_FAILED: drive_land,
+    E.REBASED: drive_land,
 }
 
 

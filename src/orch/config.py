@@ -82,6 +82,12 @@ DEFAULT_CONFIG = """\
 # max_rounds = 3         # fix rounds from the forge (checks, threads, change requests) before the task is blocked
 # log_lines = 80         # lines of a failed job's log sent to the coder
 
+[land]
+# `orch land A B C`: how a train puts each member on the integration branch: "merge" (a merge commit per member)
+# or "rebase" (its commits replayed; a member's review carries over only when `git range-diff` shows the same
+# patches, else it is reviewed again first).
+# method = "merge"
+
 [tmux]
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
 # socket = "orch"
@@ -155,6 +161,11 @@ class ForgeConfig(Settings):
     }
 
 
+class LandConfig(Settings):
+    method: str
+    FIELDS = {"method": choice("merge", "merge", "rebase")}
+
+
 class Config(Settings):
     tasks_dir: str
     worktree_root: str
@@ -173,6 +184,7 @@ class Config(Settings):
     tmux: TmuxConfig
     validate_: ValidateConfig
     forge: ForgeConfig
+    land: LandConfig
     agents: dict[str, AgentProfile]
 
     FIELDS = {
@@ -191,6 +203,7 @@ class Config(Settings):
         "tmux": table(TmuxConfig),
         "validate": table(ValidateConfig),
         "forge": table(ForgeConfig),
+        "land": table(LandConfig),
         "agents": tables(AgentProfile),
     }
     ATTRS = {"validate": "validate_"}

@@ -24,6 +24,11 @@ POINTS = (
     "worker.lost",  # a worker marked lost, its task not yet told
     "close.windows",  # a closed task's windows killed, its worktree and file not yet handled
     "close.moved",  # a closed task's file moved to done/, its record not yet forgotten
+    "land.authorised",  # a train's authorisation recorded, nothing built yet
+    "land.built",  # a train's integration commits made, not yet validated
+    "land.validated",  # a train's tip validated, the base not yet moved
+    "land.moved",  # the base moved to the validated tip, the train not yet recorded as landed
+    "land.recorded",  # the train recorded as landed, its members not yet merged
 )
 
 _armed: tuple[str, int] | None = None

@@ -24,6 +24,7 @@ class TaskState(StrEnum):
     FIXING = "fixing"
     CHECKING = "checking"
     READY = "ready"
+    MERGED = "merged"
     NEEDS_INPUT = "needs-input"
     BLOCKED = "blocked"
     LOST = "lost"
@@ -69,6 +70,9 @@ class TaskEvent(StrEnum):
     FORGE_AGREES = "forge agrees"  # on the approved sha: required checks green, bots spoken, no change request
     FORGE_PENDING = "forge pending"  # the PR no longer agrees with a ready task (a check re-run, a new head)
     FORGE_ROUND = "forge round"  # a failed check, a review thread or a change request on the PR: a new round
+    LANDED = "landed"  # `orch land`: its train's validated tip is now the base
+    TRAIN_FAILED = "train failed"  # `orch land`: the train fails with it (bisected to it): a new round
+    REBASED = "rebased"  # `orch land` (rebase): its patches changed on the new base: validated and reviewed again
     DOSSIER_FAILED = "dossier failed"  # the approved branch's dossier cannot be built (its base was rewritten)
     BRANCH_MOVED = "branch moved"  # a ready task's branch has commits the review did not see
     CODER_LOST = "coder lost"  # the coder's window is gone or its agent exited while it had work
@@ -144,6 +148,9 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.LOST,), (S.CODING, S.FIXING), E.RECOVER, (PERSON,)),
     ((S.BLOCKED,), (S.FIXING,), E.RETRY, (PERSON,)),
     ((S.READY, S.CHECKING), (S.VALIDATING,), E.RETRY, (PERSON,)),
+    ((S.READY,), (S.MERGED,), E.LANDED, (PERSON, PASS)),
+    ((S.READY,), (S.FIXING,), E.TRAIN_FAILED, (PERSON,)),
+    ((S.READY,), (S.VALIDATING,), E.REBASED, (PERSON,)),
     (tuple(s for s in S if s in OPEN), (S.DONE,), E.CLOSE, (PERSON,)),
 )
 
@@ -240,9 +247,11 @@ WAYS_ON: dict[TaskState, tuple[str, str]] = {
                  "spoken, no change request open (a failed check or a thread is a fix round)",
                  "`orch check TASK` shows what it waits for"),
     S.READY: ("you land it; a new commit on its branch sends it back to validation and review by itself; "
-                "when its base moved on, `orch retry` does", "`orch close TASK`; `orch retry TASK`"),
+                "when its base moved on, `orch retry` does", "`orch land TASK...`; `orch close TASK`; `orch retry TASK`"),
+    S.MERGED: ("you close it: its work is on the base (its worktree stays until then)", "`orch close TASK`"),
 }
 FINAL = frozenset({S.DONE})
+CLOSE_ONLY = frozenset({S.MERGED})  # final but open: its work landed; only the person's close ends it
 
 
 def way_on(state: str, slug: str = "TASK") -> str:

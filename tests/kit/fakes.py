@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from orch import git, taskfile
@@ -173,6 +174,28 @@ class Bench:
         subprocess.run(["git", "-C", str(wt), "-c", "user.name=t", "-c", "user.email=t@e.invalid", "commit", "-qm",
                         f"write {name}"], check=True, capture_output=True)
         return git.head(str(wt)) or ""
+
+    def ready(self, slug: str, files: dict[str, str], validation: Sequence[str] = (), base: str = "main") -> str:
+        """A ready task: its branch (from ``base``) with one commit writing ``files`` (made as a coder would, in a
+        worktree of its own, removed after), approved at that commit. Returns the commit."""
+        def git(cwd: Path | str, *args: str) -> str:
+            return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e.invalid", *args], cwd=cwd,
+                                  capture_output=True, text=True, check=True).stdout.strip()
+
+        root = str(self.root)
+        git(root, "branch", f"orch/{slug}", base)
+        wt = self.root.parent / f"{self.root.name}-wt-{slug}"
+        git(root, "worktree", "add", "-q", str(wt), f"orch/{slug}")
+        for name, text in files.items():
+            (wt / name).parent.mkdir(parents=True, exist_ok=True)
+            (wt / name).write_text(text)
+        git(wt, "add", "-A")
+        git(wt, "commit", "-qm", f"{slug}: its work")
+        sha = git(wt, "rev-parse", "HEAD")
+        git(root, "worktree", "remove", "--force", str(wt))
+        checks = "".join(f"- `{c}`\n" for c in validation)
+        self.put(slug, "ready", text=f"Task {slug}.\n" + (f"\n## Validation\n{checks}" if checks else ""), approved=sha)
+        return sha
 
     # -- what orch reacts to ---------------------------------------------------------------------------------------
 

@@ -82,6 +82,12 @@ COMMANDS = (
                             "and in which paths (a merge in memory: no worktree, nothing written).",
         "orch.cli.status:conflicts",
         Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
+    Cmd("land", TASKS, "Land ready tasks as one merge train: built on the base, validated at its tip, the base moved "
+                       "to exactly that sha (never forced); without tasks, what is ready to land.",
+        "orch.cli.tasks:land",
+        Arg("tasks", takes="words", help="The tasks to land, in order."),
+        Arg("--dry-run", "-n", dest="dry_run", takes="flag", help="Print the plan and the predicted result; change "
+                                                                   "nothing.")),
     Cmd("diff", TASKS, "What the task's branch changes against its base (from their merge base, as a merge would "
                        "see it).",
         "orch.cli.tasks:diff",

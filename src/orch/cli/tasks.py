@@ -114,6 +114,26 @@ def diff(task: str, stat: bool, round_no: int | None, since: int | None) -> None
     sys.stdout.write(show(context(), slugs.check(task), stat, round_no, since, color=sys.stdout.isatty()))
 
 
+def land(tasks: list[str], dry_run: bool) -> None:
+    from orch import slug as slugs
+    from orch.workflow import land as L
+
+    ctx = context()
+    if not tasks:
+        lines = L.ready_to_land(ctx)
+    else:
+        from orch.locks import hold
+
+        with hold(ctx.lock_path("land"), wait=0) as got:
+            if not got:
+                raise OrchError("another orch land is running (lock .orch/locks/land.lock); wait for it to end")
+            lines = L.land(ctx, [slugs.check(t) for t in tasks], dry_run)
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    if lines[0].endswith(": failed"):
+        why = next((line.split("failed: ", 1)[1] for line in reversed(lines) if "failed: " in line), "see above")
+        raise OrchError(f"nothing landed: {why}")
+
+
 def close(task: str, force: bool, delete_branch: bool) -> None:
     from orch.workflow.close import close as do_close
 

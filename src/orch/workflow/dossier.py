@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 
 from orch import forge as F
 from orch import git
@@ -220,6 +221,8 @@ def render(d: dict) -> str:
     ]
     if d.get("pull_request"):
         lines += render_pull(d["pull_request"], d["sha"])
+    if d.get("landed"):
+        lines += render_landed(d["landed"])
     return "\n".join([*lines, ""])
 
 
@@ -257,15 +260,24 @@ def write(ctx: Ctx, task: T.Task, approval: Review) -> str:
     return md_path
 
 
-def add_pull_request(ctx: Ctx, slug: str, pull: F.Pull, reactions: list[Reaction]) -> None:
-    """The dossier's pull-request section, written again from the PR as last read (the rest is left as it is)."""
+def add_section(ctx: Ctx, slug: str, key: str, section: Callable[[dict], dict]) -> bool:
+    """One section of the dossier (``section(data)`` makes it from the dossier's data) written into both forms;
+    the rest is left as it is. False when the task has no dossier."""
     md_path, json_path = paths(ctx, slug)
     try:
         with open(json_path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
-        return  # (no dossier yet: the section comes with it)
-    data["pull_request"] = {
+        return False
+    data[key] = section(data)
+    atomic_write(json_path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode=0o644)
+    atomic_write(md_path, render(data).encode("utf-8"), mode=0o644)
+    return True
+
+
+def add_pull_request(ctx: Ctx, slug: str, pull: F.Pull, reactions: list[Reaction]) -> None:
+    """The dossier's pull-request section, written again from the PR as last read."""
+    add_section(ctx, slug, "pull_request", lambda data: {
         "number": pull.number, "url": pull.url, "state": pull.state, "head_sha": pull.head_sha,
         "draft": pull.draft, "mergeable": pull.mergeable, "merge_state": pull.merge_state,
         "review_decision": pull.review_decision, "same_sha": pull.head_sha == data.get("sha"),
@@ -277,9 +289,23 @@ def add_pull_request(ctx: Ctx, slug: str, pull: F.Pull, reactions: list[Reaction
         "changes_requested": [{"by": r.author, "sha": r.sha, "url": r.url} for r in pull.change_requests()],
         "reactions": [{"at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at)), "kind": r.kind,
                        "sha": r.sha, "round": r.round, "what": r.text.split("\n")[0]} for r in reactions],
-    }
-    atomic_write(json_path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), mode=0o644)
-    atomic_write(md_path, render(data).encode("utf-8"), mode=0o644)
+    })
+
+
+def render_landed(d: dict) -> list[str]:
+    """The dossier's section of the train that landed the branch."""
+    lines = ["", f"## Landed by train {d['train']}",
+             f"`{d['base']}` moved from `{d['base_before'][:12]}` to the integration commit `{d['integration_sha'][:12]}`"
+             f" (validated there; members in order: {', '.join(d['members'])})", ""]
+    if d["validation"]:
+        lines += ["| command at the integration commit | exit | duration |", "| --- | --- | --- |"]
+        lines += [f"| `{v['command']}` | {v['exit_code']} | {v['duration']:.2f}s |" for v in d["validation"]]
+    else:
+        lines.append("No validation commands: the integration commit was **not validated**.")
+    if d.get("carried"):
+        lines += ["", "Rebased onto the base; the review carries over, the patches being the same (range-diff):",
+                  "```", d["carried"].rstrip(), "```"]
+    return lines
 
 
 def render_pull(p: dict, sha: str) -> list[str]:

@@ -242,6 +242,10 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     deliver.deliver(ctx, deliver.pending_prompts(ctx, {d.worker.id for d in deliveries}))
     advance_pipeline(ctx, report)
     report.conflicts += radar.tell(ctx, now_radar, rows)
+    if os.path.isdir(ctx.ws.path("trains")):  # a train cut short after its base moved: recorded as landed
+        from orch.workflow import land
+
+        report.pipeline += land.resume(ctx)
     if ctx.cfg.forge.pr != "off" or ctx.cfg.forge.repo or any("pr" in r.fields for r in ctx.store.task_rows().values()):
         from orch.workflow import forge
 
