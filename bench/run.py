@@ -20,6 +20,8 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      figure 5 runs in another workspace (figures_daemon.py)
   7. the commands a person types (status with 20 tasks, scan with nothing to do, capture, log -n 20, send's own
      cost, --help) through pip's console script, next to the floor, interleaved (figures_cli.py)
+  9. the conflict radar at 20 and 50 open branches: the first pass, one branch moved (computed vs cached), nothing
+     moved (figures_radar.py)
   8. pull requests: `orch scan` with 20 live tasks, each with a PR on the scripted forge (the real `gh`), the forge
      asked, next to the same pass with the forge not due; requests per pass (figures_forge.py)
 The whole run takes about 4 to 6 minutes on 2 cores; --quick about 2.
@@ -38,7 +40,7 @@ from pathlib import Path
 
 from common import HERE, Shims, Space
 
-FIGURES = ("1", "7", "8", "2", "3", "4", "5", "6")
+FIGURES = ("1", "7", "8", "9", "2", "3", "4", "5", "6")
 
 
 class Bench:
@@ -124,6 +126,7 @@ def main() -> int:
     import figures_forge
     import figures_hot
     import figures_inbox
+    import figures_radar
     import figures_spawn
 
     began = time.perf_counter()
@@ -147,6 +150,11 @@ def main() -> int:
             bench.rows["8"] = figures_forge.forge(space, runs)
             space.close()
             timings.append(f"pull requests {time.perf_counter() - t:.0f} s")
+        if "9" in only:
+            t = phase("9. the conflict radar at 20 and 50 branches")
+            space = bench.space("radar")
+            bench.rows["9"] = figures_radar.radar(space, [20, 50])
+            timings.append(f"radar {time.perf_counter() - t:.0f} s")
         if "4" in only:
             t = phase(f"4. inbox, {writers} writers x {messages} messages")
             bench.rows["4"] = figures_inbox.inbox(bench.space("inbox"), writers, messages, timeout=300)

@@ -417,10 +417,19 @@ def changed_files(repo: str, a: str, b: str) -> list[str]:
     return [line for line in out(repo, "diff", "--no-ext-diff", "--name-only", f"{a}..{b}").splitlines() if line]
 
 
-def conflicts(repo: str, base: str, branch: str) -> tuple[bool, list[str]]:
+def _merge_args(base: str, branch: str) -> tuple[str, ...]:
+    return ("merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch)
+
+
+def start_conflicts(repo: str, base: str, branch: str) -> child.Running:
+    """The merge ``conflicts`` makes, started now (several run side by side); ``conflicts(..., started=)`` ends it."""
+    return child.Running(_argv(repo, _merge_args(base, branch)), env=_env())
+
+
+def conflicts(repo: str, base: str, branch: str, started: child.Running | None = None) -> tuple[bool, list[str]]:
     """Would merging ``branch`` into ``base`` conflict? (``git merge-tree --write-tree``; nothing is written to
     any branch.) Returns (clean, conflicting paths)."""
-    proc = run(repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, branch, check=False)
+    proc = started.finish() if started is not None else run(repo, *_merge_args(base, branch), check=False)
     if proc.returncode == 0:
         return True, []
     if proc.returncode == 1:

@@ -16,7 +16,7 @@ import time
 from orch import git
 from orch.files import atomic_write
 from orch.lifecycle import TaskState
-from orch.record import dataclass, field
+from orch.record import dataclass, field, replace
 from orch.store import Reaction, TaskRow
 from orch.workflow.context import Ctx
 
@@ -80,8 +80,7 @@ def compute(ctx: Ctx, rows: dict[str, TaskRow], heads: dict[str, str] | None = N
     if not radar.heads or not base_sha:
         return radar
     if last is not None and last.base_sha == base_sha and last.heads == radar.heads:
-        last.cached, last.computed = last.cached + last.computed, 0
-        return last
+        return replace(last, cached=last.cached + last.computed, computed=0)
     radar.changed = _changed(ctx, base_sha, radar.heads)
     slugs = sorted(radar.heads)
     wanted: list[tuple[str, str, str, str]] = []  # (slug a, slug b or "", sha a, sha b)
@@ -95,21 +94,14 @@ def compute(ctx: Ctx, rows: dict[str, TaskRow], heads: dict[str, str] | None = N
                 radar.skipped += 1
     keys: list[tuple[str, str]] = [(x, y) if x < y else (y, x) for _, _, x, y in wanted]
     known = ctx.store.radar_pairs(list(set(keys)))
-    fresh: dict[tuple[str, str], list[str] | None] = {}
+    fresh = _merge_all(ctx, [k for k in dict.fromkeys(keys) if k not in known])
+    radar.computed = len(fresh)
     for (a, b, _, _), key in zip(wanted, keys, strict=True):
         if key in known:
             radar.cached += 1
             paths = known[key]
-        elif key in fresh:
-            paths = fresh[key]
         else:
-            try:
-                clean, found = git.conflicts(ctx.ws.root, key[0], key[1])
-            except git.GitError as exc:  # (unrelated histories: a base rewritten under the task)
-                clean, found = False, [f"({str(exc).split(': ', 1)[-1].removeprefix('fatal: ')})"]
-            paths = None if clean else found
-            fresh[key] = paths
-            radar.computed += 1
+            paths = fresh[key]
         if paths is None:
             continue
         if not b:
@@ -119,6 +111,23 @@ def compute(ctx: Ctx, rows: dict[str, TaskRow], heads: dict[str, str] | None = N
             radar.pairs.setdefault(b, {})[a] = paths
     ctx.store.put_radar_pairs(fresh)
     return radar
+
+
+SIDE_BY_SIDE = 4  # merges run at once (each is one git process, mostly waiting on the disk and one core)
+
+
+def _merge_all(ctx: Ctx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[str] | None]:
+    """Each pair merged in memory, a few side by side: None when clean, else the conflicting paths."""
+    out: dict[tuple[str, str], list[str] | None] = {}
+    for i in range(0, len(keys), SIDE_BY_SIDE):
+        batch = [(key, git.start_conflicts(ctx.ws.root, key[0], key[1])) for key in keys[i:i + SIDE_BY_SIDE]]
+        for key, running in batch:
+            try:
+                clean, found = git.conflicts(ctx.ws.root, key[0], key[1], started=running)
+            except git.GitError as exc:  # (unrelated histories: a base rewritten under the task)
+                clean, found = False, [f"({str(exc).split(': ', 1)[-1].removeprefix('fatal: ')})"]
+            out[key] = None if clean else found
+    return out
 
 
 def _changed(ctx: Ctx, base_sha: str, heads: dict[str, str]) -> dict[str, list[str]]:

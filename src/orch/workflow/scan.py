@@ -171,7 +171,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     rows = {slug: t.record for slug, t in tasks.items()}
     seen_radar = radar.load(ctx)
     now_radar = radar.compute(ctx, rows, heads or {}, seen_radar)
-    if now_radar is not seen_radar:
+    if seen_radar is None or now_radar.heads != seen_radar.heads or now_radar.base_sha != seen_radar.base_sha:
         radar.save(ctx, now_radar)
     overlaps = radar.waits(tasks, now_radar, rows) if radar.wants_radar(tasks) else {}
     p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh, overlaps)
