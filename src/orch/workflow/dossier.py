@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable
 
-from orch import forge as F
 from orch import git
 from orch.files import atomic_write
 from orch.store import Reaction, Review
@@ -21,6 +20,10 @@ from orch.workflow import spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.intent import parse as parse_intent
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orch import forge as F
 
 
 def paths(ctx: Ctx, slug: str) -> tuple[str, str]:

@@ -9,11 +9,9 @@ kept in ``.orch/radar.json`` for `orch status`; `orch conflicts` computes it afr
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import time
 
-from orch import git
 from orch.files import atomic_write
 from orch.lifecycle import TaskState
 from orch.record import dataclass, field, replace
@@ -60,6 +58,8 @@ class Radar:
 
 def base_of(ctx: Ctx) -> tuple[str, str]:
     """The workspace's base branch and its commit ("" when there is none: a detached HEAD and no ``base``)."""
+    from orch import git
+
     base = ctx.cfg.base or git.head_branch(ctx.ws.root) or ""
     return base, (git.branch_tip(ctx.ws.root, base) or "") if base else ""
 
@@ -68,6 +68,8 @@ def compute(ctx: Ctx, rows: dict[str, TaskRow], heads: dict[str, str] | None = N
             last: Radar | None = None) -> Radar:
     """The radar of the open task branches in ``rows`` (their heads read from git unless given); ``last``: the
     previous radar, taken whole when neither the base nor any head moved."""
+    from orch import git
+
     base, base_sha = base_of(ctx)
     radar = Radar(base, base_sha, at=time.time())
     if heads is None:
@@ -118,6 +120,8 @@ SIDE_BY_SIDE = 4  # merges run at once (each is one git process, mostly waiting 
 
 def _merge_all(ctx: Ctx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[str] | None]:
     """Each pair merged in memory, a few side by side: None when clean, else the conflicting paths."""
+    from orch import git
+
     out: dict[tuple[str, str], list[str] | None] = {}
     for i in range(0, len(keys), SIDE_BY_SIDE):
         batch = [(key, git.start_conflicts(ctx.ws.root, key[0], key[1])) for key in keys[i:i + SIDE_BY_SIDE]]
@@ -132,6 +136,8 @@ def _merge_all(ctx: Ctx, keys: list[tuple[str, str]]) -> dict[tuple[str, str], l
 
 def _changed(ctx: Ctx, base_sha: str, heads: dict[str, str]) -> dict[str, list[str]]:
     """The paths each head changes since it left the base (cached by base and head)."""
+    from orch import git
+
     shas = sorted(set(heads.values()))
     known = ctx.store.radar_files(base_sha, shas)
     fresh = {}
@@ -212,8 +218,6 @@ def note_text(slug: str, other: str, branch: str, paths: list[str]) -> str:
 
 def tell(ctx: Ctx, radar: Radar, rows: dict[str, TaskRow]) -> list[str]:
     """Each new conflict between two tasks in flight, told once to both coders (per pair of heads)."""
-    from orch.workflow import deliver, review
-
     pending = []
     for slug, others in radar.pairs.items():
         for other, paths in others.items():
@@ -224,6 +228,8 @@ def tell(ctx: Ctx, radar: Radar, rows: dict[str, TaskRow]) -> list[str]:
     fresh = ctx.store.react(pending)
     if not fresh:
         return []
+    from orch.workflow import deliver, review
+
     panes = ctx.panes()
     did = []
     for r in fresh:
@@ -247,6 +253,8 @@ def tell(ctx: Ctx, radar: Radar, rows: dict[str, TaskRow]) -> list[str]:
 
 def overlap(globs: list[str], other_globs: list[str], changed: list[str]) -> str | None:
     """The first of ``globs`` that meets the other task's declared paths or the files its branch changed."""
+    import fnmatch
+
     for g in globs:
         if any(fnmatch.fnmatchcase(path, g) for path in changed):
             return g
@@ -258,6 +266,8 @@ def overlap(globs: list[str], other_globs: list[str], changed: list[str]) -> str
 
 def _meet(a: str, b: str) -> bool:
     """Can two globs match a common path? (One matches the other, or one's literal start is the other's.)"""
+    import fnmatch
+
     if fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a):
         return True
     pa, pb = _literal(a), _literal(b)

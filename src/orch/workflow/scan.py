@@ -246,7 +246,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
         from orch.workflow import land
 
         report.pipeline += land.resume(ctx)
-    if ctx.cfg.forge.pr != "off" or ctx.cfg.forge.repo or any("pr" in r.fields for r in ctx.store.task_rows().values()):
+    if ctx.cfg.forge.pr != "off" or ctx.cfg.forge.repo or any("pr" in r.fields for r in rows.values()):
         from orch.workflow import forge
 
         report.forge += forge.step(ctx)
