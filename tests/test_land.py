@@ -168,6 +168,7 @@ Write {name}.
 
 ## Validation
 - `test -f {name}`
+- `{check}`
 
 ```scripted
 coder:
@@ -176,32 +177,49 @@ coder:
   report "done: wrote {name}"
 reviewer:
   verdict approve
+coder round 2:
+  run git rm -q {name}
+  write {slug}-b.txt "{slug}\\n"
+  commit "{slug}: keep out of two's way"
+  report "done: moved to {slug}-b.txt"
+reviewer round 2:
+  verdict approve
 ```
 """
+CLASH = "sh -c 'if [ -f two.txt ] && [ -f three.txt ]; then echo three clashes with two; exit 1; fi'"
 
 
 @pytest.mark.tmux
 @pytest.mark.e2e
-def test_orch_land_lands_two_scripted_tasks_and_they_stay_open_as_merged(ws) -> None:  # noqa: ANN001
-    ws.task("one", ONE_FILE.format(name="one.txt", slug="one"))
-    ws.task("two", ONE_FILE.format(name="two.txt", slug="two"))
-    ws.run_until("one", ("ready",), timeout=90)
-    ws.run_until("two", ("ready",), timeout=90)
+def test_a_train_of_three_scripted_tasks_lands_two_and_sends_the_third_back(ws) -> None:  # noqa: ANN001
+    for slug in ("one", "two"):
+        ws.task(slug, ONE_FILE.format(name=f"{slug}.txt", slug=slug, check="true"))
+    ws.task("three", ONE_FILE.format(name="three.txt", slug="three", check=CLASH).replace(
+        "- `test -f three.txt`\n", ""))
+    for slug in ("one", "two", "three"):
+        ws.run_until(slug, ("ready",), timeout=90)
     listed = ws.orch("land").out
-    assert "ready to land" in listed and "  one  " in listed and "  two  " in listed
-    dry = ws.orch("land", "one", "two", "--dry-run").out
-    assert "predicted: one, two would land on main" in dry
-    out = ws.orch("land", "one", "two").out
-    assert "landed on main at" in out and ": one, two" in out
+    assert "ready to land" in listed and all(f"  {s}  " in listed for s in ("one", "two", "three"))
+    dry = ws.orch("land", "one", "two", "three", "--dry-run").out
+    assert "predicted: one, two, three would land on main" in dry
+    out = ws.orch("land", "one", "two", "three").out
+    assert "landed on main at" in out and ": one, two" in out and "bisected: three makes the train fail" in out, out
+    assert "not landed: three - the train fails with it: sent back to its coder" in out
     main = subprocess.run(["git", "-C", str(ws.root), "ls-tree", "--name-only", "main"], capture_output=True,
                           text=True, check=True).stdout.split()
-    assert "one.txt" in main and "two.txt" in main
+    assert "one.txt" in main and "two.txt" in main and "three.txt" not in main
     for slug in ("one", "two"):
         t = ws.task_status(slug)
         assert t["state"] == "merged" and (ws.root / ".worktree" / slug).is_dir()  # open until the person closes it
         md = (ws.root / ".orch" / "dossiers" / f"{slug}.md").read_text()
         assert "## Landed by train" in md and "`test -f one.txt` | 0 |" in md
-    assert "landed already" in ws.orch("land", "one", "two").out  # asking again is harmless
+    assert "landed already" in ws.orch("land", "one", "two", "three").out  # asking again is harmless
+    fix = (ws.root / ".orch" / "prompts" / "three-coder-2.md").read_text()
+    assert "in the merge train" in fix and "> three clashes with two" in fix
+    # the coder fixes it, the review loop approves it again, and it lands on its own train
+    ws.run_until("three", ("ready",), timeout=90)
+    assert "landed on main at" in ws.orch("land", "three").out
+    assert ws.task_status("three")["state"] == "merged"
     refused = ws.orch("land", "one", check=False)
     assert refused.code == 1 and refused.err.strip() == ("orch: task 'one' is merged, not ready: only ready tasks "
                                                           "land (`orch status one`)")
