@@ -292,3 +292,25 @@ def test_a_rate_limit_is_waited_out_without_a_burst(ws: Workspace, forge: ForgeS
     assert queries[1]["at"] >= until
     assert ws.task_status("limited")["pull_request"]["number"] == 1
     assert ws.inproc("check", "limited", "--json").json()["forge"]["rate_limited_until"] is None
+
+
+def test_a_train_handed_to_the_forge_asks_auto_merge_and_its_member_becomes_merged(ws: Workspace,
+                                                                                    forge: ForgeServer) -> None:
+    text = ws.config_file.read_text().replace('\n# via = "git"\n', '\nvia = "forge"\n')
+    ws.config_file.write_text(text)
+    forge.checks = lambda pull, sha: [{"name": "tests", "conclusion": "success"}]
+    ws.task("auto", TWO_ROUNDS)
+    ws.run_until("auto", ("ready",), timeout=60)
+    main_before = git(ws.root, "rev-parse", "main")
+    out = ws.orch("land", "auto").out
+    assert "handed to the forge (auto-merge): auto" in out, out
+    assert forge.pulls[1].auto_merge == "MERGE"
+    assert git(ws.root, "rev-parse", "main") == main_before  # orch merged nothing itself
+    assert "was handed to the forge already" in ws.orch("land", "auto").out
+    ws.scan()
+    assert ws.task_status("auto")["state"] == "ready"  # until the forge merges it
+    forge.pulls[1].state = "MERGED"
+    ws.scan()
+    t = ws.task_status("auto")
+    assert t["state"] == "merged", t
+    assert any("was merged by the forge (handed over by train" in s for s in ws.statuses("auto"))

@@ -87,6 +87,9 @@ DEFAULT_CONFIG = """\
 # or "rebase" (its commits replayed; a member's review carries over only when `git range-diff` shows the same
 # patches, else it is reviewed again first).
 # method = "merge"
+# "forge": where the repository requires pull requests, a train hands its members to the forge instead (each PR's
+# auto-merge, with `method`); a member becomes merged when its PR is merged.
+# via = "git"
 
 [tmux]
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
@@ -163,7 +166,8 @@ class ForgeConfig(Settings):
 
 class LandConfig(Settings):
     method: str
-    FIELDS = {"method": choice("merge", "merge", "rebase")}
+    via: str
+    FIELDS = {"method": choice("merge", "merge", "rebase"), "via": choice("git", "git", "forge")}
 
 
 class Config(Settings):

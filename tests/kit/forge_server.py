@@ -8,7 +8,8 @@ REST under ``/api/v3/``). It answers what orch asks, from the test's script, and
   number) and ``b<i>`` (a branch)), with ``rateLimit``;
 * ``POST /api/v3/repos/<owner>/<name>/pulls``: open a PR;
 * ``GET /api/v3/repos/<owner>/<name>/actions/jobs/<id>/logs``: a job's log (a redirect to the log's text, as GitHub
-  does).
+  does);
+* the ``enablePullRequestAutoMerge`` mutation (the PR's ``auto_merge`` records the method asked for).
 
 A PR's head is the branch's sha in the bare repository the test pushes to (``bare``), or the sha the test set.
 Its checks come from ``checks(pull, sha)`` (the test's function): a list of ``{"name", "conclusion", "status",
@@ -54,6 +55,7 @@ class ScriptedPull:
     threads: list[dict] = field(default_factory=list)  # {"id", "path", "line", "resolved", "outdated", "comments"}
     reviews: list[dict] = field(default_factory=list)  # {"author", "state", "sha", "body", "bot"}
     comments: list[dict] = field(default_factory=list)  # {"author", "body", "bot", "at"}
+    auto_merge: str = ""  # the merge method asked for by auto-merge ("" when not asked)
 
 
 class ForgeServer:
@@ -190,6 +192,8 @@ class ForgeServer:
         elif "APPROVED" in states.values():
             decision = "APPROVED"
         return {
+            "id": f"PR_{pull.number}", "autoMergeRequest": {"enabledAt": "2026-12-01T00:00:00Z"} if pull.auto_merge
+            else None,
             "number": pull.number, "url": self.url(pull.number), "state": pull.state, "isDraft": pull.draft,
             "headRefName": pull.branch, "headRefOid": sha, "baseRefName": pull.base, "mergeable": pull.mergeable,
             "mergeStateStatus": "CLEAN" if pull.mergeable == "MERGEABLE" else "DIRTY", "reviewDecision": decision,
@@ -295,6 +299,13 @@ class _Handler(BaseHTTPRequestHandler):
         forge = self.server_forge
         variables = body.get("variables") or {}
         query = str(body.get("query", ""))
+        if "enablePullRequestAutoMerge" in query:
+            number = str(variables.get("id", "")).removeprefix("PR_")
+            pull = forge.pulls.get(int(number)) if number.isdigit() else None
+            if pull is None:
+                return {"data": None, "errors": [{"type": "NOT_FOUND", "message": "no such pull request"}]}
+            pull.auto_merge = str(variables.get("method", ""))
+            return {"data": {"enablePullRequestAutoMerge": {"pullRequest": {"number": pull.number}}}}
         if variables.get("owner") != forge.owner or variables.get("name") != forge.name:
             return {"data": {"repository": None}, "errors": [{"type": "NOT_FOUND", "message": "no such repository"}]}
         repo: dict[str, Any] = {}

@@ -104,6 +104,8 @@ class Pull:
     threads: list[Thread] = field(default_factory=list)
     reviews: list[PullReview] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    node_id: str = ""  # GitHub's id of the PR (for its mutations)
+    auto_merge: bool = False  # the forge merges it once its requirements are met
 
     def change_requests(self) -> list[PullReview]:
         """Humans whose latest say on the PR is "changes requested" (a later approval or dismissal clears it)."""
@@ -166,6 +168,10 @@ class Forge(Protocol):
         ...
 
     def open_pull(self, branch: str, base: str, title: str, body: str, draft: bool) -> Opened:
+        ...
+
+    def auto_merge(self, pull: Pull, method: str) -> None:
+        """Ask the forge to merge the PR once its requirements are met (``method``: merge | squash | rebase)."""
         ...
 
 

@@ -15,7 +15,7 @@ from orch import gh
 from orch.forge import Budget, Check, Comment, Opened, Pull, PullReview, Thread, Want
 
 PR_FIELDS = """
-number url state isDraft headRefName headRefOid baseRefName mergeable mergeStateStatus reviewDecision
+id number url state isDraft headRefName headRefOid baseRefName mergeable mergeStateStatus reviewDecision autoMergeRequest { enabledAt }
 commits(last: 1) { nodes { commit { oid statusCheckRollup { contexts(first: 100) { nodes {
   __typename
   ... on CheckRun { databaseId name status conclusion detailsUrl }
@@ -92,6 +92,15 @@ class GitHub:
             raise gh.GhError(f"the log of {check.name} could not be read ({answer.status}): {answer.message()}")
         return answer.body.decode("utf-8", "replace")
 
+    def auto_merge(self, pull: Pull, method: str) -> None:
+        answer = gh.api("graphql", self.host, "POST", {"query": AUTO_MERGE, "variables": {
+            "id": pull.node_id, "method": method.upper()}})
+        found = answer.json()
+        errors = found.get("errors") if isinstance(found, dict) else None
+        if answer.status >= 400 or errors:
+            why = (errors[0].get("message") if errors and isinstance(errors[0], dict) else "") or answer.message()
+            raise gh.GhError(f"GitHub did not take pull request #{pull.number} for auto-merge: {why}")
+
     def open_pull(self, branch: str, base: str, title: str, body: str, draft: bool) -> Opened:
         answer = gh.api(f"repos/{self.owner}/{self.name}/pulls", self.host, "POST",
                         {"title": title, "head": branch, "base": base, "body": body, "draft": draft})
@@ -100,6 +109,11 @@ class GitHub:
             raise gh.GhError(f"GitHub did not open the pull request of {branch} ({answer.status}): "
                              f"{answer.message()}")
         return Opened(int(found.get("number") or 0), str(found.get("html_url") or ""))
+
+
+AUTO_MERGE = """mutation($id: ID!, $method: PullRequestMergeMethod!) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) {
+    pullRequest { number autoMergeRequest { enabledAt } } } }"""
 
 
 def _reset(limit: object) -> float:
@@ -160,4 +174,5 @@ def parse_pull(node: dict) -> Pull:
         draft=bool(node.get("isDraft")), mergeable=str(node.get("mergeable") or ""),
         merge_state=str(node.get("mergeStateStatus") or ""), review_decision=str(node.get("reviewDecision") or ""),
         checks=checks, threads=threads, reviews=reviews, comments=[_comment(c) for c in _nodes(node.get("comments"))],
+        node_id=str(node.get("id") or ""), auto_merge=bool(node.get("autoMergeRequest")),
     )

@@ -22,6 +22,7 @@ from orch.lifecycle import Actor, TaskEvent, TaskState
 from orch.store import PullRow, Reaction, TaskRow
 from orch.workflow import judge as J
 from orch.workflow import tasks as T
+from orch.workflow import train as TR
 from orch.workflow.context import Ctx
 
 S, E, PASS = TaskState, TaskEvent, Actor.PASS
@@ -211,6 +212,12 @@ def _carry(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow, pull: F.Pull | Non
     changed = row.fields.get("pr state") != verdict.short
     status = f"{verdict.short}: {verdict.next}" if changed else None
     did: list[str] = []
+    if verdict.upstream == "merged" and row.state == S.READY and row.fields.get("handed"):
+        if T.move(ctx, slug, S.MERGED, E.LANDED, PASS, summary=fields,
+                  merged=f"pull request #{pull.number} (train {row.fields['handed']}, auto-merge)",
+                  status=f"merged: pull request #{pull.number} was merged by the forge (handed over by train "
+                         f"{row.fields['handed']}); `orch close {slug}` when you are done with it"):
+            return [f"{slug}: merged by the forge"]
     if row.state in J.JUDGED and not verdict.upstream:  # (a PR merged or closed upstream moves nothing)
         blocking = [d for d in verdict.due if d.blocking]
         if blocking:
@@ -232,6 +239,48 @@ def _carry(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow, pull: F.Pull | Non
         if row.state in J.JUDGED:
             _dossier(ctx, slug, pull)
     return did
+
+
+def hand_over(ctx: Ctx, train: TR.Train) -> list[str]:
+    """A train handed to the forge (``[land] via = "forge"``): each member's PR, at its approved sha, gets the
+    forge's auto-merge; the forge merges it once the repository's own rules are met, and a pass then finds it
+    merged. A member without a PR at its approved sha is not handed over."""
+    rows = ctx.store.task_rows()
+    repo = repo_for(ctx, rows)
+    if not repo:
+        raise OrchError('[land] via = "forge" needs the forge: set [forge] repo (or pr) in .orch/config.toml')
+    forge = backend(ctx, repo)
+    method = "rebase" if train.method == "rebase" else "merge"
+    handed = []
+    for slug in list(train.members):
+        row = ctx.store.pull(slug)
+        if row is None or row.head_sha != train.approved[slug]:
+            why = "no pull request at its approved sha" if row is None or row.state == "OPEN" else f"its PR is {row.state.lower()}"
+            train.members.remove(slug)
+            train.out[slug] = why
+            train.say(f"{slug} not handed over: {why}")
+            continue
+        try:
+            forge.auto_merge(F.pull_from(row.data), method)
+        except OrchError as exc:
+            train.members.remove(slug)
+            train.out[slug] = str(exc)
+            train.say(f"{slug} not handed over: {exc}")
+            continue
+        handed.append(slug)
+        train.say(f"{slug}: auto-merge ({method}) asked on pull request #{row.number}")
+        T.record(ctx, slug, status=f"handed to the forge by train {train.op}: auto-merge ({method}) on pull request "
+                                   f"#{row.number}; merged when the repository's rules are met", handed=train.op)
+    train.state = "handed" if handed else "failed"
+    train.finished = time.time()
+    TR.save(ctx, train)
+    lines = [f"train {train.op}: {train.state}"]
+    if handed:
+        lines.append(f"handed to the forge (auto-merge): {', '.join(handed)}")
+    lines += [f"not handed over: {slug} - {why}" for slug, why in train.out.items()]
+    if not handed:
+        lines.append("  failed: no member could be handed over")
+    return lines
 
 
 def _round(ctx: Ctx, forge: F.Forge, slug: str, row: TaskRow, verdict: J.Judgement,

@@ -81,6 +81,8 @@ def land(ctx: Ctx, slugs: list[str], dry_run: bool = False) -> list[str]:
     op = TR.op_id(base, slugs, approved)
     if dry_run:
         return plan(ctx, op, base, base_sha, slugs, approved)
+    if train is not None and train.state == "handed":
+        return [f"train {op} was handed to the forge already ({', '.join(train.members)}: auto-merge)"]
     if train is not None and train.state == "landed":
         settle(ctx, train)  # (its members' records, if a crash cut them short)
         return [f"train {op} landed already ({', '.join(train.members)} on {base} at {train.tip[:12]})"]
@@ -92,6 +94,10 @@ def land(ctx: Ctx, slugs: list[str], dry_run: bool = False) -> list[str]:
             T.record(ctx, slug, status=f"authorised to land in train {op} ({', '.join(slugs)} onto {base})")
         ctx.event("land", f"train {op} authorised: {', '.join(slugs)} onto {base}")
     faults.point("land.authorised")
+    if ctx.cfg.land.via == "forge":
+        from orch.workflow import forge
+
+        return forge.hand_over(ctx, train)
     return run(ctx, train)
 
 

@@ -18,7 +18,7 @@ from orch.files import atomic_write
 from orch.record import dataclass, field
 from orch.workflow.context import Ctx
 
-FINISHED = ("landed", "failed")
+FINISHED = ("landed", "failed", "handed")  # handed: given to the forge's auto-merge ([land] via = "forge")
 
 
 @dataclass
