@@ -43,6 +43,7 @@ PANE = "Explicit tmux pane id (e.g. %3) instead of a worker address; then give n
 MESSAGE = ("Record a message for a task: `orch - \"task-<slug>: <text>\"` (inside a worker the task is known). "
            "Recognised: needs input: <q> | blocked: <why> | done: <summary> | worktree <path> | PR created <url>.")
 SLUG_OR_FILE = "A task name, or a task file to add and start."
+AS_JSON = Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")
 
 TASKS, WORKERS, DAEMON, AGENTS, SHELL = "Tasks", "Workers", "The daemon", "Commands agents call", "Your shell"
 GROUPS = (TASKS, WORKERS, DAEMON, AGENTS, SHELL)
@@ -70,18 +71,18 @@ COMMANDS = (
                          "task in full.",
         "orch.cli.status:status",
         Arg("task", help="One task: everything about it (default: every task)."),
-        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape."),
+        AS_JSON,
         Arg("--all", "-a", dest="show_all", takes="flag", help="Closed tasks too."),
         Arg("--watch", "-w", takes="flag", help="Show it again every 2 seconds, until Ctrl-C.")),
     Cmd("check", TASKS, "The task-checker's report on one task: its worker's activity, its branch against the base, "
                         "its pull request (checks, reviews, threads, mergeability) and the next action.",
         "orch.cli.status:check",
         Arg("task", help="The task.", required=True),
-        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
+        AS_JSON),
     Cmd("conflicts", TASKS, "The conflict radar: which open task branches conflict with each other or with the base, "
                             "and in which paths (a merge in memory: no worktree, nothing written).",
         "orch.cli.status:conflicts",
-        Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")),
+        AS_JSON),
     Cmd("land", TASKS, "Land ready tasks as one merge train: built on the base, validated at its tip, the base moved "
                        "to exactly that sha (never forced); without tasks, what is ready to land.",
         "orch.cli.tasks:land",
