@@ -11,10 +11,14 @@ AIDER_VERSION       := 0.86.2
 AGENTS_STAMP        := .agents/.installed-$(CLAUDE_CODE_VERSION)-$(CODEX_VERSION)
 AIDER_STAMP         := .agents/aider/.installed-$(AIDER_VERSION)
 
-.PHONY: demo test bench soak lint tools agents clean
+.PHONY: demo test bench soak lint tools test-tools agents clean
 
 tools:
 	@scripts/check-tools.sh
+
+# what the tests and the bench drive besides: GitHub's gh (against a scripted forge) and Chromium (the web page)
+test-tools:
+	@scripts/check-tools.sh --tests
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +57,7 @@ agents:
 			&& touch $(AIDER_STAMP); \
 	fi
 
-test: tools agents $(VENV)/.installed-test
+test: test-tools agents $(VENV)/.installed-test
 	@$(PY) -m compileall -q src
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m mypy
@@ -61,11 +65,11 @@ test: tools agents $(VENV)/.installed-test
 
 # the reliability suite's fault campaign for MINUTES minutes (default 10), on both cores
 MINUTES ?= 10
-soak: tools agents $(VENV)/.installed-test
+soak: test-tools agents $(VENV)/.installed-test
 	@$(PY) -m compileall -q src
 	ORCH_SOAK_SECONDS=$$(( $(MINUTES) * 60 )) $(PY) -m pytest -n 2 -q -rs tests/test_faults.py
 
-bench: tools $(VENV)/.installed-test
+bench: test-tools $(VENV)/.installed-test
 	@$(PY) -m compileall -q src
 	$(PY) bench/run.py
 

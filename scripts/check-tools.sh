@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Make sure tmux (>= 3.2), git (>= 2.38), bubblewrap (the workers' sandbox; the tests need it) and GitHub's gh (pull
-# requests; the tests drive it against a scripted forge) are present;
+# requests; the tests drive it against a scripted forge) and Chromium (the web dashboard's tests) are present;
 # install them with apt-get when run as root on Debian/Ubuntu, otherwise stop with one line naming what to install.
 set -eu
 
 need_tmux="3.2"
+for_tests=0
+[ "${1:-}" = "--tests" ] && for_tests=1  # make test and make bench: also gh and chromium
 need_git="2.38"
 
 version_ok() { # version_ok HAVE NEED -> true when HAVE >= NEED
@@ -21,7 +23,10 @@ missing() {
     if [ -z "$tv" ] || ! version_ok "$tv" "$need_tmux"; then out="$out tmux"; fi
     if [ -z "$gv" ] || ! version_ok "$gv" "$need_git"; then out="$out git"; fi
     if ! command -v bwrap >/dev/null 2>&1; then out="$out bubblewrap"; fi
-    if ! command -v gh >/dev/null 2>&1; then out="$out gh"; fi
+    if [ "$for_tests" = 1 ]; then
+        if ! command -v gh >/dev/null 2>&1; then out="$out gh"; fi
+        if ! command -v chromium >/dev/null 2>&1; then out="$out chromium"; fi
+    fi
     echo "$out"
 }
 
@@ -37,5 +42,5 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     todo=$(missing)
     [ -z "$todo" ] && exit 0
 fi
-echo "orch needs tmux >= $need_tmux, git >= $need_git, bubblewrap and gh; please install:${todo}" >&2
+echo "orch needs tmux >= $need_tmux, git >= $need_git and bubblewrap (its tests also gh and chromium); please install:${todo}" >&2
 exit 1

@@ -353,7 +353,7 @@ TASK_KEYS = {"slug", "file", "state", "summary", "session", "worktree", "branch"
              "pending_messages", "queued_for_workers", "workers", "pull_request", "next", "conflicts"}
 WORKER_KEYS = {"id", "address", "role", "agent", "state", "state_for_s", "exit_status", "session", "session_id",
                "window_id", "pane_id", "pane_pid", "worktree", "branch", "agent_session", "note",
-               "sandbox"}
+               "sandbox", "state_since"}
 
 
 def test_status_json_shape(ws: Workspace) -> None:

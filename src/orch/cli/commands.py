@@ -89,6 +89,11 @@ COMMANDS = (
         Arg("tasks", takes="words", help="The tasks to land, in order."),
         Arg("--dry-run", "-n", dest="dry_run", takes="flag", help="Print the plan and the predicted result; change "
                                                                    "nothing.")),
+    Cmd("web", TASKS, "The dashboard as a web page on loopback: the board grouped by what each task needs from you, "
+                      "a page per task with its live screen, replies; kept current by the server.",
+        "orch.cli.status:web",
+        Arg("--host", help="Address to listen on (default 127.0.0.1: this machine only).", default="127.0.0.1"),
+        Arg("--port", "-p", takes="int", least=0, default=0, help="Port (default: a free one).")),
     Cmd("diff", TASKS, "What the task's branch changes against its base (from their merge base, as a merge would "
                        "see it).",
         "orch.cli.tasks:diff",

@@ -164,6 +164,21 @@ def conflicts(as_json: bool) -> None:
     sys.stdout.write("\n".join(radar.matrix(found)) + "\n")
 
 
+def web(host: str, port: int) -> None:
+    """`orch web`: serve the dashboard until Ctrl-C (the URL, with its token, is printed first)."""
+    from orch.web.app import serve
+
+    ctx = context()
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        serve(ctx.ws, host, port, say)
+    except KeyboardInterrupt:
+        pass
+
+
 def _watch(task: str | None, show_all: bool) -> None:
     """The view again every 2 seconds, on a cleared screen, until Ctrl-C."""
     try:

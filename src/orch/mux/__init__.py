@@ -129,8 +129,9 @@ class Multiplexer(Protocol):
 
     def session_names(self) -> set[str]: ...
 
-    def capture(self, pane_id: str, lines: int = 50) -> str:
-        """The last ``lines`` lines of a pane (blank trailing lines dropped)."""
+    def capture(self, pane_id: str, lines: int = 50, styled: bool = False) -> str:
+        """The last ``lines`` lines of a pane (blank trailing lines dropped); ``styled``: with its colours and
+        attributes as terminal escape sequences (for a screen shown elsewhere)."""
         ...
 
     def capture_many(self, pane_ids: Sequence[str], lines: int = 15, started: Reading | None = None) -> dict[str, str]:

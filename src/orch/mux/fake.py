@@ -176,7 +176,7 @@ class FakeMux:
     def session_names(self) -> set[str]:
         return {s.name for s in self.sessions.values()}
 
-    def capture(self, pane_id: str, lines: int = 50) -> str:
+    def capture(self, pane_id: str, lines: int = 50, styled: bool = False) -> str:
         self.calls.append(("capture-pane", pane_id))
         pane = self._pane(pane_id)
         rows = list(pane.screen)

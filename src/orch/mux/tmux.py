@@ -194,9 +194,10 @@ class Tmux:
             return set()
         return set(proc.stdout.decode("utf-8", "replace").splitlines())
 
-    def capture(self, pane_id: str, lines: int = 50) -> str:
-        """The last ``lines`` non-blank-trailing lines of a pane (history included)."""
-        text = self.out("capture-pane", "-p", "-J", "-t", pane_id, "-S", f"-{max(lines, 1)}")
+    def capture(self, pane_id: str, lines: int = 50, styled: bool = False) -> str:
+        """The last ``lines`` non-blank-trailing lines of a pane (history included); ``styled``: with ``-e``."""
+        text = self.out("capture-pane", "-p", "-J", *(["-e"] if styled else []), "-t", pane_id, "-S",
+                        f"-{max(lines, 1)}")
         rows = text.split("\n")
         while rows and not rows[-1].strip():
             rows.pop()

@@ -26,6 +26,7 @@ from orch.workspace import Workspace, daemon_pid
 
 OBSERVE_INTERVAL = 2.0  # seconds between screen readings while a worker is starting or working
 POLL_INTERVAL = 1.0  # seconds between folder listings where the kernel gives no notifications
+MODEL_EVERY = 1.0  # seconds between two builds of the status model (the dashboards' data), at most
 BUSY_STATES = frozenset({"starting", "working", "waiting"})
 STANDING = ("waiting:", "orphan window", "invalid task file")
 
@@ -52,6 +53,7 @@ class Daemon:
         self._db_id: tuple[int, int] | None = None
         self._standing: set[str] = set()
         self.passes = 0
+        self._model_due, self._model_at = False, 0.0
         self.settle_in = 0.0  # the last pass left a task file still being written: pass again this soon
 
     # -- life ------------------------------------------------------------------------------------------------------
@@ -112,6 +114,8 @@ class Daemon:
                     wait = min(wait, next_look - now)
                 if watcher.fileno() is None:
                     wait = min(wait, POLL_INTERVAL)
+                if self._model_due:
+                    wait = min(wait, self._model_at + MODEL_EVERY - now)
                 watched = watcher.fileno()
                 fds = [wake_r] if watched is None else [wake_r, watched]
                 ready, _, _ = select.select(fds, [], [], max(wait, 0))
@@ -136,6 +140,8 @@ class Daemon:
                     if self._busy():
                         self.look()
                     next_look = time.monotonic() + OBSERVE_INTERVAL
+                if self._model_due and time.monotonic() >= self._model_at + MODEL_EVERY:
+                    self._write_model()
         finally:
             signal.set_wakeup_fd(old_wakeup)
             for s, handler in previous.items():
@@ -164,6 +170,7 @@ class Daemon:
             return
         self.passes += 1
         self.settle_in = report.settle_in
+        self._model()
         standing = set()
         for line in report.lines():
             if line.startswith(STANDING):
@@ -197,6 +204,26 @@ class Daemon:
                 return
         for line in report.pipeline:
             self.say(line)
+        if report.pipeline or report.applied:
+            self._model()
+
+    def _model(self) -> None:
+        """The status model is due: written at most once per MODEL_EVERY (a burst of passes builds it once)."""
+        self._model_due = True
+        if time.monotonic() >= self._model_at + MODEL_EVERY:
+            self._write_model()
+
+    def _write_model(self) -> None:
+        """The status model for the dashboards, written when it changed."""
+        from orch.workflow import model
+
+        self._model_due, self._model_at = False, time.monotonic()
+        try:
+            model.write(self.ctx)
+        except OrchError as exc:
+            self.say(f"the status model could not be written: {exc}")
+        except Exception as exc:  # noqa: BLE001 - as in reconcile(): the daemon goes on
+            self._unexpected("the status model", exc)
 
     def _unexpected(self, why: str, exc: Exception) -> None:
         import traceback

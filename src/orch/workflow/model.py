@@ -1,0 +1,145 @@
+"""The status model: every task with what it needs from the person, its state's provenance (what set it) and since
+when, and its evidence (validation, verdict, pull request, conflicts). One model under the dashboards and
+`orch status --json`: the daemon writes it after each pass (``.orch/model.json``, only when it changed; times are
+absolute, so an age needs no new model), and a reader takes it without starting a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from orch.files import atomic_write
+from orch.workflow.context import Ctx
+
+SAVED = "model.json"
+VERSION = 1
+
+# what a task needs from the person, most urgent first (the dashboards' groups, in this order)
+GROUPS = (
+    ("needs-input", "needs input"),
+    ("delivery-failed", "delivery failed"),
+    ("blocked", "blocked"),
+    ("ready", "ready to land"),
+    ("held", "text held: someone is attached"),
+    ("working", "working"),
+    ("idle", "idle without a report"),
+    ("pipeline", "validating and reviewing"),
+    ("queued", "queued"),
+    ("merged", "merged"),
+    ("lost", "lost"),
+)
+GROUP_ORDER = {name: i for i, (name, _) in enumerate(GROUPS)}
+
+
+def group_of(task: dict) -> str:
+    """Which group a task of `orch status --json`'s shape belongs to."""
+    state = task["state"]
+    coder = next((w for w in task["workers"] if w["role"] == "coder" and w["state"] not in ("exited", "lost")), None)
+    if state == "needs-input":
+        return "needs-input"
+    if coder is not None and coder["state"] == "waiting" and "not taken" in (coder.get("note") or ""):
+        return "delivery-failed"
+    if state in ("blocked", "ready", "queued", "merged", "lost"):
+        return state
+    if task["queued_for_workers"]:
+        return "held"
+    if state in ("validating", "reviewing", "checking"):
+        return "pipeline"
+    if coder is not None and coder["state"] == "idle":
+        return "idle"
+    return "working"
+
+
+def headline(task: dict, now: float) -> str:
+    """The task's state in words, with its source and age ("waiting - hook, 12 s")."""
+    coder = next((w for w in task["workers"] if w["role"] == "coder"), None)
+    if coder is not None and task["state"] in ("coding", "fixing", "needs-input"):
+        source = coder.get("state_source") or "registry"
+        return f"{coder['state']} - {source}, {_age(now - coder['state_since'])}"
+    return f"{task['state']} - {_age(now - task['state_since'])}" if task.get("state_since") else task["state"]
+
+
+def _age(seconds: float) -> str:
+    s = max(int(seconds), 0)
+    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+
+
+def build(ctx: Ctx) -> dict:
+    """The model, from `orch status`'s view of the workspace plus each task's evidence (read-only)."""
+    from orch.workflow.status import collect
+    from orch.workflow.taskview import STATE_EVENT
+
+    view = collect(ctx)
+    rows = ctx.store.task_rows()
+    sources: dict[str, str] = {}
+    for event in ctx.store.events(limit=2000, kind="state"):  # what set each worker's state (oldest first)
+        if event.worker and (m := STATE_EVENT.search(event.text)):
+            sources[event.worker] = m.group("source")
+    tasks = []
+    for t in view["tasks"]:
+        row = rows.get(t["slug"])
+        fields = row.fields if row else {}
+        for w in t["workers"]:
+            w["state_source"] = sources.get(w["id"], "")
+        task = {
+            "slug": t["slug"], "state": t["state"], "state_since": row.updated_at if row else None,
+            "agent": t["agent"], "branch": t["branch"], "worktree": t["worktree"],
+            "summary": t["summary"], "last_status": t["last_status"],
+            "workers": [{k: w.get(k) for k in ("id", "address", "role", "agent", "state", "state_since",
+                                                 "state_source", "note", "window_id", "pane_id", "sandbox")}
+                        for w in t["workers"]],
+            "queued_for_workers": t["queued_for_workers"],
+            "evidence": {"validation": fields.get("validation"), "review": fields.get("branch review"),
+                         "head": fields.get("head"), "approved": fields.get("approved"),
+                         "dossier": fields.get("dossier"), "pull_request": t["pull_request"],
+                         "conflicts": t["conflicts"], "question": fields.get("question"),
+                         "blocked": fields.get("blocked")},
+            "next": t["next"],
+        }
+        task["group"] = group_of(t)
+        tasks.append(task)
+    tasks.sort(key=lambda x: (GROUP_ORDER.get(x["group"], 99), x["slug"]))
+    return {"version": VERSION, "workspace": view["workspace"], "daemon": view["daemon"], "sandbox": view["sandbox"],
+            "groups": [{"name": n, "title": title} for n, title in GROUPS], "tasks": tasks,
+            "orphans": view["orphans"], "invalid_tasks": view["invalid_tasks"]}
+
+
+def write(ctx: Ctx) -> bool:
+    """The model written when it changed (the daemon, after a pass); True when it did."""
+    model = build(ctx)
+    path = ctx.ws.path(SAVED)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            old = json.load(fh)
+        if json.dumps({**old, "at": None}, sort_keys=True, default=str) == json.dumps({**model, "at": None},
+                                                                                     sort_keys=True, default=str):
+            return False
+    except (OSError, ValueError):
+        pass
+    model["at"] = time.time()
+    atomic_write(path, (json.dumps(model) + "\n").encode("utf-8"), mode=0o644)
+    return True
+
+
+def read(ctx: Ctx) -> dict | None:
+    """The model as the daemon last wrote it (None without one)."""
+    try:
+        with open(ctx.ws.path(SAVED), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def current(ctx: Ctx) -> dict:
+    """The model: the daemon's when it runs, else built now (read-only)."""
+    from orch.workflow.status import daemon_state
+
+    found = read(ctx)
+    if found is not None and daemon_state(ctx)["running"]:
+        return found
+    model = build(ctx)
+    model["at"] = time.time()
+    return model
+
+
