@@ -89,6 +89,9 @@ COMMANDS = (
         Arg("tasks", takes="words", help="The tasks to land, in order."),
         Arg("--dry-run", "-n", dest="dry_run", takes="flag", help="Print the plan and the predicted result; change "
                                                                    "nothing.")),
+    Cmd("dash", TASKS, "The terminal dashboard: tasks grouped by what they need from you, the selected task's live "
+                       "screen, diff, dossier, log, PR and conflicts; reply, send, retry, recover, attach, close, land.",
+        "orch.cli.status:dash"),
     Cmd("web", TASKS, "The dashboard as a web page on loopback: the board grouped by what each task needs from you, "
                       "a page per task with its live screen, replies; kept current by the server.",
         "orch.cli.status:web",

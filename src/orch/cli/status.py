@@ -164,6 +164,17 @@ def conflicts(as_json: bool) -> None:
     sys.stdout.write("\n".join(radar.matrix(found)) + "\n")
 
 
+def dash() -> None:
+    """`orch dash`: the terminal dashboard, until q."""
+    if not sys.stdout.isatty():
+        from orch.errors import OrchError
+
+        raise OrchError("orch dash needs a terminal; `orch status --watch` or `orch web` work without one")
+    from orch.dash.app import Dash
+
+    Dash(context().ws).run()
+
+
 def web(host: str, port: int) -> None:
     """`orch web`: serve the dashboard until Ctrl-C (the URL, with its token, is printed first)."""
     from orch.web.app import serve

@@ -35,60 +35,28 @@ from orch.workspace import Workspace
 
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 COOKIE = "orch_token"
-MODEL_EVERY = 0.25  # seconds between two looks at the model (a file's time; the model is built only when changed)
 SCREEN_EVERY = 0.3  # seconds between two readings of a screen someone is watching
 
 
 class Board:
-    """The model, shared by every connection: read when the daemon rewrote it (else built here, read-only), and
-    each change announced to the pages."""
+    """The model, shared by every connection, each change announced to the pages (``model.Reader``)."""
 
     def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+        from orch.workflow.model import Reader
+
+        self.reader = Reader(ws)
         self.text = ""
         self.version = 0
         self.changed = asyncio.Condition()
-        self._seen: float | None = None
-
-    def _ctx(self):  # noqa: ANN202 - a workflow Ctx, made in the thread that uses it (sqlite is per thread)
-        from orch.workflow.context import Ctx
-
-        return Ctx(self.ws)
-
-    def _read(self) -> str | None:
-        from orch.workflow import model
-        from orch.workflow.status import daemon_state
-
-        path = self.ws.path(model.SAVED)
-        ctx = self._ctx()
-        try:
-            if daemon_state(ctx)["running"]:
-                try:
-                    stamp = os.stat(path).st_mtime
-                except OSError:
-                    stamp = None
-                if stamp is not None and stamp == self._seen:
-                    return None
-                self._seen = stamp
-                found = model.read(ctx)
-            else:
-                self._seen = None
-                found = model.build(ctx)
-            return json.dumps({k: v for k, v in (found or {}).items() if k != "at"}, sort_keys=True)
-        finally:
-            ctx.close()
 
     async def watch(self) -> None:
         while True:
-            try:
-                text = await asyncio.to_thread(self._read)
-            except Exception as exc:  # noqa: BLE001 - a bad reading is shown, the board goes on
-                text = json.dumps({"error": str(exc)})
-            if text is not None and text != self.text:
+            text = await asyncio.to_thread(self.reader.read)
+            if text is not None:
                 async with self.changed:
                     self.text, self.version = text, self.version + 1
                     self.changed.notify_all()
-            await asyncio.sleep(MODEL_EVERY if self._seen is not None else 1.0)
+            await asyncio.sleep(self.reader.every)
 
 
 def make_app(ws: Workspace, token: str) -> Starlette:

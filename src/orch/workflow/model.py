@@ -7,10 +7,13 @@ absolute, so an age needs no new model), and a reader takes it without starting 
 from __future__ import annotations
 
 import json
+import os
 import time
 
+from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.workflow.context import Ctx
+from orch.workspace import Workspace
 
 SAVED = "model.json"
 VERSION = 1
@@ -143,3 +146,48 @@ def current(ctx: Ctx) -> dict:
     return model
 
 
+
+
+class Reader:
+    """The model as the dashboards take it: the daemon's file when it runs and changed (a stat), else built here
+    (read-only, no pass). ``read()`` returns the model's text when it changed since the last call, else None; it
+    opens its own context each time (a dashboard reads from a thread of its own; sqlite is per thread)."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.text = ""
+        self.from_daemon = False
+        self._stamp: float | None = None
+
+    def read(self) -> str | None:
+        from orch.workflow.status import daemon_state
+
+        ctx = Ctx(self.ws)
+        try:
+            self.from_daemon = bool(daemon_state(ctx)["running"])
+            if self.from_daemon:
+                try:
+                    stamp: float | None = os.stat(ctx.ws.path(SAVED)).st_mtime
+                except OSError:
+                    stamp = None
+                if stamp is not None and stamp == self._stamp:
+                    return None
+                self._stamp = stamp
+                found = read(ctx) or {}
+            else:
+                self._stamp = None
+                found = build(ctx)
+        except OrchError as exc:
+            found = {"error": str(exc)}
+        finally:
+            ctx.close()
+        text = json.dumps({k: v for k, v in found.items() if k != "at"}, sort_keys=True)
+        if text == self.text:
+            return None
+        self.text = text
+        return text
+
+    @property
+    def every(self) -> float:
+        """Seconds until the next look: a stat while the daemon writes the model, else a build each second."""
+        return 0.25 if self.from_daemon else 1.0

@@ -1,0 +1,1 @@
+"""`orch dash`: the terminal dashboard (Textual) over the status model."""
