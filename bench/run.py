@@ -22,6 +22,8 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      cost, --help) through pip's console script, next to the floor, interleaved (figures_cli.py)
   9. the conflict radar at 20 and 50 open branches: the first pass, one branch moved (computed vs cached), nothing
      moved (figures_radar.py)
+  10. the dashboards with 50 tasks and the daemon running: `orch web` and `orch dash`, from a change to the screen,
+     CPU at rest and memory (figures_dash.py)
   8. pull requests: `orch scan` with 20 live tasks, each with a PR on the scripted forge (the real `gh`), the forge
      asked, next to the same pass with the forge not due; requests per pass (figures_forge.py)
 The whole run takes about 4 to 6 minutes on 2 cores; --quick about 2.
@@ -40,7 +42,7 @@ from pathlib import Path
 
 from common import HERE, Shims, Space
 
-FIGURES = ("1", "7", "8", "9", "2", "3", "4", "5", "6")
+FIGURES = ("1", "7", "8", "9", "10", "2", "3", "4", "5", "6")
 
 
 class Bench:
@@ -121,6 +123,7 @@ def main() -> int:
 
     import figures_cli
     import figures_daemon
+    import figures_dash
     import figures_delivery
     import figures_fleet
     import figures_forge
@@ -155,6 +158,12 @@ def main() -> int:
             space = bench.space("radar")
             bench.rows["9"] = figures_radar.radar(space, [20, 50])
             timings.append(f"radar {time.perf_counter() - t:.0f} s")
+        if "10" in only:
+            t = phase("10. the dashboards, 50 tasks")
+            space = bench.space("dash")
+            bench.rows["10"] = figures_dash.dashboards(space)
+            space.close()
+            timings.append(f"dashboards {time.perf_counter() - t:.0f} s")
         if "4" in only:
             t = phase(f"4. inbox, {writers} writers x {messages} messages")
             bench.rows["4"] = figures_inbox.inbox(bench.space("inbox"), writers, messages, timeout=300)

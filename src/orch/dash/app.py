@@ -26,14 +26,17 @@ from orch.workflow.model import GROUPS, Reader
 from orch.workspace import Workspace
 
 NEEDS = ("needs-input", "delivery-failed", "blocked")
-SCREEN_EVERY = 0.3  # seconds between two readings of the screen shown
+SCREEN_EVERY = 0.3  # seconds between two readings of the screen shown, while its worker works
+SCREEN_IDLE = 1.5  # the same while it is idle or waiting (its screen seldom moves)
 
 
 def age(since: float | None, now: float) -> str:
     if not since:
         return ""
     s = max(int(now - since), 0)
-    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+    if s < 10:
+        return f"{s} s"
+    return f"{s - s % 5} s" if s < 60 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"  # (5 s steps: less drawing)
 
 
 def headline(task: dict, now: float) -> str:
@@ -74,6 +77,7 @@ class Dash(App):
         self.armed = ""  # an action that waits for its key again (close, land)
         self.needing: set[str] = set()
         self._screen_text = ""
+        self._shown: dict[str, str] = {}
 
     # -- layout and data -------------------------------------------------------------------------------------------
 
@@ -96,12 +100,13 @@ class Dash(App):
         self.set_interval(1.0, self._ages)
 
     async def _watch_model(self) -> None:
-        while True:
-            text = await asyncio.to_thread(self.reader.read)
-            if text is not None:
-                self.model = json.loads(text)
-                self._show_tasks()
-            await asyncio.sleep(self.reader.every)
+        from orch.workflow.model import follow
+
+        def changed(text: str) -> None:
+            self.model = json.loads(text)
+            self._show_tasks()
+
+        await follow(self.reader, changed)
 
     def _show_tasks(self) -> None:
         options = self.query_one("#tasks", OptionList)
@@ -115,7 +120,8 @@ class Dash(App):
                 continue
             options.add_option(Option(f"-- {title} ({len(members)}) --", id=f"group:{name}", disabled=True))
             for t in members:
-                options.add_option(Option(self._line(t, now), id=t["slug"]))
+                self._shown[t["slug"]] = self._line(t, now)
+                options.add_option(Option(self._shown[t["slug"]], id=t["slug"]))
         if keep is not None:
             try:
                 options.highlighted = options.get_option_index(keep)
@@ -131,11 +137,16 @@ class Dash(App):
         return f"{t['slug'][:22]:<22} {headline(t, now)}"
 
     def _ages(self) -> None:
+        """The ages move on (only the lines whose words changed are drawn again)."""
         options = self.query_one("#tasks", OptionList)
         now = time.time()
         for t in self.model.get("tasks", []):
+            line = self._line(t, now)
+            if self._shown.get(t["slug"]) == line:
+                continue
             try:
-                options.replace_option_prompt(t["slug"], self._line(t, now))
+                options.replace_option_prompt(t["slug"], line)
+                self._shown[t["slug"]] = line
             except Exception:  # noqa: BLE001 - (rebuilt meanwhile)
                 pass
 
@@ -207,25 +218,37 @@ class Dash(App):
         while True:
             slug = self.selected
             if slug is not None and self.query_one("#panes", TabbedContent).active == "screen":
-                text = await asyncio.to_thread(self._capture, slug)
+                text = await asyncio.to_thread(self._capture, slug, self._pane_of(slug))
                 if text != self._screen_text and slug == self.selected:
                     self._screen_text = text
                     self.query_one("#screen-text", Static).update(Text.from_ansi(text))
-            await asyncio.sleep(SCREEN_EVERY)
+            t = self.current()
+            busy = t is not None and any(w["state"] in ("working", "starting") for w in t["workers"])
+            await asyncio.sleep(SCREEN_EVERY if busy else SCREEN_IDLE)
 
-    def _capture(self, slug: str) -> str:
-        from orch.workflow import route
-        from orch.workflow.context import Ctx
+    def _pane_of(self, slug: str) -> str:
+        """The pane of the task's coder, as the model says (no lookup of its own)."""
+        t = next((t for t in self.model.get("tasks", []) if t["slug"] == slug), None)
+        coder = next((w for w in (t or {}).get("workers", []) if w["role"] == "coder" and w.get("pane_id")), None)
+        return coder["pane_id"] if coder else ""
 
-        ctx = Ctx(self.ws)
+    def _capture(self, slug: str, pane_id: str) -> str:
+        if not pane_id:
+            return f"({slug} has no worker window)"
+        from orch.mux import MuxError
+
         try:
-            target = route.resolve(ctx, slug, allow_dead=True)
-            lines = max(self.size.height - 4, 10)
-            return ctx.mux.capture(target.pane.pane_id, lines, styled=True)
-        except OrchError as exc:
+            return self._mux().capture(pane_id, max(self.size.height - 4, 10), styled=True)
+        except (MuxError, OrchError) as exc:
             return f"({exc})"
-        finally:
-            ctx.close()
+
+    def _mux(self):  # noqa: ANN202 - the workspace's tmux server, made once
+        if not hasattr(self, "_tmux"):
+            from orch.config import load
+            from orch.mux.tmux import Tmux
+
+            self._tmux = Tmux(os.environ.get("ORCH_TMUX_SOCKET") or load(self.ws).tmux.socket)
+        return self._tmux
 
     # -- actions (the CLI's workflow functions) --------------------------------------------------------------------
 

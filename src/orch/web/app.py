@@ -50,13 +50,14 @@ class Board:
         self.changed = asyncio.Condition()
 
     async def watch(self) -> None:
-        while True:
-            text = await asyncio.to_thread(self.reader.read)
-            if text is not None:
-                async with self.changed:
-                    self.text, self.version = text, self.version + 1
-                    self.changed.notify_all()
-            await asyncio.sleep(self.reader.every)
+        from orch.workflow.model import follow
+
+        async def announce(text: str) -> None:
+            async with self.changed:
+                self.text, self.version = text, self.version + 1
+                self.changed.notify_all()
+
+        await follow(self.reader, lambda text: asyncio.get_running_loop().create_task(announce(text)))
 
 
 def make_app(ws: Workspace, token: str) -> Starlette:
@@ -205,5 +206,5 @@ def serve(ws: Workspace, host: str, port: int, say) -> None:  # noqa: ANN001 - s
     sock.listen(64)
     shown = f"[{host}]" if ":" in host else host
     say(f"orch web: http://{shown}:{sock.getsockname()[1]}/?token={token}")
-    config = uvicorn.Config(make_app(ws, token), log_level="warning", lifespan="on")
+    config = uvicorn.Config(make_app(ws, token), log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
     uvicorn.Server(config).run(sockets=[sock])

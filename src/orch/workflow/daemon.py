@@ -26,7 +26,7 @@ from orch.workspace import Workspace, daemon_pid
 
 OBSERVE_INTERVAL = 2.0  # seconds between screen readings while a worker is starting or working
 POLL_INTERVAL = 1.0  # seconds between folder listings where the kernel gives no notifications
-MODEL_EVERY = 1.0  # seconds between two builds of the status model (the dashboards' data), at most
+MODEL_EVERY = 0.3  # seconds between two builds of the status model (the dashboards' data), at most
 BUSY_STATES = frozenset({"starting", "working", "waiting"})
 STANDING = ("waiting:", "orphan window", "invalid task file")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 
 from orch.errors import OrchError
 from orch.files import atomic_write
@@ -65,7 +66,7 @@ def headline(task: dict, now: float) -> str:
 
 def _age(seconds: float) -> str:
     s = max(int(seconds), 0)
-    return f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+    return f"{s} s" if s < 60 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
 
 
 def build(ctx: Ctx) -> dict:
@@ -160,27 +161,30 @@ class Reader:
         self._stamp: float | None = None
 
     def read(self) -> str | None:
-        from orch.workflow.status import daemon_state
+        from orch.workspace import daemon_pid
 
-        ctx = Ctx(self.ws)
+        self.from_daemon = daemon_pid(self.ws) is not None
+        if self.from_daemon:  # a stat while nothing changed: no context, no database
+            try:
+                stamp: float | None = os.stat(self.ws.path(SAVED)).st_mtime
+            except OSError:
+                stamp = None
+            if stamp is not None and stamp == self._stamp:
+                return None
+            self._stamp = stamp
+        else:
+            self._stamp = None
         try:
-            self.from_daemon = bool(daemon_state(ctx)["running"])
-            if self.from_daemon:
-                try:
-                    stamp: float | None = os.stat(ctx.ws.path(SAVED)).st_mtime
-                except OSError:
-                    stamp = None
-                if stamp is not None and stamp == self._stamp:
-                    return None
-                self._stamp = stamp
-                found = read(ctx) or {}
-            else:
-                self._stamp = None
-                found = build(ctx)
+            ctx = Ctx(self.ws)
         except OrchError as exc:
-            found = {"error": str(exc)}
-        finally:
-            ctx.close()
+            found: dict = {"error": str(exc)}
+        else:
+            try:
+                found = (read(ctx) or build(ctx)) if self.from_daemon else build(ctx)
+            except OrchError as exc:
+                found = {"error": str(exc)}
+            finally:
+                ctx.close()
         text = json.dumps({k: v for k, v in found.items() if k != "at"}, sort_keys=True)
         if text == self.text:
             return None
@@ -190,4 +194,34 @@ class Reader:
     @property
     def every(self) -> float:
         """Seconds until the next look: a stat while the daemon writes the model, else a build each second."""
-        return 0.25 if self.from_daemon else 1.0
+        return 0.1 if self.from_daemon else 1.0
+
+
+async def follow(reader: Reader, changed: Callable[[str], object]) -> None:
+    """Call ``changed`` with the model's text whenever it changes: woken by the kernel when the daemon renames a
+    new model into place (inotify on ``.orch/``; a look every 5 s as well), else read each ``reader.every``."""
+    import asyncio
+
+    from orch.fswatch import Watcher
+
+    watcher = Watcher([reader.ws.state])
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    fd = watcher.fileno()
+    if fd is not None:
+        loop.add_reader(fd, wake.set)
+    try:
+        while True:
+            text = await asyncio.to_thread(reader.read)
+            if text is not None:
+                changed(text)
+            wake.clear()
+            try:
+                await asyncio.wait_for(wake.wait(), 5.0 if fd is not None and reader.from_daemon else reader.every)
+            except TimeoutError:
+                pass
+            watcher.changes()  # (drained: the next read looks at the model itself)
+    finally:
+        if fd is not None:
+            loop.remove_reader(fd)
+        watcher.close()

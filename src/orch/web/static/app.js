@@ -18,7 +18,7 @@ function el(tag, attrs, ...children) {
 function age(since) {
   if (!since) return "";
   const s = Math.max(0, Math.floor(Date.now() / 1000 - since));
-  return s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
+  return s < 60 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
 }
 
 function headline(t) {
