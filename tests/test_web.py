@@ -92,7 +92,7 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
 
     page.fill("form.reply input", "blue")
     page.click("form.reply button")
-    page.wait_for_selector("p.said:text('answered shed')")
+    page.wait_for_selector("pre.said:has-text('answered shed')")
 
     # back on the board, it goes on to ready while we watch
     page.goto(base + "/")
@@ -106,6 +106,13 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
         page.wait_for_selector("[data-group='needs-input'] [data-task='lights']", timeout=60_000)
         page.wait_for_selector("[data-group='queued'] [data-task='roof']", timeout=60_000)
         page.screenshot(path=shot, full_page=True)
+
+    # land it from its page: the plan first (confirmed in a dialog), then the train
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(base + "/t/shed")
+    page.click("button[data-action='land']")
+    page.wait_for_selector("pre.said:has-text('landed on main at')", timeout=60_000)
+    wait_for(lambda: ws.task_status("shed")["state"] == "merged", 30, "shed merged")
 
     # a phone's width: nothing wider than the screen
     phone = browser.new_page(viewport={"width": 390, "height": 800})

@@ -60,6 +60,47 @@ class Board:
         await follow(self.reader, lambda text: asyncio.get_running_loop().create_task(announce(text)))
 
 
+def _reply(ctx, slug: str, body: dict) -> str:  # noqa: ANN001 - a workflow Ctx
+    from orch.workflow.route import reply
+
+    return f"answered {slug}: typed into {reply(ctx, slug, str(body['text'])).address}"
+
+
+def _send(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
+    from orch.workflow.route import send
+
+    return f"sent to {send(ctx, slug, str(body['text'])).address}"
+
+
+def _retry(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
+    from orch.workflow.restart import retry
+
+    done = retry(ctx, slug)
+    return f"retried {slug}: {done.state}, round {done.round}"
+
+
+def _recover(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
+    from orch.workflow.recover import recover
+
+    return "; ".join(recover(ctx, slug)) or f"{slug}: nothing to recover"
+
+
+def _close(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
+    from orch.workflow.close import close
+
+    close(ctx, slug)
+    return f"closed {slug}"
+
+
+def _land(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
+    from orch.workflow.land import land
+
+    return "\n".join(land(ctx, [slug], dry_run=bool(body.get("plan"))))
+
+
+ACTIONS = {"reply": _reply, "send": _send, "retry": _retry, "recover": _recover, "close": _close, "land": _land}
+
+
 def make_app(ws: Workspace, token: str) -> Starlette:
     board = Board(ws)
     csrf = hmac.new(token.encode(), b"csrf", hashlib.sha256).hexdigest()
@@ -137,7 +178,9 @@ def make_app(ws: Workspace, token: str) -> Starlette:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
-    async def reply(request: Request) -> Response:
+    async def act(request: Request) -> Response:
+        """An action on a task, through the CLI's workflow function: reply, send (a text), retry, recover, close,
+        land (the plan with ``{"plan": true}``)."""
         if not allowed(request):
             return refused()
         site = request.headers.get("sec-fetch-site", "same-origin")
@@ -148,24 +191,26 @@ def make_app(ws: Workspace, token: str) -> Starlette:
             return PlainTextResponse("orch web: refused (a request from another site)\n", status_code=403)
         try:
             body = await request.json()
-            text = str(body["text"])
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": 'send {"text": "..."}'}, status_code=400)
-        slug = request.path_params["slug"]
+            assert isinstance(body, dict)
+        except (ValueError, AssertionError):
+            return JSONResponse({"error": 'send a JSON object, like {"text": "..."}'}, status_code=400)
+        slug, action = request.path_params["slug"], request.path_params["action"]
+        if action not in ACTIONS:
+            return JSONResponse({"error": f"no action {action!r}"}, status_code=404)
+        if action in ("reply", "send") and not str(body.get("text", "")).strip():
+            return JSONResponse({"error": "a text is needed"}, status_code=400)
 
-        def act() -> str:
+        def run() -> str:
             from orch.workflow.context import Ctx
-            from orch.workflow.route import reply as do_reply
 
             ctx = Ctx(ws)
             try:
-                target = do_reply(ctx, slug, text)
-                return f"answered {slug}: typed into {target.address}"
+                return ACTIONS[action](ctx, slug, body)
             finally:
                 ctx.close()
 
         try:
-            said = await asyncio.to_thread(act)
+            said = await asyncio.to_thread(run)
         except OrchError as exc:
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"ok": said})
@@ -186,7 +231,7 @@ def make_app(ws: Workspace, token: str) -> Starlette:
     return Starlette(routes=[
         Route("/", page), Route("/t/{slug}", page), Route("/static/{name}", static),
         Route("/events", events), Route("/api/model", model), Route("/t/{slug}/screen", screen),
-        Route("/t/{slug}/reply", reply, methods=["POST"]),
+        Route("/t/{slug}/{action}", act, methods=["POST"]),
     ], lifespan=lifespan)
 
 

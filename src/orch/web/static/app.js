@@ -7,6 +7,7 @@ const path = location.pathname;
 const slug = path.startsWith("/t/") ? decodeURIComponent(path.slice(3)) : null;
 let model = null;
 let needing = new Set();
+let lastSaid = "";  // what the last action answered (kept across the page's redraws)
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -73,18 +74,33 @@ function taskPage() {
   row("blocked", t.evidence.blocked); row("evidence", evidence(t)); row("branch", t.branch);
   row("dossier", t.evidence.dossier); row("last status", t.last_status);
   box.append(el("h2", {}, t.slug), dl);
-  if (t.state === "needs-input") {
-    const input = el("input", { name: "text", placeholder: "your answer", "aria-label": "answer" });
-    const form = el("form", { class: "reply" }, input, el("button", { type: "submit" }, "reply"));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const r = await fetch(`/t/${encodeURIComponent(slug)}/reply`, { method: "POST", credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-Orch-CSRF": csrf }, body: JSON.stringify({ text: input.value }) });
-      const said = await r.json();
-      form.replaceWith(el("p", { class: "said" }, said.ok || said.error));
-    });
-    box.append(form);
+  const said = el("pre", { class: "said" }, lastSaid);
+  async function act(action, body) {
+    const r = await fetch(`/t/${encodeURIComponent(slug)}/${action}`, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Orch-CSRF": csrf }, body: JSON.stringify(body || {}) });
+    const answer = await r.json();
+    lastSaid = said.textContent = answer.ok || answer.error;
+    return answer;
   }
+  const input = el("input", { name: "text", placeholder: t.state === "needs-input" ? "your answer" : "a text for its coder",
+                               "aria-label": "text" });
+  const form = el("form", { class: "reply" }, input,
+                  el("button", { type: "submit" }, t.state === "needs-input" ? "reply" : "send"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    await act(t.state === "needs-input" ? "reply" : "send", { text: input.value });
+    input.value = "";
+  });
+  const buttons = el("div", { class: "actions" });
+  const button = (label, fn) => { const b = el("button", { type: "button", "data-action": label }, label); b.addEventListener("click", fn); buttons.append(b); };
+  if (["blocked", "ready", "checking"].includes(t.state)) button("retry", () => act("retry"));
+  if (t.state === "lost") button("recover", () => act("recover"));
+  if (t.state === "ready") button("land", async () => {
+    const plan = await act("land", { plan: true });
+    if (plan.ok && confirm(`${plan.ok}\n\nLand it?`)) await act("land", {});
+  });
+  button("close", () => { if (confirm(`Close ${slug}? Its windows end and its worktree goes.`)) act("close", {}); });
+  box.append(form, buttons, said);
   box.append(el("h3", {}, "summary"), el("pre", {}, (t.summary || []).join("\n")));
 }
 
