@@ -4,6 +4,7 @@ the daemon and the scripted agent at work."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,7 +73,7 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     ws.task("shed", COLOUR)  # written after the page opened: it comes in by itself
     page.wait_for_selector("[data-group='needs-input'] [data-task='shed']", timeout=60_000)
     card = page.locator("[data-task='shed'] .state").inner_text()
-    assert card.startswith(("waiting - ", "idle - ")), card  # its state, where it came from and how old it is
+    assert re.fullmatch(r"(working|idle|waiting) - (hook|screen|prompt)[\w ]*, \d+ s", card), card  # state, source, age
     assert page.evaluate("window.__same_page") is True  # no reload
     assert page.title().startswith("(1) ")  # the tab says someone needs you
 
