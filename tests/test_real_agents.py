@@ -221,6 +221,14 @@ def test_real_agent_lost_with_the_tmux_server_resumes_its_session(ws: Workspace,
         wait_for(lambda: (c := next(w for w in ws.task_status("hello")["workers"] if w["role"] == "coder"))
                  ["agent_session"] and c["state"] == "idle", 60, "the first turn to end")
         session = next(w for w in ws.task_status("hello")["workers"] if w["role"] == "coder")["agent_session"]
+        # the agent writes its session's last words after its turn has ended: the kill comes once they are there
+        home = tmp_path / "home"
+
+        def saved() -> bool:
+            files = [*home.glob(f".claude/projects/*/{session}.jsonl"), *home.glob(f".codex/sessions/**/*{session}*")]
+            return any("Part one is committed." in f.read_text(errors="replace") for f in files if f.is_file())
+
+        wait_for(saved, 60, f"{agent}'s session file to hold the first turn's last words")
         ws.tmux("kill-server")
         out = ws.orch("scan").out
         try:
