@@ -26,7 +26,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      CPU at rest and memory (figures_dash.py)
   8. pull requests: `orch scan` with 20 live tasks, each with a PR on the scripted forge (the real `gh`), the forge
      asked, next to the same pass with the forge not due; requests per pass (figures_forge.py)
-The whole run takes about 4 to 6 minutes on 2 cores; --quick about 2.
+The whole run takes about 6 minutes on 2 cores; --quick about 3.
 """
 
 from __future__ import annotations
@@ -156,12 +156,13 @@ def main() -> int:
         if "9" in only:
             t = phase("9. the conflict radar at 20 and 50 branches")
             space = bench.space("radar")
-            bench.rows["9"] = figures_radar.radar(space, [20, 50])
+            bench.rows["9"] = figures_radar.radar(space, [10, 20] if q else [20, 50])
+            space.close()
             timings.append(f"radar {time.perf_counter() - t:.0f} s")
         if "10" in only:
             t = phase("10. the dashboards, 50 tasks")
             space = bench.space("dash")
-            bench.rows["10"] = figures_dash.dashboards(space)
+            bench.rows["10"] = figures_dash.dashboards(space, rest=10.0 if q else 30.0)
             space.close()
             timings.append(f"dashboards {time.perf_counter() - t:.0f} s")
         if "4" in only:

@@ -66,6 +66,8 @@ def test_the_dashboard_groups_answers_and_shows_the_branch(ws: Workspace, tmp_pa
             shed = next(line for line in shown if line.startswith("shed"))
             assert " - hook" in shed and shed.rstrip().endswith(" s"), shed  # its state, its source, its age
             assert app.needing == {"shed"}
+            ready = next(line for line in shown if line.startswith("ready-one"))
+            assert "ready - verdict approve on " in ready, ready  # a state with what it is at, and its age
             # its screen, live
             options.highlighted = options.get_option_index("shed")
             await until(pilot, lambda: "thinking about colours" in str(app.query_one("#screen-text", Static).content),

@@ -100,6 +100,7 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     page.evaluate("window.__same_page = true")
     page.wait_for_selector("[data-group='ready'] [data-task='shed']", timeout=90_000)
     assert page.evaluate("window.__same_page") is True
+    assert "ready - verdict approve on " in page.locator("[data-task='shed'] .state").inner_text()
     shot = os.environ.get("ORCH_WEB_SCREENSHOT")  # (the README's picture: a board with a few more tasks)
     if shot:
         ws.task("lights", COLOUR.replace("which colour?", "warm or cold light?").replace("Paint the shed", "Fix lights"))

@@ -22,28 +22,12 @@ from textual.widgets import Footer, Input, OptionList, Static, TabbedContent, Ta
 from textual.widgets.option_list import Option
 
 from orch.errors import OrchError
-from orch.workflow.model import GROUPS, Reader
+from orch.workflow.model import GROUPS, Reader, headline
 from orch.workspace import Workspace
 
 NEEDS = ("needs-input", "delivery-failed", "blocked")
 SCREEN_EVERY = 0.3  # seconds between two readings of the screen shown, while its worker works
 SCREEN_IDLE = 1.5  # the same while it is idle or waiting (its screen seldom moves)
-
-
-def age(since: float | None, now: float) -> str:
-    if not since:
-        return ""
-    s = max(int(now - since), 0)
-    if s < 10:
-        return f"{s} s"
-    return f"{s - s % 5} s" if s < 60 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"  # (5 s steps: less drawing)
-
-
-def headline(task: dict, now: float) -> str:
-    coder = next((w for w in task["workers"] if w["role"] == "coder"), None)
-    if coder is not None and task["state"] in ("coding", "fixing", "needs-input"):
-        return f"{coder['state']} - {coder.get('state_source') or 'registry'}, {age(coder['state_since'], now)}"
-    return f"{task['state']} - {age(task.get('state_since'), now)}" if task.get("state_since") else task["state"]
 
 
 class Dash(App):
@@ -191,6 +175,9 @@ class Dash(App):
     async def _load_files(self, slug: str) -> None:
         from rich.text import Text
 
+        t = self.current()
+        rounds = int((t or {}).get("evidence", {}).get("round") or 1) if t else 1
+
         def read() -> tuple[str, str]:
             from orch.workflow.context import Ctx
             from orch.workflow.diff import show
@@ -199,6 +186,9 @@ class Dash(App):
             try:
                 try:
                     diff = show(ctx, slug, color=True)
+                    if rounds > 1:  # and how the branch changed since the round before
+                        diff += f"\n--- since round {rounds - 1} (git range-diff) ---\n"
+                        diff += show(ctx, slug, since=rounds - 1, color=True)
                 except OrchError as exc:
                     diff = f"({exc})"
                 path = ctx.ws.path("dossiers", f"{slug}.md")

@@ -56,17 +56,44 @@ def group_of(task: dict) -> str:
 
 
 def headline(task: dict, now: float) -> str:
-    """The task's state in words, with its source and age ("waiting - hook, 12 s")."""
+    """The task's state in words, with its source and age ("waiting - hook, 12 s", "validating - 2/3 command(s)
+    passed on 3eabac1a7b2b, 40 s")."""
     coder = next((w for w in task["workers"] if w["role"] == "coder"), None)
     if coder is not None and task["state"] in ("coding", "fixing", "needs-input"):
         source = coder.get("state_source") or "registry"
-        return f"{coder['state']} - {source}, {_age(now - coder['state_since'])}"
-    return f"{task['state']} - {_age(now - task['state_since'])}" if task.get("state_since") else task["state"]
+        return f"{coder['state']} - {source}, {age(now - coder['state_since'])}"
+    what = f" - {task['detail']}" if task.get("detail") else ""
+    since = task.get("state_since")
+    return f"{task['state']}{what}" + (f", {age(now - since)}" if since else "")
 
 
-def _age(seconds: float) -> str:
+def detail(state: str, fields: dict) -> str:
+    """What a state is at, from the task's summary: the validation, the verdict (stale when the head moved on), the
+    pull request, why it is blocked."""
+    review, head = fields.get("branch review") or "", fields.get("head") or ""
+    verdict = ""
+    if review:
+        stale = head and not review.endswith(head[:12])
+        verdict = f"verdict {review}" + (" (stale: head moved)" if stale else "")
+    if state == "validating":
+        return f"validation {fields['validation']}" if fields.get("validation") else ""
+    if state in ("reviewing", "ready"):
+        return verdict
+    if state == "checking":
+        return fields.get("pr state") or verdict
+    if state == "blocked":
+        return fields.get("blocked") or ""
+    if state == "merged":
+        return fields.get("merged") or ""
+    return ""
+
+
+def age(seconds: float) -> str:
+    """An age in words: seconds (in steps of 5 past 10 s: a line is drawn again less often), minutes, hours."""
     s = max(int(seconds), 0)
-    return f"{s} s" if s < 60 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
+    if s < 10:
+        return f"{s} s"
+    return f"{s - s % 5} s" if s < 60 else f"{s // 60} min" if s < 7200 else f"{s // 3600} h"
 
 
 def build(ctx: Ctx) -> dict:
@@ -98,8 +125,9 @@ def build(ctx: Ctx) -> dict:
                          "head": fields.get("head"), "approved": fields.get("approved"),
                          "dossier": fields.get("dossier"), "pull_request": t["pull_request"],
                          "conflicts": t["conflicts"], "question": fields.get("question"),
-                         "blocked": fields.get("blocked")},
+                         "blocked": fields.get("blocked"), "round": fields.get("round")},
             "next": t["next"],
+            "detail": detail(t["state"], fields),
         }
         task["group"] = group_of(t)
         tasks.append(task)

@@ -19,7 +19,8 @@ function el(tag, attrs, ...children) {
 function age(since) {
   if (!since) return "";
   const s = Math.max(0, Math.floor(Date.now() / 1000 - since));
-  return s < 60 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
+  if (s < 10) return `${s} s`;
+  return s < 60 ? `${s - s % 5} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h`;
 }
 
 function headline(t) {
@@ -27,7 +28,8 @@ function headline(t) {
   if (coder && ["coding", "fixing", "needs-input"].includes(t.state)) {
     return `${coder.state} - ${coder.state_source || "registry"}, ${age(coder.state_since)}`;
   }
-  return t.state_since ? `${t.state} - ${age(t.state_since)}` : t.state;
+  const detail = t.detail ? ` - ${t.detail}` : "";
+  return t.state + detail + (t.state_since ? `, ${age(t.state_since)}` : "");
 }
 
 function evidence(t) {
