@@ -8,24 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.harness import Workspace, reviewed_task, wait_for
+from tests.kit.harness import ASKS, Workspace, reviewed_task, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e]
 
-ASKS = """\
-Paint the shed.
-
-```scripted
-coder:
-  say "thinking about colours"
-  ask "which colour?"
-  write shed.txt "painted\\n"
-  commit "shed: painted"
-  report "done: painted the shed"
-reviewer:
-  verdict approve
-```
-"""
 
 
 async def until(pilot, check, timeout: float = 60.0, what: str = "condition"):  # noqa: ANN001, ANN201

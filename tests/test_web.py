@@ -12,25 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.harness import Workspace, wait_for
+from tests.kit.harness import ASKS, Workspace, wait_for
 
 pytestmark = [pytest.mark.tmux, pytest.mark.e2e, pytest.mark.web]
 
 CHROMIUM = "/usr/bin/chromium"
-COLOUR = """\
-Paint the shed.
-
-```scripted
-coder:
-  say "thinking about colours"
-  ask "which colour?"
-  write shed.txt "painted\\n"
-  commit "shed: painted"
-  report "done: painted the shed"
-reviewer:
-  verdict approve
-```
-"""
 
 
 @pytest.fixture
@@ -70,7 +56,7 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     assert page.goto(web).status == 200
     page.wait_for_selector("#live:text('live')")
     page.evaluate("window.__same_page = true")
-    ws.task("shed", COLOUR)  # written after the page opened: it comes in by itself
+    ws.task("shed", ASKS)  # written after the page opened: it comes in by itself
     page.wait_for_selector("[data-group='needs-input'] [data-task='shed']", timeout=60_000)
     card = page.locator("[data-task='shed'] .state").inner_text()
     assert re.fullmatch(r"(working|idle|waiting) - (hook|screen|prompt)[\w ]*, \d+ s", card), card  # state, source, age
@@ -103,7 +89,7 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     assert "ready - verdict approve on " in page.locator("[data-task='shed'] .state").inner_text()
     shot = os.environ.get("ORCH_WEB_SCREENSHOT")  # (the README's picture: a board with a few more tasks)
     if shot:
-        ws.task("lights", COLOUR.replace("which colour?", "warm or cold light?").replace("Paint the shed", "Fix lights"))
+        ws.task("lights", ASKS.replace("which colour?", "warm or cold light?").replace("Paint the shed", "Fix lights"))
         ws.task("roof", "---\nhold: true\n---\nMend the roof.\n")
         page.wait_for_selector("[data-group='needs-input'] [data-task='lights']", timeout=60_000)
         page.wait_for_selector("[data-group='queued'] [data-task='roof']", timeout=60_000)

@@ -273,6 +273,24 @@ def scripted_task(*steps: str, intro: str = "A task for the scripted agent.") ->
     return f"{intro}\n\n```scripted\n{body}\n```\n"
 
 
+# a task whose coder shows it is at work, asks a question, and once answered commits and reports done; its
+# reviewer approves (the dashboards' tests)
+ASKS = """\
+Paint the shed.
+
+```scripted
+coder:
+  say "thinking about colours"
+  ask "which colour?"
+  write shed.txt "painted\\n"
+  commit "shed: painted"
+  report "done: painted the shed"
+reviewer:
+  verdict approve
+```
+"""
+
+
 def reviewed_task(intro: str, reviewer: list[str], more: str = "") -> str:
     """A task whose coder commits a.txt ("1") and reports done, and whose reviewer runs ``reviewer``'s steps;
     ``more``: further sections of the script (``coder round 2:`` ...)."""
