@@ -23,14 +23,17 @@ CHROMIUM = "/usr/bin/chromium"
 def web(ws: Workspace, tmp_path: Path) -> Iterator[str]:
     """`orch web` on a free port, with the daemon running; yields the URL it printed (with its token)."""
     ws.daemon(tmp_path / "daemon.log").start()
-    proc = subprocess.Popen([sys.executable, "-m", "orch", "web", "--port", "0"], cwd=ws.root, env=ws.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("orch web: http://127.0.0.1:") and "/?token=" in line, (line, proc.stderr.read())
+    log = tmp_path / "web.log"  # (a file, not a pipe nobody reads: a full pipe would stop the server)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "orch", "web", "--port", "0"], cwd=ws.root, env=ws.env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    line = wait_for(lambda: next((x for x in log.read_text().splitlines() if x.startswith("orch web: ")), None), 30,
+                    "orch web's URL")
+    assert isinstance(line, str) and "/?token=" in line, log.read_text()
     yield line.removeprefix("orch web: ")
     proc.terminate()
     proc.wait(10)
+    print(log.read_text())
 
 
 @pytest.fixture
@@ -56,7 +59,8 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     assert page.goto(web).status == 200
     page.wait_for_selector("#live:text('live')")
     page.evaluate("window.__same_page = true")
-    ws.task("shed", ASKS)  # written after the page opened: it comes in by itself
+    ws.task("shed", ASKS)  # written after the page opened: it comes in by itself, queued while its file settles
+    page.wait_for_selector("[data-group='queued'] [data-task='shed']", timeout=30_000)
     page.wait_for_selector("[data-group='needs-input'] [data-task='shed']", timeout=60_000)
     card = page.locator("[data-task='shed'] .state").inner_text()
     assert re.fullmatch(r"(working|idle|waiting) - (hook|screen|prompt)[\w ]*, \d+ s", card), card  # state, source, age
@@ -99,7 +103,14 @@ def test_the_board_lives_answers_and_refuses_strangers(ws: Workspace, web: str, 
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(base + "/t/shed")
     page.click("button[data-action='land']")
-    page.wait_for_selector("pre.said:has-text('landed on main at')", timeout=60_000)
+    try:
+        said = wait_for(lambda: (text := page.locator("pre.said").inner_text()) and "dry run" not in text and text,
+                        60, "the landing's answer")
+    except AssertionError:
+        trains = list((ws.root / ".orch" / "trains").glob("*.json"))
+        raise AssertionError((ws.task_status("shed")["state"], [t.read_text()[:600] for t in trains],
+                              ws.orch("log", "-n", "15").out)) from None
+    assert "landed on main at" in said, said
     wait_for(lambda: ws.task_status("shed")["state"] == "merged", 30, "shed merged")
 
     # a phone's width: nothing wider than the screen

@@ -81,7 +81,9 @@ function taskPage() {
     const r = await fetch(`/t/${encodeURIComponent(slug)}/${action}`, { method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-Orch-CSRF": csrf }, body: JSON.stringify(body || {}) });
     const answer = await r.json();
-    lastSaid = said.textContent = answer.ok || answer.error;
+    lastSaid = answer.ok || answer.error;
+    // (the page may have been drawn again while the request was out: the line shown now is the one to update)
+    document.querySelectorAll("pre.said").forEach((node) => { node.textContent = lastSaid; });
     return answer;
   }
   const input = el("input", { name: "text", placeholder: t.state === "needs-input" ? "your answer" : "a text for its coder",
