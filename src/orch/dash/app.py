@@ -293,15 +293,18 @@ class Dash(App):
         self.say(await asyncio.to_thread(run))
 
     async def action_retry(self) -> None:
-        if self.selected:
-            slug = self.selected
-            await self._do(lambda ctx: f"retried {slug}: {__import__('orch.workflow.restart', fromlist=['x']).retry(ctx, slug).state}")
+        slug = self.selected
+        if slug:
+            from orch.workflow.restart import retry
+
+            await self._do(lambda ctx: f"retried {slug}: {retry(ctx, slug).state}")
 
     async def action_recover(self) -> None:
-        if self.selected:
-            slug = self.selected
-            await self._do(lambda ctx: "; ".join(__import__("orch.workflow.recover", fromlist=["x"]).recover(ctx, slug))
-                           or f"{slug}: nothing to recover")
+        slug = self.selected
+        if slug:
+            from orch.workflow.recover import recover
+
+            await self._do(lambda ctx: "; ".join(recover(ctx, slug)) or f"{slug}: nothing to recover")
 
     async def action_close_task(self) -> None:
         slug = self.selected
