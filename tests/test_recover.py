@@ -105,7 +105,11 @@ def test_a_corrupt_database_is_set_aside_and_rebuilt(ws: Workspace) -> None:
     db = ws.root / ".orch" / "orch.db"
     for suffix in ("-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
-    db.write_bytes(b"this is not a database at all" * 100)
+    # (swapped in whole: written in place, a hook opening the file between its truncation and its new bytes would
+    # find an empty file, which SQLite takes for an empty database, and start one there)
+    garbage = db.with_name("garbage")
+    garbage.write_bytes(b"this is not a database at all" * 100)
+    garbage.replace(db)
     out = ws.scan().out
     assert "re-registered from tmux" in out
     assert [c["pane_id"] for c in coders(ws, "alpha")] == [before["alpha"]["pane_id"]]
