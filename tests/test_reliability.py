@@ -151,7 +151,11 @@ def test_tmux_server_killed_under_a_running_daemon(ws: Workspace, tmp_path: Path
     ws.task("two", scripted_task("wait"))
     daemon = Daemon(ws, tmp_path / "daemon.out").start()
     try:
-        wait_for(lambda: all(ws.task_status(s)["workers"] for s in ("one", "two")), 60, "both workers")
+        # both up (a worker's row comes before its window: a kill between the two is a start that failed, not a
+        # worker lost)
+        wait_for(lambda: all(w["state"] in ("idle", "working", "waiting")
+                             for s in ("one", "two") for w in ws.task_status(s)["workers"] or [{"state": ""}]),
+                 60, "both workers")
         before = {s: ws.task_status(s)["workers"][0]["id"] for s in ("one", "two")}
         ws.tmux("kill-server")
         tally.add("faults injected")
