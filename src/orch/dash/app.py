@@ -358,10 +358,8 @@ class Dash(App):
         if coder is None:
             self.say(f"{t['slug']} has no window to attach to")
             return
-        import subprocess
-
-        from orch.config import load
-
-        socket = os.environ.get("ORCH_TMUX_SOCKET") or load(self.ws).tmux.socket
         with self.suspend():  # the dashboard steps aside; detaching (C-b d) comes back here
-            subprocess.run(["tmux", "-L", socket, "attach-session", "-t", coder["window_id"]], check=False)
+            try:
+                self._mux().attach(coder["window_id"], wait=True)
+            except OrchError as exc:
+                self.say(str(exc))

@@ -180,8 +180,9 @@ class Multiplexer(Protocol):
 
     def kill_pane(self, pane_id: str) -> None: ...
 
-    def attach(self, window_id: str) -> None:
-        """Show the window on this terminal (replaces the process where the backend allows)."""
+    def attach(self, window_id: str, wait: bool = False) -> None:
+        """Show the window on this terminal (replaces the process where the backend allows; with ``wait``, returns
+        once the person leaves it)."""
         ...
 
     def describe(self) -> str:

@@ -317,7 +317,7 @@ class FakeMux:
         if not window.panes:
             self.kill_window(window.id)
 
-    def attach(self, window_id: str) -> None:
+    def attach(self, window_id: str, wait: bool = False) -> None:
         self.calls.append(("attach", window_id))
         if window_id not in self.windows:
             raise MuxError(f"fake: can't find window: {window_id}")

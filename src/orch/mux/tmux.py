@@ -343,9 +343,10 @@ class Tmux:
     def kill_server(self) -> None:
         self.run("kill-server", check=False)
 
-    def attach(self, window_id: str) -> None:
+    def attach(self, window_id: str, wait: bool = False) -> None:
         """Show ``window_id`` on this terminal: switch the client when already inside this server, else attach.
-        Replaces the current process (the terminal is handed to tmux)."""
+        Replaces the current process (the terminal is handed to tmux); with ``wait``, returns once the person
+        detaches (a dashboard that steps aside)."""
         env = dict(os.environ)
         inside = bool(env.get("TMUX")) and os.path.realpath(env["TMUX"].split(",")[0]) == os.path.realpath(
             socket_path(self.socket)
@@ -357,6 +358,10 @@ class Tmux:
                 raise OrchError(f"attach needs a terminal; run from one: tmux -L {self.socket} attach -t {window_id}")
             env.pop("TMUX", None)  # attaching from inside another tmux server nests, which is what was asked
             argv = self._argv(["attach-session", "-t", window_id])
+        if wait:
+            pid = os.posix_spawnp(argv[0], argv, env)
+            os.waitpid(pid, 0)
+            return
         os.execvpe(argv[0], argv, env)
 
 
