@@ -350,6 +350,25 @@ def drive_land(b: Bench, frm: str, to: str, actor: Actor) -> None:
     b.scan()
 
 
+def drive_host_reports(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    """Many hosts: the task's host reports the state its own orch moved it to (ready: with the branch it pushed to
+    the remote's refs/orch/wip/<task>, fetched here, and its dossier)."""
+    from orch.workflow import fleet
+
+    b.put("t", frm)
+    head = ""
+    if to == S.READY:
+        remote = b.root.parent / "remote.git"
+        subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+        subprocess.run(["git", "-C", str(b.root), "remote", "add", "origin", str(remote)], check=True)
+        head = git.rev(str(b.root), "main") or ""
+        subprocess.run(["git", "-C", str(b.root), "push", "-q", "origin", f"{head}:refs/orch/wip/t"], check=True)
+    fleet.apply(b.ctx, {"slug": "t", "kind": "placed", "workflow": "w", "host": "h1", "run": 1, "seq": -1})
+    fleet.apply(b.ctx, {"slug": "t", "kind": "report", "workflow": "w", "host": "h1", "run": 1, "seq": 1,
+                        "state": to, "summary": [f"state: {to}"], "head": head, "dossier_md": "# t\n",
+                        "status": ["- 2026-12-02T10:00:00Z coder started"]})
+
+
 TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.START: drive_start,
     E.NEEDS_INPUT: drive_report("needs input: which port?"),
@@ -380,6 +399,7 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.LANDED: drive_land,
     E.TRAIN_FAILED: drive_land,
     E.REBASED: drive_land,
+    E.HOST_REPORTS: drive_host_reports,
 }
 
 

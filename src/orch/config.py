@@ -91,6 +91,20 @@ DEFAULT_CONFIG = """\
 # auto-merge, with `method`); a member becomes merged when its PR is merged.
 # via = "git"
 
+[cluster]
+# Many hosts (README "Many hosts"): with an address, `orch run` places each task on a machine running `orch host`
+# instead of starting its workers here, through a Temporal server (a workflow per task holds its placement).
+# address = ""                  # host:port of the Temporal frontend, e.g. "temporal.example.com:7233"
+# namespace = "default"
+# name = "orch"                 # the cluster's name: its hosts' task queues are <name>.host.<host>
+# remote = "origin"             # the git remote the hosts clone and push work in progress to (refs/orch/wip/*)
+# heartbeat = 15                # seconds without a heartbeat after which a host's tasks go to another host
+# tls_ca = ""                   # mTLS: the server's CA, this workspace's certificate and key (PEM files)
+# tls_cert = ""
+# tls_key = ""
+# tls_server_name = ""
+# api_key_env = "ORCH_CLUSTER_API_KEY"   # Temporal Cloud: the environment variable that holds the API key
+
 [tmux]
 # Name of orch's own tmux server socket (tmux -L). The environment variable ORCH_TMUX_SOCKET overrides it.
 # socket = "orch"
@@ -170,6 +184,35 @@ class LandConfig(Settings):
     FIELDS = {"method": choice("merge", "merge", "rebase"), "via": choice("git", "git", "forge")}
 
 
+class ClusterConfig(Settings):
+    address: str
+    namespace: str
+    name: str
+    remote: str
+    heartbeat: float
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+    tls_server_name: str
+    api_key_env: str
+    FIELDS = {
+        "address": text(),
+        "namespace": text("default"),
+        "name": text("orch", check=_socket),
+        "remote": text("origin", check=_socket),
+        "heartbeat": number(15.0, 1, 3600),
+        "tls_ca": text(),
+        "tls_cert": text(),
+        "tls_key": text(),
+        "tls_server_name": text(),
+        "api_key_env": text("ORCH_CLUSTER_API_KEY"),
+    }
+
+    @property
+    def on(self) -> bool:
+        return bool(self.address)
+
+
 class Config(Settings):
     tasks_dir: str
     worktree_root: str
@@ -189,6 +232,7 @@ class Config(Settings):
     validate_: ValidateConfig
     forge: ForgeConfig
     land: LandConfig
+    cluster: ClusterConfig
     agents: dict[str, AgentProfile]
 
     FIELDS = {
@@ -208,6 +252,7 @@ class Config(Settings):
         "validate": table(ValidateConfig),
         "forge": table(ForgeConfig),
         "land": table(LandConfig),
+        "cluster": table(ClusterConfig),
         "agents": tables(AgentProfile),
     }
     ATTRS = {"validate": "validate_"}

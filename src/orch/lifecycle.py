@@ -80,6 +80,7 @@ class TaskEvent(StrEnum):
     RECOVER = "recover"  # a lost task's coder is started again in its worktree
     RETRY = "retry"  # the person sends a blocked task back to its coder, or has a ready one validated again
     CLOSE = "close"  # the person closes the task
+    HOST_REPORTS = "host reports"  # many hosts: the task's host reports its state (its own orch moved it there)
 
 
 class WorkerEvent(StrEnum):
@@ -119,6 +120,8 @@ ACTIVE = frozenset({S.CODING, S.FIXING, S.NEEDS_INPUT})
 # states of a task that has work in progress (a coder, or the review loop)
 IN_PROGRESS = ACTIVE | {S.VALIDATING, S.REVIEWING}
 OPEN = frozenset(S) - {S.DONE}
+# the states a task on a host may be reported in before it is ready (its host's own lifecycle moved it)
+ON_HOST = (S.QUEUED, S.CODING, S.VALIDATING, S.REVIEWING, S.FIXING, S.NEEDS_INPUT, S.BLOCKED, S.LOST)
 
 TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.QUEUED,), (S.CODING,), E.START, (PASS, PERSON)),
@@ -152,6 +155,7 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.READY,), (S.FIXING,), E.TRAIN_FAILED, (PERSON,)),
     ((S.READY,), (S.VALIDATING,), E.REBASED, (PERSON,)),
     (tuple(s for s in S if s in OPEN), (S.DONE,), E.CLOSE, (PERSON,)),
+    (ON_HOST, (*ON_HOST[1:], S.READY), E.HOST_REPORTS, (PASS,)),
 )
 
 LIVE_WORKER = (W.STARTING, W.WORKING, W.WAITING, W.IDLE)
@@ -270,7 +274,9 @@ def markdown() -> str:
     for state, (what, command) in WAYS_ON.items():
         lines.append(f"| `{state}` | {what} | {command} |")
     lines += ["", "| from | to | event | who |", "| --- | --- | --- | --- |"]
-    lines += [t.row() for t in TASK_TRANSITIONS]
+    lines += [t.row() for t in TASK_TRANSITIONS if t.event != E.HOST_REPORTS]
+    # many hosts: one row for the host's reports (any state its own lifecycle reached, from any it may be in)
+    lines.append(f"| {', '.join(ON_HOST)} | {', '.join((*ON_HOST[1:], S.READY))} | {E.HOST_REPORTS} | pass |")
     lines += ["", "| worker from | to | event | who |", "| --- | --- | --- | --- |"]
     lines += [t.row() for t in WORKER_TRANSITIONS]
     return "\n".join(lines) + "\n"

@@ -46,7 +46,8 @@ SLUG_OR_FILE = "A task name, or a task file to add and start."
 AS_JSON = Arg("--json", dest="as_json", takes="flag", help="Print the documented JSON shape.")
 
 TASKS, WORKERS, DAEMON, AGENTS, SHELL = "Tasks", "Workers", "The daemon", "Commands agents call", "Your shell"
-GROUPS = (TASKS, WORKERS, DAEMON, AGENTS, SHELL)
+HOSTS = "Many hosts"
+GROUPS = (TASKS, WORKERS, DAEMON, HOSTS, AGENTS, SHELL)
 
 COMMANDS = (
     Cmd("init", TASKS, "Prepare the git repository for orch: .orch/ with config, task folder, database; git excludes.",
@@ -165,6 +166,32 @@ COMMANDS = (
         more="It passes every scan_interval seconds, and ends on SIGTERM/SIGINT leaving the workers running."),
     Cmd("stop", DAEMON, "End the workspace's daemon (SIGTERM; it finishes the pass in hand). Workers keep running.",
         "orch.cli.daemon:stop"),
+    Cmd("host", HOSTS, "Run workers for a cluster on this machine: a clone of the repository, its own tmux server "
+                       "and daemon, and a Temporal worker that takes the tasks placed here.",
+        "orch.cli.cluster:host",
+        Arg("--address", help="The Temporal server (host:port).", required=True),
+        Arg("--name", help="This host's name in the cluster (default: the machine's name)."),
+        Arg("--remote", help="The repository's git URL (needed the first time, to clone it)."),
+        Arg("--dir", dest="folder", metavar="PATH", default="~/.orch-host",
+            help="Where the host keeps its clone and state (default: ~/.orch-host)."),
+        Arg("--labels", help="Comma-separated labels tasks may need (front matter `needs:`), e.g. gpu,big."),
+        Arg("--max-workers", takes="int", default=4, least=1, help="Tasks this host runs at once."),
+        Arg("--ssh", help="How a person reaches this machine (user@machine), for `orch attach` from the workspace."),
+        Arg("--namespace", default="default", help="The Temporal namespace (default: default)."),
+        Arg("--cluster", default="orch", help="The cluster's name, as in the workspace's [cluster] name."),
+        Arg("--beat", takes="float", default=5.0, least=0.2, metavar="SECONDS",
+            help="Seconds between two heartbeats to the registry."),
+        Arg("--tls-ca", help="mTLS: the server's CA certificate (PEM)."),
+        Arg("--tls-cert", help="mTLS: this host's certificate (PEM)."),
+        Arg("--tls-key", help="mTLS: this host's private key (PEM)."),
+        Arg("--tls-server-name", help="mTLS: the server name its certificate carries."),
+        Arg("--api-key-env", default="ORCH_CLUSTER_API_KEY",
+            help="The environment variable holding an API key (Temporal Cloud)."),
+        more="It runs until SIGTERM; its workers keep running. A host that stops heartbeating for [cluster] heartbeat "
+             "seconds loses its tasks to other hosts."),
+    Cmd("hosts", HOSTS, "The cluster's hosts: labels, tasks placed on each against its places, live workers, last "
+                        "heartbeat.",
+        "orch.cli.cluster:hosts", AS_JSON),
     Cmd("-", AGENTS, MESSAGE + " Same as `orch message`.", "orch.hot:message", raw=True),
     Cmd("message", AGENTS, MESSAGE, "orch.hot:message", raw=True),
     Cmd("verdict", AGENTS, "The reviewer's answer: `orch verdict approve|request-changes [--task SLUG]`, findings on "

@@ -69,7 +69,11 @@ def _all_text(data: dict) -> str:
                 last if first else "",
             ))
     text = "\n".join(out) + "\n"
-    if rows:
+    if rows and any(t.get("host") for t in data["tasks"]):  # many hosts: where each task runs
+        hosts = iter(t.get("host") or "-" for t in data["tasks"])
+        rows = [(r[0], r[1], next(hosts) if r[0] else "", *r[2:]) for r in rows]
+        text += table((*HEADERS[:2], "HOST", *HEADERS[2:]), rows)
+    elif rows:
         text += table(HEADERS, rows)
     more = []
     for task in data["tasks"]:

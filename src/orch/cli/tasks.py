@@ -72,10 +72,13 @@ def start(task: str) -> None:
     say(f"started {worker.address}: window {worker.window_id}, pane {worker.pane_id}, worktree {worker.worktree}")
 
 
-def retry(task: str, rounds: int | None) -> None:
+def retry(task: str, rounds: int | None) -> int:
     from orch import slug as slugs
+    from orch.cli.route import on_host
     from orch.workflow.restart import retry as do_retry
 
+    if (code := on_host(task, ["retry", task, *(["--rounds", str(rounds)] if rounds else [])])) is not None:
+        return code
     done = do_retry(context(), slugs.check(task), rounds)
     if done.state == "fixing":
         how = {"typed": "typed into its coder", "queued": "queued: a person is attached to its window",
@@ -85,6 +88,7 @@ def retry(task: str, rounds: int | None) -> None:
     else:
         say(f"{task}: validating again (round {done.round}); the next pass (`orch run` or `orch scan`) "
                       "validates it and starts a new review")
+    return 0
 
 
 def _task_from_arg(ctx, arg: str) -> str:

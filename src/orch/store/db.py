@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from orch.errors import OrchError
 from orch.record import dataclass, fields
+from orch.store.fleet import FleetRows
 from orch.store.forge import ForgeRows
 from orch.store.migrations import MIGRATIONS
 from orch.store.radar import RadarRows
@@ -44,7 +45,7 @@ class CorruptStore(OrchError):
     """The database file is not a database any more (the registry is rebuilt from tmux, task files and git)."""
 
 
-class Store(ForgeRows, RadarRows):
+class Store(ForgeRows, RadarRows, FleetRows):
     """One workspace's database. ``workspace``: its id; worker rows of another workspace are never read (a
     database copied along with its repository still holds the original's workers)."""
 

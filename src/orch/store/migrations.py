@@ -224,4 +224,20 @@ MIGRATIONS: list[Migration] = [Migration(name, sql) for name, sql in (
         PRIMARY KEY (base, head)
     );
     """),
+    # many hosts: where each task runs (its Temporal workflow holds the truth; this is the workspace's copy, from
+    # the reports applied), the newest report applied (run, seq) and the hosts as last listed
+    ("tasks on hosts", """
+    CREATE TABLE hosted (
+        task     TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        host     TEXT NOT NULL DEFAULT '',
+        run      INTEGER NOT NULL DEFAULT 0,
+        seq      INTEGER NOT NULL DEFAULT -1,
+        lines    INTEGER NOT NULL DEFAULT 0,
+        state    TEXT NOT NULL DEFAULT '',
+        head     TEXT NOT NULL DEFAULT '',
+        ended    INTEGER NOT NULL DEFAULT 0,
+        at       REAL NOT NULL
+    );
+    """),
 )]

@@ -96,6 +96,18 @@ class Daemon:
         from orch.fswatch import Watcher
 
         self.acquire()
+        cluster = None
+        if self.ctx.cfg.cluster.address:  # many hosts: the reports of the tasks on hosts are applied here
+            from orch.workflow.fleet import Runtime
+
+            cluster = Runtime(self.ctx, self.say)
+            try:
+                cluster.start()
+            except BaseException:
+                cluster.stop()
+                self.release()
+                raise
+            self.ctx.fleet = cluster
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         old_wakeup = signal.set_wakeup_fd(wake_w)
@@ -149,6 +161,9 @@ class Daemon:
             os.close(wake_r)
             os.close(wake_w)
             watcher.close()
+            if cluster is not None:
+                cluster.stop()
+                ctx.fleet = None
             ctx.event("daemon", f"stopped (pid {os.getpid()}) after {self.passes} pass(es); workers left running")
             self.say(f"orch daemon stopped (pid {os.getpid()}); workers keep running")
             self.release()

@@ -159,6 +159,12 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     _, heads = sandboxing.sync(ctx, heads_read)
     tasks, report.invalid = T.load(ctx)
     report.restored = T.refresh(ctx, tasks)
+    cluster = bool(ctx.cfg.cluster.address)
+    if cluster:  # many hosts: a task on a host is its host's, not this pass's
+        from orch.workflow import fleet
+
+        away = fleet.hosted(ctx)
+        tasks = {slug: t for slug, t in tasks.items() if slug not in away}
     files.sweep_tmp(ctx.cfg.tasks_path)
     done = T.done_slugs(ctx)
     listing = ctx.listing()
@@ -220,9 +226,14 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     if p.interrupted:
         panes = ctx.panes()
     deliveries = []
-    if p.spawn:
+    if p.spawn and cluster:
+        try:
+            report.spawned += fleet.dispatch(ctx, tasks, list(p.spawn))
+        except OrchError as exc:
+            report.errors.append(f"could not hand tasks to the cluster: {exc}")
+    elif p.spawn:
         from orch.workflow import spawn
-    for slug in p.spawn:
+    for slug in p.spawn if not cluster else ():
         try:
             d = spawn.start_worker(ctx, tasks[slug], "coder", panes, move=Move(S.CODING, TaskEvent.START, PASS))
         except OrchError as exc:
@@ -339,6 +350,10 @@ def _advance_once(ctx: Ctx, report: ScanReport) -> int:
     except OSError:
         unrecorded = set()
     moving |= unrecorded
+    if ctx.cfg.cluster.address:  # (a task on a host goes through the review loop there)
+        from orch.workflow import fleet
+
+        moving -= fleet.hosted(ctx)
     if not moving:
         return 0
     tasks, _ = T.load(ctx, moving)

@@ -89,7 +89,8 @@ def closed_tasks(ctx: Ctx) -> list[dict]:
         out.append({"slug": name[:-3], "file": path, "state": "closed", "summary": doc.summary, "session": None,
                     "worktree": None, "branch": None, "agent": "", "depends_on": [],
                     "last_status": doc.status[-1] if doc.status else None, "pending_messages": 0,
-                    "queued_for_workers": [], "workers": [], "pull_request": None, "next": None, "conflicts": None})
+                    "queued_for_workers": [], "workers": [], "pull_request": None, "next": None, "conflicts": None,
+                    "host": None})
     return out
 
 
@@ -104,6 +105,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
     last = {slug: T.status_lines([line])[0] for slug, line in ctx.store.last_log_lines().items()}
     queued = ctx.store.queued()
     pulls = ctx.store.pulls()
+    on_hosts = ctx.store.all_hosted() if ctx.cfg.cluster.address else {}
     from orch.workflow import radar
 
     seen = radar.load(ctx)
@@ -135,6 +137,7 @@ def collect(ctx: Ctx, closed: bool = False) -> dict:
                 "pull_request": _pull_summary(pulls[slug]) if slug in pulls else None,
                 "next": task.field("next"),
                 "conflicts": radar.of(seen, slug),
+                "host": on_hosts[slug].host or None if slug in on_hosts else None,
             }
         )
     return {

@@ -132,7 +132,7 @@ def task_path(ctx: Ctx, slug: str) -> str:
 def _front(doc: TaskDoc, name: str) -> dict:
     raw = taskfile.front_matter(doc.person, name)
     front: dict = {}
-    for key in ("agent", "base"):
+    for key in ("agent", "base", "host"):
         if key in raw and raw[key] is not None:
             if not isinstance(raw[key], str) or not raw[key].strip():
                 raise OrchError(f"{name}: front matter `{key}` must be a non-empty string")
@@ -149,6 +149,13 @@ def _front(doc: TaskDoc, name: str) -> dict:
         if not isinstance(globs, list) or not all(isinstance(g, str) and g.strip() for g in globs):
             raise OrchError(f"{name}: front matter `paths` must be a list of globs, like [\"src/api/**\"]")
         front["paths"] = [g.strip().lstrip("/") for g in globs]
+    needs = raw.get("needs")  # many hosts: labels the task's host must have
+    if needs is not None:
+        if isinstance(needs, str):
+            needs = [needs]
+        if not isinstance(needs, list) or not all(isinstance(n, str) and n.strip() for n in needs):
+            raise OrchError(f"{name}: front matter `needs` must be a list of host labels, like [gpu]")
+        front["needs"] = [n.strip() for n in needs]
     deps = raw.get("depends_on")
     if deps is not None:
         if isinstance(deps, str):

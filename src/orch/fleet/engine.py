@@ -1,0 +1,147 @@
+"""Temporal, the cluster's durable engine: the only module (with ``fleet/workflows.py``) that speaks to it.
+
+A ``Link`` says where the server is and how to prove who we are (mTLS or an API key); ``connect`` opens a client;
+``workers`` builds the pollers of a process (a host's, or the workspace daemon's); ``Loop`` runs them on an event
+loop of their own beside synchronous code (the daemon's pass), and runs coroutines on it for that code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.client import Client, TLSConfig, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from orch.errors import OrchError
+from orch.fleet import workflows as wf
+from orch.record import dataclass
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 15.0
+
+
+class ClusterError(OrchError):
+    """The Temporal server cannot be reached, or refused us."""
+
+
+@dataclass(frozen=True)
+class Link:
+    address: str
+    namespace: str = "default"
+    cluster: str = "orch"
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_server_name: str = ""
+    api_key: str = ""
+    identity: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: Any, identity: str = "") -> Link:  # noqa: ANN401 - orch.config.ClusterConfig
+        return cls(cfg.address, cfg.namespace, cfg.name, cfg.tls_ca, cfg.tls_cert, cfg.tls_key, cfg.tls_server_name,
+                   os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else "", identity)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(os.path.expanduser(path), "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ClusterError(f"cannot read the cluster's {what} {path}: {exc.strerror or exc}") from None
+
+
+def tls_of(link: Link) -> TLSConfig | bool:
+    if link.tls_ca or link.tls_cert or link.tls_key:
+        if bool(link.tls_cert) != bool(link.tls_key):
+            raise ClusterError("mTLS needs both tls_cert and tls_key (PEM files): set both, or neither")
+        return TLSConfig(server_root_ca_cert=_read(link.tls_ca, "CA certificate") if link.tls_ca else None,
+                         client_cert=_read(link.tls_cert, "certificate") if link.tls_cert else None,
+                         client_private_key=_read(link.tls_key, "key") if link.tls_key else None,
+                         domain=link.tls_server_name or None)
+    return bool(link.api_key)  # Temporal Cloud's API keys go over TLS
+
+
+async def connect(link: Link) -> Client:
+    """A client of the cluster's server, or one line saying why not."""
+    if not link.address:
+        raise ClusterError("no cluster address: set [cluster] address in .orch/config.toml (or --address)")
+    try:
+        return await asyncio.wait_for(
+            Client.connect(link.address, namespace=link.namespace, tls=tls_of(link), api_key=link.api_key or None,
+                           identity=link.identity or None),
+            CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise ClusterError(f"the Temporal server at {link.address} did not answer in {CONNECT_TIMEOUT:.0f} s: "
+                           "is it running, and is the address right?") from None
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"cannot connect to the Temporal server at {link.address}: {first}") from None
+
+
+def refused(exc: BaseException) -> str | None:
+    """Why the server refused a call, when it did (an unknown credential, an unknown namespace)."""
+    if isinstance(exc, RPCError) and exc.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
+        return exc.message
+    return None
+
+
+def place_activity(client: Client) -> Callable[[dict], Awaitable[dict]]:
+    """The activity that asks the registry for a host (one update: the registry answers them one at a time)."""
+
+    @activity.defn(name=wf.PLACE)
+    async def place(ask: dict) -> dict:
+        handle = client.get_workflow_handle(ask["registry"])
+        try:
+            return await handle.execute_update("place", ask)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return {"host": "", "why": "no host has joined the cluster (start `orch host` on one)"}
+            raise
+        except WorkflowUpdateFailedError as exc:
+            return {"host": "", "why": f"the registry refused: {exc.cause or exc}"}
+
+    return place
+
+
+def workers(client: Client, link: Link, queues: Sequence[tuple[str, Sequence[Callable]]],
+            shared: bool = True) -> list[Worker]:
+    """The pollers of one process: the shared queue (both workflows, and placement) when ``shared``, and each
+    (queue, activities) given."""
+    pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="orch-activity")
+    out = []
+    if shared:
+        out.append(Worker(client, task_queue=wf.shared_queue(link.cluster), workflows=[wf.Registry, wf.TaskRun, wf.RouteCall],
+                          activities=[place_activity(client)], workflow_runner=UnsandboxedWorkflowRunner(),
+                          activity_executor=pool))
+    for queue, acts in queues:
+        out.append(Worker(client, task_queue=queue, activities=list(acts), activity_executor=pool,
+                          max_concurrent_activities=256))
+    return out
+
+
+class Loop:
+    """An event loop on a thread of its own: the cluster's client and pollers live there while synchronous code
+    (the daemon's pass, an activity's thread) runs coroutines on it with ``call``."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="orch-cluster", daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Awaitable[T], timeout: float | None = 60.0) -> T:
+        future: Any = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return future.result(timeout)
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

@@ -1,0 +1,319 @@
+"""`orch host`: a machine that runs workers for the cluster.
+
+It keeps its own clone of the repository (cloned from the git remote the workspace names), and in it the same orch
+that runs on one machine: its own daemon (`orch run`), tmux server, sandboxes, spool and inbox, its own record of
+the tasks placed here. It polls two Temporal task queues: its own (the activities of its tasks: run one, route a
+command to one) and the cluster's shared one (the workflows, and placement). Every few seconds it signals its
+heartbeat to the registry (labels, capacity, live workers).
+
+A task placed here is one long activity (``run_task``): the workspace's config and the task's text are written
+into the clone, the task's branch is fetched from the work in progress a lost host pushed (``refs/orch/wip/<task>``),
+and the clone's daemon does the rest. Meanwhile the activity heartbeats, pushes each new head of the branch to
+``refs/orch/wip/<task>``, and sends the task's record (state, summary, status lines) to the workflow each time it
+changes; when the task is ready it sends the dossier and ends. Nothing a worker writes is run here or anywhere: the
+workspace receives the record its orch wrote, as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from orch import fleet, git, taskfile
+from orch.errors import OrchError
+from orch.files import atomic_write
+from orch.fleet import workflows as wf
+from orch.fleet.engine import ClusterError, Link, connect, refused, workers
+from orch.record import dataclass
+
+POLL = 0.5  # seconds between two readings of a task's record on this host
+# the commands a workspace may have a host's orch run for a task on it (closing goes through the task's workflow)
+ROUTED = ("send", "reply", "capture", "exec", "retry", "recover", "status", "check")
+
+
+@dataclass(frozen=True)
+class Options:
+    name: str
+    link: Link
+    folder: str
+    remote: str = ""
+    labels: tuple[str, ...] = ()
+    max_workers: int = 4
+    ssh: str = ""
+    beat: float = 5.0
+    socket: str = ""
+
+
+class Host:
+    """The running host: its clone, its local daemon, its client (on the loop of the main thread)."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.clone = os.path.join(opts.folder, "repo")
+        self.socket = opts.socket or os.environ.get("ORCH_TMUX_SOCKET") or f"orch-host-{opts.name}"
+        self.client: Client | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.daemon: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    # -- the clone and its daemon ------------------------------------------------------------------------------------
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_WORKER", "TMUX"))}
+        env.pop("ORCH_WORKSPACE", None)
+        env["ORCH_TMUX_SOCKET"] = self.socket
+        return env
+
+    def orch(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "orch", "-C", self.clone, *args], env=self.env(),
+                              capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+    def prepare(self) -> None:
+        os.makedirs(self.opts.folder, exist_ok=True)
+        if not os.path.isdir(os.path.join(self.clone, ".git")):
+            if not self.opts.remote:
+                raise OrchError(f"{self.clone} is not a clone yet: give the repository's URL once with --remote URL")
+            git.run(self.opts.folder, "clone", "--quiet", "--", self.opts.remote, self.clone)
+        if not os.path.isdir(os.path.join(self.clone, ".orch")):
+            done = subprocess.run([sys.executable, "-m", "orch", "init", self.clone], env=self.env(),
+                                  capture_output=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                raise OrchError(f"orch init in {self.clone} failed: {done.stderr.decode(errors='replace').strip()}")
+
+    def start_daemon(self) -> None:
+        log = open(os.path.join(self.clone, ".orch", "logs", "host-daemon.log"), "ab")  # noqa: SIM115 - the child's
+        self.daemon = subprocess.Popen([sys.executable, "-m", "orch", "run"], cwd=self.clone, env=self.env(),
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        self.daemon = None
+
+    def use_config(self, text: str, base: str, remote: str) -> None:
+        """The workspace's config for this clone (its tables for one machine only; the base is the remote's); the
+        daemon starts again when it changed (workers keep running, as always when a daemon stops)."""
+        wanted = fleet.host_config(text, f"refs/remotes/{remote}/{base}" if base else "", self.socket).encode()
+        path = os.path.join(self.clone, ".orch", "config.toml")
+        with self.lock:
+            try:
+                with open(path, "rb") as fh:
+                    same = fh.read() == wanted
+            except OSError:
+                same = False
+            if not same:
+                atomic_write(path, wanted)
+                self.stop_daemon()
+            if self.daemon is None or self.daemon.poll() is not None:
+                self.start_daemon()
+
+    def running(self) -> int:
+        try:
+            from orch.mux.tmux import Tmux
+
+            return sum(1 for p in Tmux(self.socket).list_panes() if p.is_agent and not p.dead)
+        except OrchError:
+            return 0
+
+    def info(self) -> dict[str, object]:
+        return fleet.Host(self.opts.name, self.opts.labels, self.opts.max_workers, 0.0, self.opts.ssh, self.clone,
+                          self.socket, self.running()).as_dict()
+
+    # -- calls onto the loop from an activity's thread ---------------------------------------------------------------
+
+    def call(self, make: Callable[[Client], Any], timeout: float = 30.0) -> Any:  # noqa: ANN401
+        assert self.client is not None and self.loop is not None
+        return asyncio.run_coroutine_threadsafe(make(self.client), self.loop).result(timeout)
+
+    # -- activities --------------------------------------------------------------------------------------------------
+
+    def activities(self) -> list[Callable]:
+        @activity.defn(name=wf.RUN)
+        def run_task(spec: dict) -> dict:
+            return self.run_task(spec)
+
+        @activity.defn(name=wf.ROUTE)
+        def route(req: dict) -> dict:
+            return self.route(req)
+
+        return [run_task, route]
+
+    def run_task(self, spec: dict) -> dict:
+        slug, run = str(spec["want"]["slug"]), int(spec["run"])
+        remote = spec.get("remote") or "origin"
+        self.use_config(str(spec.get("config", "")), str(spec.get("base", "")), remote)
+        from orch import config as config_mod
+        from orch.workspace import Workspace
+
+        cfg = config_mod.load(Workspace(self.clone))
+        branch = cfg.branch_prefix + slug
+        wip = fetch_task(self.clone, remote, str(spec.get("base", "")), slug)
+        path = os.path.join(cfg.tasks_path, slug + ".md")
+        known = _read(path)
+        if known is None or known.state in ("done", "merged"):
+            text = str(spec["text"])
+            if wip and spec.get("resumed"):
+                if not any(w.branch == branch for w in git.worktrees(self.clone)):
+                    git.run(self.clone, "branch", "--force", "--", branch, wip)
+                text += fleet.resume_note(spec.get("lost_on", ""), git.out(
+                    self.clone, "log", "--oneline", "--no-decorate", "-n", "20",
+                    f"refs/remotes/{remote}/{spec['base']}..{wip}" if spec.get("base") else wip))
+            os.makedirs(cfg.tasks_path, exist_ok=True)
+            atomic_write(path, text.encode())
+        workflow_id = str(activity.info().workflow_id)
+        pushed, last, seq = wip or "", None, 0
+        while True:
+            if activity.is_cancelled():  # the person closed the task, or the cluster placed it elsewhere
+                self.orch("close", slug, "--force")
+                raise CancelledError()
+            if self.stopping.is_set():  # this host is stopping: the task goes to another
+                raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
+                                       non_retryable=True)
+            doc = _read(path) or _read(os.path.join(cfg.done_path, slug + ".md"))
+            head = git.branch_tip(self.clone, branch) or ""
+            if head and head != pushed:
+                try:
+                    push_wip(self.clone, remote, slug, head)
+                    pushed = head
+                except OrchError as exc:
+                    activity.logger.warning("cannot push %s's work in progress: %s", slug, exc)
+            state = doc.state if doc is not None else "queued"
+            now = {"state": state, "summary": doc.summary if doc else [], "status": doc.status if doc else [],
+                   "head": pushed}
+            final = state in fleet.FINAL
+            if now != last or final:
+                seq += 1
+                report = {**now, "run": run, "seq": seq}
+                if final:
+                    report.update(_dossier(self.clone, slug))
+                    return report
+                try:
+                    self.call(_signal(workflow_id, report))
+                    last = now
+                except Exception as exc:  # noqa: BLE001 - said again with the next change, or on the next round
+                    activity.logger.warning("cannot report %s: %s", slug, exc)
+            activity.heartbeat(seq)
+            activity.wait_for_cancelled_sync(POLL)
+
+    def route(self, req: dict) -> dict:
+        args = [str(a) for a in req.get("args", [])]
+        if not args or args[0] not in ROUTED:
+            return {"code": 2, "out": "", "err": f"orch: {args[0] if args else 'nothing'} is not routed to hosts\n"}
+        timeout = float(req.get("timeout", 600)) + 30
+        try:
+            done = self.orch(*args, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"code": 124, "out": "", "err": f"orch: {args[0]} on host {self.opts.name} took too long\n"}
+        return {"code": done.returncode, "out": done.stdout.decode("utf-8", "replace"),
+                "err": done.stderr.decode("utf-8", "replace")}
+
+    # -- the process ------------------------------------------------------------------------------------------------
+
+    async def serve(self, ready: Callable[[str], None]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client = await connect(self.opts.link)
+        registry = wf.registry_id(self.opts.link.cluster)
+        try:
+            await self.beat(registry)
+        except Exception as exc:
+            why = refused(exc)
+            if why is not None:
+                raise ClusterError(f"the cluster refused host {self.opts.name}: {why}") from None
+            raise
+        pollers = workers(self.client, self.opts.link,
+                          [(wf.host_queue(self.opts.link.cluster, self.opts.name), self.activities())])
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, stop.set)
+        running = [asyncio.create_task(w.run()) for w in pollers]
+        ready(f"orch host {self.opts.name} serving {self.clone} on {self.opts.link.address} "
+              f"(queue {wf.host_queue(self.opts.link.cluster, self.opts.name)}, {self.opts.max_workers} places"
+              + (f", labels {', '.join(self.opts.labels)}" if self.opts.labels else "") + ")")
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.opts.beat)
+            except TimeoutError:
+                try:
+                    await self.beat(registry)
+                except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                    ready(f"heartbeat failed: {exc}")
+            if any(t.done() for t in running):
+                for t in running:
+                    if t.done() and t.exception() is not None:
+                        raise ClusterError(f"host {self.opts.name} stopped polling: {t.exception()}")
+        self.stopping.set()
+        await asyncio.gather(*(w.shutdown() for w in pollers), return_exceptions=True)
+
+    async def beat(self, registry: str) -> None:
+        assert self.client is not None
+        info = await asyncio.to_thread(self.info)
+        await self.client.start_workflow("orch.hosts", {}, id=registry,
+                                         task_queue=wf.shared_queue(self.opts.link.cluster),
+                                         start_signal="beat", start_signal_args=[info])
+
+
+def serve(opts: Options, say: Callable[[str], None]) -> int:
+    host = Host(opts)
+    host.prepare()
+    host.start_daemon()
+    try:
+        asyncio.run(host.serve(say))
+    finally:
+        host.stop_daemon()
+    say(f"orch host {opts.name} stopped; its workers keep running until the cluster places their tasks elsewhere")
+    return 0
+
+
+def _signal(workflow_id: str, report: dict) -> Callable[[Client], Any]:
+    return lambda client: client.get_workflow_handle(workflow_id).signal("progress", report)
+
+
+def _read(path: str) -> taskfile.TaskDoc | None:
+    try:
+        return taskfile.read(path)[1]
+    except (OSError, ValueError):
+        return None
+
+
+def _dossier(clone: str, slug: str) -> dict[str, str]:
+    out = {}
+    for key, ext in (("dossier_md", ".md"), ("dossier_json", ".json")):
+        try:
+            with open(os.path.join(clone, ".orch", "dossiers", slug + ext), encoding="utf-8") as fh:
+                out[key] = fh.read()
+        except OSError:
+            pass
+    return out
+
+
+def wip_ref(slug: str) -> str:
+    return f"refs/orch/wip/{slug}"
+
+
+def fetch_task(clone: str, remote: str, base: str, slug: str) -> str | None:
+    """The base and the task's work in progress, from the remote; the wip's sha, None when there is none."""
+    specs = [f"+refs/heads/{base}:refs/remotes/{remote}/{base}"] if base else []
+    git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, *specs)
+    got = git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}",
+                  check=False)
+    return git.rev(clone, wip_ref(slug)) if got.returncode == 0 else None
+
+
+def push_wip(clone: str, remote: str, slug: str, sha: str) -> None:
+    git.run(clone, "push", "--quiet", "--no-verify", "--force", "--", remote, f"{sha}:{wip_ref(slug)}")

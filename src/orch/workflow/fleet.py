@@ -1,0 +1,357 @@
+"""Many hosts, the workspace's side: tasks placed on hosts instead of started here, and their records copied back.
+
+With ``[cluster]`` configured, the pass starts no coder itself: each task it would start gets a Temporal workflow
+(``fleet/workflows.py``) that places it on a host (front matter ``host:`` / ``needs:``, else free places). The host's
+orch runs the task as on one machine and reports its record; the daemon applies each report here, once: the
+host's status lines (each by its place in the host's log: a report repeated adds nothing), its summary, its state
+(event ``host reports``), and once the task is ready its branch (fetched from ``refs/orch/wip/<task>``) and dossier.
+The task files, dossiers and the database stay here: hosts never write them. A task on a host is not the local
+pass's (no local worker, no local review loop) until its host is done with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from orch import fleet, git
+from orch.errors import OrchError
+from orch.lifecycle import Actor, TaskEvent, TaskState
+from orch.record import replace
+from orch.store.fleet import HostedRow
+from orch.workflow import tasks as T
+from orch.workflow.context import Ctx
+
+R = TypeVar("R")
+REMOTE = "origin"  # a host's clone calls the repository it was cloned from "origin"
+
+
+def on(ctx: Ctx) -> bool:
+    return bool(ctx.cfg.cluster.address)
+
+
+def hosted(ctx: Ctx) -> set[str]:
+    """Tasks whose host has them now: not the local pass's."""
+    return set(ctx.store.all_hosted(live_only=True)) if on(ctx) else set()
+
+
+def link(ctx: Ctx):  # noqa: ANN201 - an engine.Link (its module imports temporalio)
+    from orch.fleet.engine import Link
+
+    return Link.from_config(ctx.cfg.cluster, identity=f"orch workspace {ctx.ws.id}@{os.uname().nodename}")
+
+
+def names(ctx: Ctx) -> dict[str, str]:
+    from orch.fleet import workflows as wf
+
+    c = ctx.cfg.cluster.name
+    return {"cluster": c, "registry": wf.registry_id(c), "shared_queue": wf.shared_queue(c),
+            "workspace_queue": wf.workspace_queue(c, ctx.ws.id)}
+
+
+def run_async(ctx: Ctx, work: Callable[[Any], Awaitable[R]]) -> R:
+    """``work(client)`` on the daemon's cluster loop when this process has one, else on a connection of its own."""
+    runtime: Runtime | None = getattr(ctx, "fleet", None)
+    if runtime is not None:
+        return runtime.call(work)
+
+    async def once() -> R:
+        from orch.fleet.engine import connect
+
+        client = await connect(link(ctx))
+        return await work(client)
+
+    return asyncio.run(once())
+
+
+# -- placing ------------------------------------------------------------------------------------------------------
+
+
+def spec_for(ctx: Ctx, task: T.Task) -> dict:
+    try:
+        with open(ctx.ws.config_file, encoding="utf-8") as fh:
+            config = fh.read()
+    except OSError:
+        config = ""
+    base = task.base or ctx.cfg.base or git.head_branch(ctx.ws.root) or "main"
+    want = fleet.Want(task.slug, str(task.front.get("host", "")), tuple(task.front.get("needs", [])))
+    return {**names(ctx), "want": want.as_dict(), "text": task.doc.person, "config": config, "base": base,
+            "heartbeat": ctx.cfg.cluster.heartbeat, "workspace": ctx.ws.id}
+
+
+def dispatch(ctx: Ctx, tasks: dict[str, T.Task], slugs: list[str]) -> list[str]:
+    """A workflow for each task the pass would start here: placed on a host by the cluster. Returns the tasks
+    handed over; starting one again (its workflow runs already) changes nothing."""
+    from orch.fleet import workflows as wf
+
+    specs = {slug: spec_for(ctx, tasks[slug]) for slug in slugs}
+    ids = {slug: wf.task_workflow_id(ctx.cfg.cluster.name, ctx.ws.id, slug) for slug in slugs}
+
+    async def start(client: Any) -> list[str]:  # noqa: ANN401
+        from temporalio.common import WorkflowIDConflictPolicy
+
+        for slug in slugs:
+            await client.start_workflow("orch.task", specs[slug], id=ids[slug],
+                                        task_queue=specs[slug]["shared_queue"],
+                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        return slugs
+
+    handed = run_async(ctx, start) if slugs else []
+    for slug in handed:
+        ctx.store.put_hosted(HostedRow(slug, ids[slug], "", 0, -1, 0, "", "", False, time.time()))
+        T.record(ctx, slug, status="handed to the cluster: placing it on a host", waiting_for="a host")
+        ctx.event("fleet", f"workflow {ids[slug]} started", task=slug)
+    return handed
+
+
+# -- reports from the hosts ---------------------------------------------------------------------------------------
+
+
+def apply(ctx: Ctx, r: dict) -> str:
+    """One report of a task's workflow, applied once (a repeat, or an older one, changes nothing). Returns a line
+    for the daemon's output ("" when nothing changed)."""
+    slug, kind, run = str(r["slug"]), str(r.get("kind", "report")), int(r.get("run", 0))
+    if not os.path.exists(T.task_path(ctx, slug)):
+        ctx.store.drop_hosted(slug)  # closed meanwhile
+        return ""
+    row = ctx.store.hosted(slug) or HostedRow(slug, str(r.get("workflow", "")), "", 0, -1, 0, "", "", False, 0.0)
+    if run < row.run:
+        return ""  # from a placement that is over
+    host = str(r.get("host", "") or row.host)
+    uid = f"fleet:{r.get('workflow', row.workflow)}:{run}:{kind}"
+    if kind == "waiting":
+        T.record(ctx, slug, waiting_for=f"a host: {r.get('why', '')}")
+        return ""
+    if kind == "placed":
+        again = " again (its host was lost)" if r.get("resumed") else ""
+        T.record(ctx, slug, status=f"placed on host {host}{again}", uid=uid, host=host, waiting_for=None)
+        ctx.store.put_hosted(replace(row, host=host, run=run, seq=-1, lines=0, ended=False, at=time.time()))
+        return f"{slug}: placed on host {host}{again}"
+    if kind == "lost":
+        T.move(ctx, slug, TaskState.LOST, TaskEvent.HOST_REPORTS, Actor.PASS, uid=uid,
+               status=f"{r.get('why', 'its host was lost')}: placing it on another host, from its pushed work",
+               problem=str(r.get("why", "")))
+        ctx.store.put_hosted(replace(row, run=run, at=time.time()))
+        return f"{slug}: host {host} lost; placing it again"
+    if kind == "failed":
+        T.move(ctx, slug, TaskState.BLOCKED, TaskEvent.HOST_REPORTS, Actor.PASS, uid=uid,
+               status=f"the host could not run it: {r.get('why', '')}", problem=str(r.get("why", "")))
+        ctx.store.put_hosted(replace(row, run=run, ended=True, at=time.time()))
+        return f"{slug}: failed on host {host}"
+    if kind == "closed":
+        ctx.store.drop_hosted(slug)
+        return ""
+    seq = int(r.get("seq", 0))
+    if (run, seq) <= (row.run, row.seq):
+        return ""  # applied already
+    lines = list(r.get("status", []))
+    for i, line in enumerate(lines[row.lines if run == row.run else 0:], start=row.lines if run == row.run else 0):
+        stamp, text = _split(line)
+        T.record(ctx, slug, status=f"on {host}: {text}", at=T.parse_iso(stamp), uid=f"fleet:{row.workflow}:{run}:line:{i}")
+    fields = {k: v for k, v in (_field(line) for line in r.get("summary", [])) if k and k not in _OWN}
+    state = str(r.get("state", ""))
+    head = str(r.get("head", "") or row.head)
+    final = state in fleet.FINAL
+    if state == TaskState.READY:
+        _take_branch(ctx, slug, head)
+        _take_dossier(ctx, slug, r)
+    fields["host"] = host
+    try:
+        wanted = TaskState(state)
+    except ValueError:
+        wanted = None
+    if wanted is not None and wanted != TaskState.QUEUED:
+        T.move(ctx, slug, wanted, TaskEvent.HOST_REPORTS, Actor.PASS, summary=fields)
+    else:
+        T.record(ctx, slug, summary=fields)
+    ctx.store.put_hosted(replace(row, host=host, run=run, seq=seq, lines=len(lines), state=state, head=head,
+                                 ended=final, at=time.time()))
+    return f"{slug}: {state} on host {host}" if state != row.state else ""
+
+
+# summary lines that are the workspace's own (its state moves through the lifecycle; its meta lines are its own)
+_OWN = ("state", "session", "worktree", "branch", "host")
+
+
+def _split(line: str) -> tuple[str, str]:
+    body = line[2:] if line.startswith("- ") else line
+    stamp, _, text = body.partition(" ")
+    return (stamp, text) if T.parse_iso(stamp) is not None else ("", body)
+
+
+def _field(line: str) -> tuple[str, str]:
+    key, sep, value = line.partition(":")
+    return (key.strip(), value.strip()) if sep else ("", "")
+
+
+def _take_branch(ctx: Ctx, slug: str, head: str) -> None:
+    """The task's branch here, at the head its host pushed (refs/orch/wip/<task> on the cluster's remote)."""
+    from orch.fleet.host import wip_ref
+
+    branch = T.branch_of(ctx, slug)
+    remote = ctx.cfg.cluster.remote
+    git.run(ctx.ws.root, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}")
+    sha = git.rev(ctx.ws.root, wip_ref(slug))
+    if head and sha != head:
+        raise OrchError(f"{slug}: the remote's {wip_ref(slug)} is {sha}, not the head {head} its host reported")
+    git.run(ctx.ws.root, "branch", "--force", "--", branch, sha or head)
+
+
+def _take_dossier(ctx: Ctx, slug: str, r: dict) -> None:
+    from orch.files import atomic_write
+    from orch.workflow import dossier
+
+    md, js = dossier.paths(ctx, slug)
+    for path, key in ((md, "dossier_md"), (js, "dossier_json")):
+        if r.get(key):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write(path, str(r[key]).encode())
+
+
+# -- hosts and commands -------------------------------------------------------------------------------------------
+
+
+def hosts(ctx: Ctx) -> tuple[list[fleet.Host], dict[str, str], float]:
+    """The hosts as the registry knows them, what each holds, and the registry's clock."""
+    reg = names(ctx)["registry"]
+
+    async def ask(client: Any) -> dict:  # noqa: ANN401
+        from temporalio.service import RPCError, RPCStatusCode
+
+        try:
+            return await client.get_workflow_handle(reg).query("hosts")
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return {"hosts": [], "claims": {}, "now": time.time()}
+            raise
+
+    got = run_async(ctx, ask)
+    return [fleet.Host.from_dict(h) for h in got["hosts"]], dict(got["claims"]), float(got["now"])
+
+
+def where(ctx: Ctx, slug: str) -> HostedRow | None:
+    """The task's placement, while its host has it."""
+    if not on(ctx):
+        return None
+    row = ctx.store.hosted(slug)
+    return row if row is not None and not row.ended else None
+
+
+def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> dict:
+    """`orch ARGS` run by the task's host's orch, in its clone (the same command, the same checks); its exit code
+    and output."""
+    from datetime import timedelta
+
+    from orch.fleet import workflows as wf
+
+    if not row.host:
+        raise OrchError(f"{row.task} is not on a host yet (waiting for one): try again once `orch status` shows it")
+    queue = wf.host_queue(ctx.cfg.cluster.name, row.host)
+
+    async def call(client: Any) -> dict:  # noqa: ANN401
+        import uuid
+
+        return await client.execute_workflow(
+            "orch.route", {"queue": queue, "args": args, "timeout": timeout}, id=f"route-{uuid.uuid4().hex}",
+            task_queue=names(ctx)["shared_queue"], execution_timeout=timedelta(seconds=timeout + 60))
+
+    try:
+        return run_async(ctx, call)
+    except OrchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's errors, said in one line
+        raise OrchError(f"host {row.host} did not answer for {row.task}: {getattr(exc, 'cause', None) or exc}") from None
+
+
+def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
+    """`orch attach` for a worker on a host: its host's `orch attach` over SSH when the host said how to reach it
+    (`orch host --ssh`), else the command to run there."""
+    import shlex
+
+    found = {h.name: h for h in hosts(ctx)[0]}
+    h = found.get(row.host)
+    if h is None or not h.clone:
+        raise OrchError(f"{row.task} is on host {row.host or '(none yet)'}, which the cluster does not list now")
+    remote = ["orch", "-C", h.clone, "attach", worker]
+    if not h.ssh:
+        raise OrchError(f"{worker} runs on host {h.name}: attach there with `{shlex.join(remote)}` (or start that host "
+                        "with --ssh user@machine to attach from here)")
+    # ssh hands its words to the remote shell: each one quoted, none built from raw text
+    os.execvp("ssh", ["ssh", "-t", "--", h.ssh, shlex.join(remote)])
+
+
+def close(ctx: Ctx, row: HostedRow) -> None:
+    """The person closes a task on a host: its workflow ends its run there (the host closes its own copy)."""
+
+    async def signal(client: Any) -> None:  # noqa: ANN401
+        await client.get_workflow_handle(row.workflow).signal("close")
+
+    try:
+        run_async(ctx, signal)
+    except Exception as exc:  # noqa: BLE001 - closed here anyway; the host's copy goes when its run ends
+        ctx.event("fleet", f"could not tell {row.workflow} to close: {exc}", task=row.task)
+    ctx.store.drop_hosted(row.task)
+
+
+# -- the daemon's part --------------------------------------------------------------------------------------------
+
+
+class Runtime:
+    """The daemon's connection to the cluster: a loop on its own thread that polls the shared queue (the workflows
+    run wherever a poller lives) and the workspace's own queue (the reports, applied here one at a time)."""
+
+    def __init__(self, ctx: Ctx, say: Callable[[str], None]) -> None:
+        from orch.fleet.engine import Loop
+
+        self.ctx, self.say = ctx, say
+        self.loop = Loop()
+        self.client: Any = None
+        self.pollers: list[Any] = []
+
+    def start(self) -> None:
+        from orch.fleet.engine import connect, workers
+
+        self.client = self.loop.call(connect(link(self.ctx)))
+        self.pollers = workers(self.client, link(self.ctx), [(names(self.ctx)["workspace_queue"], [self._apply()])])
+        for w in self.pollers:
+            self.loop.spawn(w.run())
+
+    def call(self, work: Callable[[Any], Awaitable[R]]) -> R:
+        return self.loop.call(work(self.client))
+
+    def stop(self) -> None:
+        if self.pollers:
+            try:
+                self.loop.call(asyncio.gather(*(w.shutdown() for w in self.pollers), return_exceptions=True), 30)
+            except Exception:  # noqa: BLE001, S110 - stopping anyway
+                pass
+        self.loop.stop()
+
+    def _apply(self) -> Callable[[dict], str]:
+        from temporalio import activity
+
+        from orch.fleet import workflows as wf
+        from orch.locks import hold
+
+        root = self.ctx.ws.root
+
+        @activity.defn(name=wf.APPLY)
+        def apply_report(report: dict) -> str:
+            from orch.workspace import Workspace
+
+            ctx = Ctx(Workspace(root))
+            try:
+                with hold(ctx.lock_path("scan"), wait=120) as got:
+                    if not got:
+                        raise OrchError("the scan lock is held too long; the report is applied on the next try")
+                    line = apply(ctx, report)
+            finally:
+                ctx.close()
+            if line:
+                self.say(line)
+            return line
+
+        return apply_report
