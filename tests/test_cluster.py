@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kit.cluster import HostProc, Server, bare_remote, configure, host_args, wait_ref
-from tests.kit.harness import Workspace, reviewed_task, wait_for
+from tests.kit.cluster import HostProc, Server, TLSGate, bare_remote, configure, host_args, wait_ref
+from tests.kit.harness import ASKS, Workspace, reviewed_task, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.tmux, pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -26,6 +27,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def remote(ws: Workspace, tmp_path: Path) -> Path:
     return bare_remote(ws.root, tmp_path / "remote.git")
+
+
+def commit_file(ws: Workspace, name: str, text: str) -> None:
+    (ws.root / name).write_text(text)
+    for args in (["add", name], ["commit", "-qm", f"add {name}"]):
+        subprocess.run(["git", "-C", str(ws.root), *args], check=True, env=ws.env)
+
+
+def host_state(h: HostProc, slug: str) -> str:
+    from orch import taskfile
+
+    path = h.clone / ".orch" / "tasks" / f"{slug}.md"
+    return taskfile.read(str(path))[1].state if path.exists() else ""
 
 
 @pytest.fixture
@@ -99,3 +113,163 @@ def test_tasks_spread_over_hosts_by_labels_and_places_and_finish_with_dossiers(
             host.clone / ".orch" / "tasks" / "done" / f"{s}.md").exists()
     listed = json.loads(ws.orch("hosts", "--json").out)["hosts"]
     assert all(h["live"] for h in listed)
+
+
+def test_send_capture_exec_and_reply_reach_a_worker_on_its_host(
+        ws: Workspace, server: Server, remote: Path, hosts: list[HostProc], tmp_path: Path) -> None:
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("shed", ASKS)
+    ws.daemon(tmp_path / "daemon.log").start()
+    wait_for(lambda: ws.task_status("shed")["state"] == "needs-input", 90, "the question, reported from h1")
+    assert ws.task_status("shed")["host"] == "h1"
+    # by task name, from the workspace: the host's orch runs the command in its clone
+    screen = ws.orch("capture", "shed", "-n", "30").out
+    assert "which colour?" in screen, screen
+    ran = ws.orch("exec", "shed", "--", "pwd")
+    assert ran.out.strip() == str(h1.clone / ".worktree" / "shed"), ran
+    failed = ws.orch("exec", "shed", "--", "sh", "-c", "exit 3", check=False)
+    assert failed.code == 3, failed
+    ws.orch("reply", "shed", "blue")
+    wait_for(lambda: ws.task_status("shed")["state"] == "ready", 90, "shed ready after the answer")
+    sent = ws.orch("send", "shed", "a note after the work")
+    assert "sent" in sent.out and "shed" in sent.out, sent
+
+    def coder_heard() -> bool:
+        logs = [p.read_text() for p in (h1.clone / ".orch" / "logs").glob("scripted-*.jsonl")]
+        return any("blue" in text and "a note after the work" in text for text in logs)
+
+    wait_for(coder_heard, 30, "the coder on h1 to receive the answer and the note")
+    assert subprocess.run(["git", "-C", str(ws.root), "show", "orch/shed:shed.txt"], capture_output=True,
+                          text=True, check=True).stdout == "painted\n"
+    # attach: on another machine there is no window here to show; without --ssh the command to run there
+    attached = ws.orch("attach", "shed", check=False)
+    assert attached.code == 1 and f"orch -C {h1.clone} attach shed" in attached.err, attached
+    # a task on no host is not routed: the same one-line errors as on one machine
+    missing = ws.orch("capture", "nosuch", check=False)
+    assert missing.code != 0 and missing.err.count("\n") == 1, missing
+
+
+STEP = """\
+# the first host: a.txt committed, then at work until the host dies; the host it goes to next finds a.txt
+if [ -e a.txt ]; then exit 0; fi
+echo 1 > a.txt && git add a.txt && git commit -qm a && sleep 600
+"""
+RESUMABLE = """\
+Two steps, the first on a host that dies.
+
+```scripted
+coder:
+  run sh step.sh
+  write b.txt "2"
+  commit "b"
+  report "done: a and b"
+reviewer:
+  verdict approve
+```
+"""
+
+
+def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_work(
+        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+    commit_file(ws, "step.sh", STEP)
+    remote = bare_remote(ws.root, tmp_path / "remote.git")
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("deep", RESUMABLE)
+    ws.daemon(tmp_path / "daemon.log").start()
+    # a.txt committed on h1 and pushed as work in progress
+    def pushed() -> bool:
+        sha = wait_ref(remote, "refs/orch/wip/deep")
+        return subprocess.run(["git", "-C", str(remote), "cat-file", "-e", f"{sha}:a.txt"],
+                              check=False).returncode == 0
+
+    wait_for(pushed, 90, "h1 to push deep's first commit")
+    assert ws.task_status("deep")["host"] == "h1"
+    start_host(hosts, tmp_path, ws, server, remote, "h2")
+    h1.kill()  # kill -9: the host, its daemon, its tmux server and the coder in it
+    wait_for(lambda: ws.task_status("deep")["state"] == "ready", 120, "deep ready on h2")
+    assert ws.task_status("deep")["host"] == "h2"
+    tree = subprocess.run(["git", "-C", str(ws.root), "ls-tree", "--name-only", "orch/deep"], capture_output=True,
+                          text=True, check=True).stdout.split()
+    assert {"a.txt", "b.txt"} <= set(tree), tree
+    log = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "main..orch/deep"], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert log[:2] == ["b", "a"], log  # h1's commit, kept, and h2's on top of it
+    lines = ws.statuses("deep")
+    assert any("host h1 stopped heartbeating" in line for line in lines), lines
+    assert "placed on host h2 again (its host was lost)" in lines, lines
+    done = [line for line in lines if "done: a and b" in line]
+    assert len(done) == 1, lines  # the coder's report, applied once
+    mirrored = [line for line in lines if line.startswith("on ")]
+    assert len(mirrored) == len(set(mirrored)), lines
+    listed = {h["name"]: h for h in json.loads(ws.orch("hosts", "--json").out)["hosts"]}
+    assert not listed["h1"]["live"] and listed["h2"]["live"], listed
+
+
+def test_the_workspace_daemon_killed_mid_run_loses_nothing(
+        ws: Workspace, server: Server, remote: Path, hosts: list[HostProc], tmp_path: Path) -> None:
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("slow", reviewed_task("Slow.", ["verdict approve"]).replace('  write a.txt', '  sleep 2\n  write a.txt'))
+    daemon = ws.daemon(tmp_path / "daemon.log").start()
+    wait_for(lambda: ws.task_status("slow")["host"] == "h1", 60, "slow placed on h1")
+    assert daemon.proc is not None
+    daemon.proc.kill()  # kill -9
+    daemon.proc.wait(10)
+    # the host goes on without the workspace: the reports wait in the server
+    wait_for(lambda: host_state(h1, "slow") == "ready", 90, "slow ready on h1 while the workspace's daemon is down")
+    assert ws.task_status("slow")["state"] != "ready"
+    ws.daemon(tmp_path / "daemon2.log").start()
+    wait_for(lambda: ws.task_status("slow")["state"] == "ready", 60, "slow ready here once the daemon is back")
+    lines = ws.statuses("slow")
+    mirrored = [line for line in lines if line.startswith("on ")]
+    assert len(mirrored) == len(set(mirrored)), lines
+    host_lines = [line[23:] for line in (h1.clone / ".orch" / "tasks" / "slow.md").read_text()
+                  .split("\n## Status\n", 1)[1].splitlines() if line.startswith("- ")]
+    assert [line[len("on h1: "):] for line in mirrored] == host_lines  # every line of the host's, once, in order
+    assert (ws.root / ".orch" / "dossiers" / "slow.md").exists()
+
+
+def test_hosts_prove_who_they_are_with_mtls_and_a_wrong_credential_is_refused(
+        ws: Workspace, server: Server, remote: Path, hosts: list[HostProc], tmp_path: Path) -> None:
+    import trustme
+
+    gate = TLSGate(server, tmp_path / "tls")
+    try:
+        ca = tmp_path / "tls" / "ca.pem"
+        ws_cert, ws_key = gate.credentials("workspace")
+        configure(ws.config_file, server, more=f'tls_ca = "{ca}"\ntls_cert = "{ws_cert}"\ntls_key = "{ws_key}"\n'
+                                                'tls_server_name = "localhost"\n')
+        text = ws.config_file.read_text().replace(server.address, gate.address)
+        ws.config_file.write_text(text)
+        cert, key = gate.credentials("h1")
+        tls = ["--tls-ca", str(ca), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-server-name", "localhost"]
+        h1 = HostProc("h1", tmp_path / "h1", dict(ws.env),
+                      ["--address", gate.address, "--remote", str(remote), "--beat", "0.5", *tls])
+        hosts.append(h1)
+        h1.start()
+        # a host whose certificate another CA signed: refused, in one line, and never listed
+        rogue_cert, rogue_key = gate.credentials("rogue", ca=trustme.CA())
+        rogue = subprocess.run(
+            [sys.executable, "-m", "orch", "host", "--name", "rogue", "--dir", str(tmp_path / "rogue"),
+             "--address", gate.address, "--remote", str(remote), "--tls-ca", str(ca), "--tls-cert", str(rogue_cert),
+             "--tls-key", str(rogue_key), "--tls-server-name", "localhost"],
+            env={**ws.env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120, check=False)
+        assert rogue.returncode == 1, rogue
+        assert rogue.stderr.count("\n") == 1 and "refused the TLS handshake" in rogue.stderr, rogue.stderr
+        # without any certificate: refused too
+        bare = subprocess.run(
+            [sys.executable, "-m", "orch", "host", "--name", "bare", "--dir", str(tmp_path / "bare"),
+             "--address", gate.address, "--remote", str(remote), "--tls-ca", str(ca), "--tls-server-name", "localhost"],
+            env={**ws.env, "HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120, check=False)
+        assert bare.returncode == 1 and bare.stderr.count("\n") == 1, bare
+        listed = [h["name"] for h in json.loads(ws.orch("hosts", "--json").out)["hosts"]]
+        assert listed == ["h1"], listed
+        # and work goes through the gate
+        ws.task("safe", reviewed_task("Behind mTLS.", ["verdict approve"]))
+        ws.daemon(tmp_path / "daemon.log").start()
+        wait_for(lambda: ws.task_status("safe")["state"] == "ready", 90, "safe ready through mTLS")
+        assert ws.task_status("safe")["host"] == h1.name
+    finally:
+        gate.close()

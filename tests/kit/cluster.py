@@ -171,3 +171,76 @@ def wait_ref(remote: Path, ref: str, timeout: float = 60) -> str:
 
 def since(t0: float) -> float:
     return time.monotonic() - t0
+
+
+class TLSGate:
+    """A TLS front for the dev server (which speaks plain gRPC): it asks every client for a certificate signed by
+    ``ca`` and passes the bytes of those it accepts on to the server, as a real cluster's frontend with mTLS does."""
+
+    def __init__(self, server: Server, folder: Path) -> None:
+        import ssl
+        import threading
+
+        import trustme
+
+        self.server = server
+        self.ca = trustme.CA()
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        cert = self.ca.issue_cert("localhost", "127.0.0.1")
+        self.ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        self.ca.configure_trust(ctx)
+        ctx.set_alpn_protocols(["h2"])
+        self.ssl = ctx
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        wait_for(lambda: getattr(self, "_ready", False), 10, "the TLS gate")
+
+    def credentials(self, name: str, ca: object | None = None) -> tuple[Path, Path]:
+        """A client certificate and key for ``name``, signed by this gate's CA (or by another, ``ca``)."""
+        issued = (ca or self.ca).issue_cert(f"{name}.orch.test")  # type: ignore[attr-defined]
+        cert, key = self.folder / f"{name}.pem", self.folder / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        return cert, key
+
+    def _serve(self) -> None:
+        import asyncio
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                writer.close()
+
+        async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_r, up_w = await asyncio.open_connection("127.0.0.1", self.server.port)
+            except OSError:
+                writer.close()
+                return
+            await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+        async def main() -> None:
+            asyncio.get_running_loop().set_exception_handler(lambda _loop, _ctx: None)  # (refused handshakes)
+            srv = await asyncio.start_server(client, "127.0.0.1", self.port, ssl=self.ssl)
+            self._ready = True
+            async with srv:
+                while not self._stop.is_set():
+                    await asyncio.sleep(0.1)
+
+        asyncio.run(main())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

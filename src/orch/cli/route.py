@@ -8,7 +8,7 @@ from orch.cli.app import context
 from orch.errors import OrchError
 
 
-def on_host(worker: str | None, args: list[str], timeout: float = 60.0) -> int | None:
+def on_host(worker: str | None, args: list[str], timeout: float = 60.0, running: bool = False) -> int | None:
     """A command for a worker of a task on a host: run by that host's orch, its output and exit code passed on
     (None: the task is not on a host, the command runs here)."""
     if not worker:
@@ -18,7 +18,7 @@ def on_host(worker: str | None, args: list[str], timeout: float = 60.0) -> int |
         return None
     from orch.workflow import fleet
 
-    row = fleet.where(ctx, worker.split(":", 1)[0])
+    row = fleet.where(ctx, worker.split(":", 1)[0], running)
     if row is None:
         return None
     got = fleet.route(ctx, row, args, timeout)

@@ -77,7 +77,8 @@ def retry(task: str, rounds: int | None) -> int:
     from orch.cli.route import on_host
     from orch.workflow.restart import retry as do_retry
 
-    if (code := on_host(task, ["retry", task, *(["--rounds", str(rounds)] if rounds else [])])) is not None:
+    if (code := on_host(task, ["retry", task, *(["--rounds", str(rounds)] if rounds else [])],
+                        running=True)) is not None:
         return code
     done = do_retry(context(), slugs.check(task), rounds)
     if done.state == "fixing":

@@ -81,8 +81,22 @@ async def connect(link: Link) -> Client:
         raise ClusterError(f"the Temporal server at {link.address} did not answer in {CONNECT_TIMEOUT:.0f} s: "
                            "is it running, and is the address right?") from None
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"cannot connect to the Temporal server at {link.address}: {first}") from None
+        raise ClusterError(f"cannot connect to the Temporal server at {link.address}: {_why(str(exc), link)}") from None
+
+
+def _why(text: str, link: Link) -> str:
+    """The engine's connection error, said for a person (its own text is a Rust error's debug form)."""
+    low = text.lower()
+    tls = bool(link.tls_ca or link.tls_cert or link.api_key)
+    if tls and any(k in low for k in ("close_notify", "certificate", "handshake", "tls", "unexpectedeof")):
+        return ("the server refused the TLS handshake: check that the certificate and key are the ones the cluster's "
+                "CA signed, and the CA and server name are the server's")
+    if "unauthenticated" in low or "permission" in low or "api key" in low:
+        return "the server refused the credential (API key or certificate)"
+    if "connection refused" in low or "dns" in low or "connect" in low and "error trying to connect" in low:
+        return "nothing answers there (is the server running, and the address right?)"
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return first.removeprefix("Failed client connect: ")[:300]
 
 
 def refused(exc: BaseException) -> str | None:

@@ -37,8 +37,8 @@ from orch.fleet.engine import ClusterError, Link, connect, refused, workers
 from orch.record import dataclass
 
 POLL = 0.5  # seconds between two readings of a task's record on this host
-# the commands a workspace may have a host's orch run for a task on it (closing goes through the task's workflow)
-ROUTED = ("send", "reply", "capture", "exec", "retry", "recover", "status", "check")
+# the commands a workspace may have a host's orch run for a task on it (closing, once the host is done with it)
+ROUTED = ("send", "reply", "capture", "exec", "retry", "recover", "status", "check", "close")
 
 
 @dataclass(frozen=True)

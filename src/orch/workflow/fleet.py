@@ -232,12 +232,13 @@ def hosts(ctx: Ctx) -> tuple[list[fleet.Host], dict[str, str], float]:
     return [fleet.Host.from_dict(h) for h in got["hosts"]], dict(got["claims"]), float(got["now"])
 
 
-def where(ctx: Ctx, slug: str) -> HostedRow | None:
-    """The task's placement, while its host has it."""
+def where(ctx: Ctx, slug: str, running: bool = False) -> HostedRow | None:
+    """The task's host: where its workers are (after it is ready too: its coder waits there, as on one machine);
+    ``running``: only while the host has the task in hand."""
     if not on(ctx):
         return None
     row = ctx.store.hosted(slug)
-    return row if row is not None and not row.ended else None
+    return row if row is not None and row.host and not (running and row.ended) else None
 
 
 def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> dict:
@@ -284,15 +285,21 @@ def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
 
 
 def close(ctx: Ctx, row: HostedRow) -> None:
-    """The person closes a task on a host: its workflow ends its run there (the host closes its own copy)."""
+    """The person closes a task on a host: its workflow ends its run there (the host closes its own copy), or,
+    once the host is done with it, its host's orch closes its copy (its workers and worktree there)."""
 
     async def signal(client: Any) -> None:  # noqa: ANN401
         await client.get_workflow_handle(row.workflow).signal("close")
 
     try:
-        run_async(ctx, signal)
-    except Exception as exc:  # noqa: BLE001 - closed here anyway; the host's copy goes when its run ends
-        ctx.event("fleet", f"could not tell {row.workflow} to close: {exc}", task=row.task)
+        if row.ended:
+            got = route(ctx, row, ["close", row.task, "--force"])
+            if got.get("code"):
+                raise OrchError(str(got.get("err", "")).strip())
+        else:
+            run_async(ctx, signal)
+    except Exception as exc:  # noqa: BLE001 - closed here anyway; said in the log
+        ctx.event("fleet", f"could not close {row.task} on host {row.host}: {exc}", task=row.task)
     ctx.store.drop_hosted(row.task)
 
 
