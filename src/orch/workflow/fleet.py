@@ -157,7 +157,10 @@ def apply(ctx: Ctx, r: dict) -> str:
     final = state in fleet.FINAL
     if state == TaskState.READY:
         _take_branch(ctx, slug, head)
-        _take_dossier(ctx, slug, r)
+        if _take_dossier(ctx, slug, r):
+            from orch.workflow import dossier
+
+            fields["dossier"] = dossier.paths(ctx, slug)[0]  # (the host's line names its own copy)
     fields["host"] = host
     try:
         wanted = TaskState(state)
@@ -200,7 +203,7 @@ def _take_branch(ctx: Ctx, slug: str, head: str) -> None:
     git.run(ctx.ws.root, "branch", "--force", "--", branch, sha or head)
 
 
-def _take_dossier(ctx: Ctx, slug: str, r: dict) -> None:
+def _take_dossier(ctx: Ctx, slug: str, r: dict) -> bool:
     from orch.files import atomic_write
     from orch.workflow import dossier
 
@@ -209,6 +212,7 @@ def _take_dossier(ctx: Ctx, slug: str, r: dict) -> None:
         if r.get(key):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write(path, str(r[key]).encode())
+    return bool(r.get("dossier_md"))
 
 
 # -- hosts and commands -------------------------------------------------------------------------------------------

@@ -1,0 +1,155 @@
+"""Many hosts, the pure parts: placement, the host's config, report ordering, and the workspace applying reports
+(each once, whatever the order and the repeats) on the bench."""
+
+from __future__ import annotations
+
+import pytest
+
+from orch.fleet import Host, Want, host_config, place, resume_note, snapshot_newer
+from tests.kit.fakes import Bench
+
+NOW = 1000.0
+
+
+def hosts(*specs: tuple[str, tuple[str, ...], int, float]) -> list[Host]:
+    return [Host(name, labels, places, seen) for name, labels, places, seen in specs]
+
+
+def test_a_task_goes_to_the_live_host_with_the_most_free_places() -> None:
+    hs = hosts(("a", (), 2, NOW), ("b", (), 4, NOW))
+    assert place(Want("t"), hs, {"x": "b", "y": "b"}, NOW, 10) == ("a", "")  # a: 2 free, b: 2 free -> by name
+    assert place(Want("t"), hs, {"x": "a"}, NOW, 10) == ("b", "")
+
+
+def test_labels_the_task_needs_and_hosts_kept_for_the_tasks_that_need_theirs() -> None:
+    hs = hosts(("gpu", ("gpu",), 1, NOW), ("plain", (), 1, NOW))
+    assert place(Want("t", needs=("gpu",)), hs, {}, NOW, 10) == ("gpu", "")
+    assert place(Want("t"), hs, {}, NOW, 10) == ("plain", "")  # the gpu host is kept while another has room
+    assert place(Want("t"), hs, {"x": "plain"}, NOW, 10) == ("gpu", "")  # ... but used when it is the only room
+    assert place(Want("t", needs=("tpu",)), hs, {}, NOW, 10) == ("", "no live host has the labels tpu")
+
+
+def test_a_named_host_full_or_dead_makes_the_task_wait_and_says_why() -> None:
+    hs = hosts(("a", (), 1, NOW), ("old", (), 4, NOW - 60))
+    assert place(Want("t", host="a"), hs, {}, NOW, 10) == ("a", "")
+    assert place(Want("t", host="a"), hs, {"x": "a"}, NOW, 10) == ("", "host a is full (1/1)")
+    assert place(Want("t", host="old"), hs, {}, NOW, 10)[1].startswith("host old is not live")
+    assert place(Want("t", host="zz"), hs, {}, NOW, 10) == ("", "host zz has never joined the cluster")
+    assert place(Want("t"), [], {}, NOW, 10)[1].startswith("no host has joined")
+    assert place(Want("t"), hosts(("a", (), 1, NOW)), {"x": "a"}, NOW, 10) == ("", "every host that fits is full")
+
+
+def test_a_dead_host_is_not_chosen_and_a_host_that_lost_the_task_is_avoided() -> None:
+    hs = hosts(("a", (), 4, NOW - 30), ("b", (), 4, NOW), ("c", (), 4, NOW))
+    assert place(Want("t"), hs, {}, NOW, 10) == ("b", "")
+    assert place(Want("t", avoid=("b",)), hs, {}, NOW, 10) == ("c", "")
+    assert place(Want("t", avoid=("b", "c")), hs, {}, NOW, 10) == ("", "the only hosts that fit lost this task before")
+
+
+def test_a_task_keeps_the_live_host_it_holds() -> None:
+    hs = hosts(("a", (), 1, NOW), ("b", (), 9, NOW))
+    assert place(Want("t"), hs, {"t": "a"}, NOW, 10) == ("a", "")  # asked again: the same answer, no second place
+    assert place(Want("t", avoid=("a",)), hs, {"t": "a"}, NOW, 10) == ("b", "")
+
+
+def test_records_travel_as_plain_dicts() -> None:
+    h = Host("a", ("gpu", "big"), 3, 12.5, "me@a", "/srv/repo", "orch-host-a", 2)
+    assert Host.from_dict(h.as_dict()) == h
+    w = Want("t", "a", ("gpu",), ("b",))
+    assert Want.from_dict(w.as_dict()) == w
+
+
+def test_the_hosts_config_drops_the_workspaces_own_tables_and_sets_its_base_and_server() -> None:
+    text = ('base = "develop"\ndefault_agent = "scripted"\ncluster.address = "x:1"\n[cluster]\naddress = "a:1"\n'
+            '[validate]\ncommands = ["make test"]\n[forge]\npr = "draft"\n[land]\nmethod = "rebase"\n'
+            '[tmux]\nsocket = "mine"\n[agents.x]\ncommand = ["x"]\nbase = "kept: a key of a table"\n')
+    out = host_config(text, "refs/remotes/origin/develop", "orch-host-a")
+    assert out == ('base = "refs/remotes/origin/develop"\ndefault_agent = "scripted"\n[validate]\n'
+                   'commands = ["make test"]\n[agents.x]\ncommand = ["x"]\nbase = "kept: a key of a table"\n\n'
+                   '[tmux]\nsocket = "orch-host-a"\n')
+    import tomllib
+
+    assert tomllib.loads(out)["tmux"]["socket"] == "orch-host-a"
+
+
+def test_reports_are_ordered_by_run_then_seq() -> None:
+    assert snapshot_newer(None, {"run": 1, "seq": 0})
+    assert snapshot_newer({"run": 1, "seq": 3}, {"run": 1, "seq": 4})
+    assert not snapshot_newer({"run": 1, "seq": 4}, {"run": 1, "seq": 4})
+    assert snapshot_newer({"run": 1, "seq": 9}, {"run": 2, "seq": 1})
+    assert not snapshot_newer({"run": 2, "seq": 1}, {"run": 1, "seq": 9})
+
+
+def test_the_resume_note_says_where_the_work_came_from() -> None:
+    note = resume_note("h1", "abc123 a\n")
+    assert "host h1, which was lost" in note and "abc123 a" in note
+    assert "(no commits yet)" in resume_note("", "")
+
+
+# -- the workspace applying reports --------------------------------------------------------------------------------
+
+
+def report(seq: int, state: str, lines: list[str], run: int = 1, host: str = "h1") -> dict:
+    return {"slug": "t", "kind": "report", "workflow": "w", "host": host, "run": run, "seq": seq, "state": state,
+            "summary": [f"state: {state}", "round: 1", "worktree: /elsewhere/.worktree/t"], "head": "",
+            "status": [f"- 2026-12-02T10:00:0{i}Z {text}" for i, text in enumerate(lines)]}
+
+
+@pytest.fixture
+def placed(bench: Bench) -> Bench:
+    from orch.workflow import fleet as F
+
+    bench.put("t")
+    F.apply(bench.ctx, {"slug": "t", "kind": "placed", "workflow": "w", "host": "h1", "run": 1, "seq": -1})
+    return bench
+
+
+def test_each_report_is_applied_once_whatever_the_repeats_and_the_order(placed: Bench) -> None:
+    from orch.workflow import fleet as F
+
+    b = placed
+    first = report(1, "coding", ["coder started"])
+    second = report(2, "validating", ["coder started", "coder: done: x"])
+    assert F.apply(b.ctx, first) == "t: coding on host h1"
+    before = b.path("t").read_text()
+    assert F.apply(b.ctx, first) == ""  # the same report again: nothing changes
+    assert b.path("t").read_text() == before
+    F.apply(b.ctx, second)
+    after = b.path("t").read_text()
+    F.apply(b.ctx, first)  # an older one, late: ignored
+    F.apply(b.ctx, second)
+    assert b.path("t").read_text() == after
+    assert b.state("t") == "validating"
+    assert b.statuses("t").count("on h1: coder started") == 1
+    assert b.statuses("t").count("on h1: coder: done: x") == 1
+    task = b.task("t")
+    assert task.field("host") == "h1" and task.field("round") == "1"
+    assert "/elsewhere" not in after  # the host's own paths are its own
+
+
+def test_a_lost_host_then_a_new_run_on_another(placed: Bench) -> None:
+    from orch.workflow import fleet as F
+
+    b = placed
+    F.apply(b.ctx, report(1, "coding", ["coder started"]))
+    F.apply(b.ctx, {"slug": "t", "kind": "lost", "workflow": "w", "host": "h1", "run": 1, "seq": -1,
+                    "why": "host h1 stopped heartbeating"})
+    assert b.state("t") == "lost"
+    F.apply(b.ctx, {"slug": "t", "kind": "placed", "workflow": "w", "host": "h2", "run": 2, "seq": -1,
+                    "resumed": True})
+    F.apply(b.ctx, report(1, "coding", ["coder started"], run=2, host="h2"))
+    F.apply(b.ctx, report(5, "fixing", ["late from h1"], run=1))  # the dead host's last word, late: ignored
+    assert b.state("t") == "coding"
+    lines = b.statuses("t")
+    assert "placed on host h2 again (its host was lost)" in lines
+    assert "on h2: coder started" in lines and "on h1: late from h1" not in lines
+    assert b.ctx.store.hosted("t").host == "h2"  # type: ignore[union-attr]
+
+
+def test_a_report_for_a_closed_task_is_dropped(placed: Bench) -> None:
+    from orch.workflow import fleet as F
+
+    b = placed
+    b.path("t").unlink()
+    assert F.apply(b.ctx, report(1, "coding", ["coder started"])) == ""
+    assert b.ctx.store.hosted("t") is None
