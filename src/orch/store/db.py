@@ -69,6 +69,21 @@ class Store(ForgeRows, RadarRows, FleetRows):
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside another (``batch``), a savepoint of it: undone alone when it raises."""
+        if self.db.in_transaction:
+            self._savepoints = getattr(self, "_savepoints", 0) + 1
+            name = f"s{self._savepoints}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._savepoints -= 1
+            self.db.execute(f"RELEASE {name}")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -76,6 +91,8 @@ class Store(ForgeRows, RadarRows, FleetRows):
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    batch = tx  # several changes as one transaction (each inner ``tx`` a savepoint of it)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -301,6 +318,11 @@ class Store(ForgeRows, RadarRows, FleetRows):
 
     def task_log(self, slug: str) -> list[LogLine]:
         return self._select(LogLine, "task_log", "slug = ?", (slug,))
+
+    def task_log_texts(self, slug: str) -> list[tuple[float, str]]:
+        """(at, text) of each of a task's status lines, oldest first: what its file's block shows (a task may have
+        thousands; its file is written from these often)."""
+        return self.db.execute("SELECT at, text FROM task_log WHERE slug = ? ORDER BY id", (slug,)).fetchall()
 
     def last_log_lines(self) -> dict[str, LogLine]:
         """The newest status line of every task, in one query."""

@@ -27,6 +27,7 @@ from orch.workspace import Workspace, daemon_pid
 OBSERVE_INTERVAL = 2.0  # seconds between screen readings while a worker is starting or working
 POLL_INTERVAL = 1.0  # seconds between folder listings where the kernel gives no notifications
 MODEL_EVERY = 0.3  # seconds between two builds of the status model (the dashboards' data), at most
+AFTER_MESSAGES = 0.5  # seconds from a wake-up by messages alone (applied at once) to the full pass that follows
 BUSY_STATES = frozenset({"starting", "working", "waiting"})
 STANDING = ("waiting:", "orphan window", "invalid task file")
 
@@ -140,7 +141,14 @@ class Daemon:
                 if changed:
                     time.sleep(0.02)  # let a burst of writes land: one pass for all of them
                     changed += self._relevant(watcher.changes())
-                    self.reconcile(_why(changed))
+                    inbox = ctx.ws.inbox_new
+                    if all(path == inbox or os.path.dirname(path) == inbox for path in changed):
+                        # only messages: applied now (with the review loop they move), and a full pass soon after
+                        # for what they may start; a flood of messages is not a flood of full passes
+                        self.look(screens=False)
+                        next_full = min(next_full, time.monotonic() + AFTER_MESSAGES)
+                    else:
+                        self.reconcile(_why(changed))
                     next_look = time.monotonic() + OBSERVE_INTERVAL
                     if self.settle_in:  # a task file still being written: the pass that starts it, once it rests
                         next_full = min(next_full, time.monotonic() + self.settle_in + 0.05)
@@ -195,8 +203,9 @@ class Daemon:
             self.say(f"{line}  [{why}]")
         self._standing = standing
 
-    def look(self) -> None:
-        """Between full passes: messages, worker screens, the review loop."""
+    def look(self, screens: bool = True) -> None:
+        """Between full passes: messages, worker screens (unless ``screens`` is False: woken by messages alone),
+        the review loop."""
         from orch.locks import hold
         from orch.workflow import inbox, watch
         from orch.workflow.scan import ScanReport, advance_pipeline
@@ -209,7 +218,8 @@ class Daemon:
             report = ScanReport()
             try:
                 report.applied += inbox.drain(ctx)
-                report.pipeline += watch.observe(ctx, ctx.panes())
+                if screens:
+                    report.pipeline += watch.observe(ctx, ctx.panes())
                 advance_pipeline(ctx, report)
             except OrchError as exc:
                 self.say(f"reading the workers failed: {exc}")

@@ -116,14 +116,38 @@ def _unlink(path: str) -> None:
         pass
 
 
+BATCH = 100  # messages applied in one database transaction (other writers wait at most that long)
+
+
 def apply_pending(ctx: Ctx) -> int:
-    """Apply every pending message in arrival order; returns how many were applied."""
+    """Apply every pending message in arrival order; returns how many were applied. Each message's effect is
+    in the database (the record) before it is marked applied; the task files are written once per batch, at its
+    end (a crash in between leaves the record whole: the next pass writes the files from it)."""
     applied = 0
-    for msg in ctx.store.pending_messages():
-        if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
-            break
-        if apply_one(ctx, msg):
-            applied += 1
+    pending = ctx.store.pending_messages()
+    if len(pending) > 1 and ctx.deferred is None:
+        ctx.deferred = set()
+    try:
+        for start in range(0, len(pending), BATCH):
+            if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
+                break
+            failed: Exception | None = None
+            with ctx.store.batch():  # (the effects and the marks of a batch of messages: one transaction)
+                for msg in pending[start:start + BATCH]:
+                    if ctx.stopping:
+                        break
+                    try:
+                        with ctx.store.tx():  # each message a savepoint: one that fails is undone alone
+                            if apply_one(ctx, msg):
+                                applied += 1
+                    except Exception as exc:  # noqa: BLE001 - the batch before it is kept; raised below
+                        failed = exc
+                        break
+            if failed is not None:
+                raise failed
+    finally:
+        if ctx.deferred is not None:
+            T.render_deferred(ctx)
     return applied
 
 

@@ -372,7 +372,10 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             if status:
                 edit.lines.append(LogLine(0, slug, time.time() if at is None else at, status_text(status), uid))
         faults.point("task.recorded")
-        render(ctx, slug, path)
+        if ctx.deferred is not None and path == task_path(ctx, slug):
+            ctx.deferred.add(slug)  # a batch of messages: the file is written once, at its end (render_deferred)
+        else:
+            render(ctx, slug, path)
     if moved and wanted is not None:
         ctx.event("state", f"{moved} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
     if status and edit.changed:
@@ -404,7 +407,24 @@ def expected_block(ctx: Ctx, slug: str) -> tuple[dict[str, str], list[str], list
         return None
     meta = {k: row.meta[k] for k in META_KEYS if row.meta.get(k)}
     meta.update({k: v for k, v in row.meta.items() if k not in META_KEYS and v})
-    return meta, summary_lines(row), status_lines(ctx.store.task_log(slug))
+    stamps: dict[int, str] = {}  # (lines come in bursts: a second's stamp is formatted once)
+    lines = []
+    for at, text in ctx.store.task_log_texts(slug):
+        second = int(at)
+        stamp = stamps.get(second)
+        if stamp is None:
+            stamp = stamps[second] = now_iso(second)
+        lines.append(f"{stamp} {text}")
+    return meta, summary_lines(row), lines
+
+
+def render_deferred(ctx: Ctx) -> None:
+    """The task files a batch changed the record of, each written once (under its lock)."""
+    slugs, ctx.deferred = ctx.deferred or set(), None
+    for slug in sorted(slugs):
+        with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+            if got:
+                render(ctx, slug)  # (else: the record has it all; the next pass writes the file)
 
 
 def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
