@@ -26,6 +26,8 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      CPU at rest and memory (figures_dash.py)
   8. pull requests: `orch scan` with 20 live tasks, each with a PR on the scripted forge (the real `gh`), the forge
      asked, next to the same pass with the forge not due; requests per pass (figures_forge.py)
+  11. many hosts: Temporal's dev server and 3 `orch host` processes x 20 waiting coders: the dispatch of 60 tasks,
+     and from one host's kill -9 to its tasks' coders started on the others (figures_cluster.py)
 The whole run takes about 6 minutes on 2 cores; --quick about 3.
 """
 
@@ -42,7 +44,7 @@ from pathlib import Path
 
 from common import HERE, Shims, Space
 
-FIGURES = ("1", "7", "8", "9", "10", "2", "3", "4", "5", "6")
+FIGURES = ("1", "7", "8", "9", "10", "2", "3", "4", "5", "6", "11")
 
 
 class Bench:
@@ -99,13 +101,15 @@ def main() -> int:
     parser.add_argument("--compare-texts", type=int,
                         help="texts sent first without a daemon, for comparison (default 10; quick 5; 0: none)")
     parser.add_argument("--rest", type=float, help="seconds the idle daemon is watched (default 60; quick 10)")
+    parser.add_argument("--hosts", help="simulated hosts x workers each for the cluster figure (default 3x20; quick 2x5)")
     parser.add_argument("--only", default=",".join(FIGURES), help="figures to run, e.g. 1,4 (default: all)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary repositories")
     parser.add_argument("--out", help="where to write the table (default bench/results.md, on a full default run)")
     args = parser.parse_args()
     q = args.quick
     runs = args.runs or (10 if q else 25)
-    fleet = [int(x) for x in (args.fleet or ("1,10" if q else "1,10,50,100")).split(",")]
+    fleet = [int(x) for x in (args.fleet or ("1,10" if q else "1,10,50,100,200")).split(",")]
+    n_hosts, per_host = (int(x) for x in (args.hosts or ("2x5" if q else "3x20")).split("x"))
     spawn_counts = [int(x) for x in (args.spawn or ("1,5" if q else "1,20")).split(",")]
     spawn_reps = [int(x) for x in (args.spawn_reps or ("2,2" if q else "3,2")).split(",")]
     spawn_reps += [spawn_reps[-1]] * (len(spawn_counts) - len(spawn_reps))
@@ -118,10 +122,11 @@ def main() -> int:
     out = args.out
     if out is None and only == set(FIGURES) and not any(
             (q, args.runs, args.fleet, args.spawn, args.spawn_reps, args.writers, args.messages, args.texts, args.rest,
-             args.compare_texts is not None)):
+             args.compare_texts is not None, args.hosts)):
         out = str(HERE / "results.md")
 
     import figures_cli
+    import figures_cluster
     import figures_daemon
     import figures_dash
     import figures_delivery
@@ -175,6 +180,10 @@ def main() -> int:
             bench.rows["2"] = figures_fleet.fleet(space, bench.shims, fleet, spawn_timeout=180)
             space.close()  # its workers are not needed any more
             timings.append(f"reconcile {time.perf_counter() - t:.0f} s")
+        if "11" in only:
+            t = phase(f"11. many hosts, {n_hosts} x {per_host}")
+            bench.rows["11"] = figures_cluster.cluster(bench.tmp, n_hosts, per_host)
+            timings.append(f"many hosts {time.perf_counter() - t:.0f} s")
         window = None
         if only & {"3", "6"}:
             space = bench.space("spawn")

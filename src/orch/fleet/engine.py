@@ -88,7 +88,8 @@ def _why(text: str, link: Link) -> str:
     """The engine's connection error, said for a person (its own text is a Rust error's debug form)."""
     low = text.lower()
     tls = bool(link.tls_ca or link.tls_cert or link.api_key)
-    if tls and any(k in low for k in ("close_notify", "certificate", "handshake", "tls", "unexpectedeof")):
+    if tls and any(k in low for k in ("close_notify", "certificate", "handshake", "tls", "unexpectedeof",
+                                      "connectionreset", "connection reset", "brokenpipe", "broken pipe")):
         return ("the server refused the TLS handshake: check that the certificate and key are the ones the cluster's "
                 "CA signed, and the CA and server name are the server's")
     if "unauthenticated" in low or "permission" in low or "api key" in low:

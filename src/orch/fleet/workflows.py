@@ -15,8 +15,8 @@ activity (``fleet/host.py`` runs the host's, ``workflow/fleet.py`` the workspace
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -92,16 +92,19 @@ class Registry:
 class TaskRun:
     def __init__(self) -> None:
         self.latest: dict | None = None  # the newest report of the current run
-        self.applied: dict | None = None  # the newest report the workspace has
+        self.outbox: list[dict] = []  # reports for the workspace, applied there in this order, one at a time
         self.closing = False
+        self.done = False
         self.host = ""
         self.run_no = 0
         self.waiting = ""
+        self.spec: dict = {}
 
     @workflow.signal(name="progress")
     def progress(self, report: dict) -> None:
         if int(report.get("run", 0)) == self.run_no and fleet.snapshot_newer(self.latest, report):
             self.latest = report
+            self._post({**report, "kind": "report"})
 
     @workflow.signal(name="close")
     def close(self) -> None:
@@ -109,10 +112,18 @@ class TaskRun:
 
     @workflow.query(name="where")
     def where(self) -> dict:
-        return {"host": self.host, "run": self.run_no, "waiting": self.waiting}
+        return {"host": self.host, "run": self.run_no, "waiting": self.waiting, "outbox": len(self.outbox)}
 
     @workflow.run
     async def run(self, spec: dict) -> dict:
+        self.spec = spec
+        sender = asyncio.create_task(self._send())
+        outcome = await self._place_and_run(spec)
+        self.done = True
+        await sender  # every report applied in the workspace (it waits for a daemon that is down)
+        return {"outcome": outcome, "host": self.host, "run": self.run_no}
+
+    async def _place_and_run(self, spec: dict) -> str:
         avoid: list[str] = list(spec.get("avoid", []))
         beat = float(spec["heartbeat"])
         while not self.closing:
@@ -123,7 +134,7 @@ class TaskRun:
             if not got["host"]:
                 if got["why"] != self.waiting:
                     self.waiting = got["why"]
-                    await self._apply(spec, {"kind": "waiting", "why": self.waiting})
+                    self._post({"kind": "waiting", "why": self.waiting})
                 try:
                     await workflow.wait_condition(lambda: self.closing, timeout=timedelta(seconds=beat / 3))
                 except TimeoutError:
@@ -132,75 +143,67 @@ class TaskRun:
             self.host, self.waiting = got["host"], ""
             self.run_no += 1
             self.latest = None
-            await self._apply(spec, {"kind": "placed", "host_info": got["host_info"], "resumed": bool(avoid)})
-            outcome = await self._run_on(spec, beat, bool(avoid))
-            if outcome == "lost":
-                lost = self.host
-                avoid.append(lost)
-                await self._release(spec)
-                await self._apply(spec, {"kind": "lost", "why": f"host {lost} stopped heartbeating"})
-                continue
+            # the host starts at once: the workspace hears of it when it can (its daemon may be down)
+            self._post({"kind": "placed", "host_info": got["host_info"], "resumed": bool(avoid)})
+            outcome = await self._run_on(spec, beat, bool(avoid), avoid[-1] if avoid else "")
             await self._release(spec)
-            return {"outcome": outcome, "host": self.host, "run": self.run_no}
+            if outcome == "lost":
+                avoid.append(self.host)
+                self._post({"kind": "lost", "why": f"host {self.host} stopped heartbeating"})
+                continue
+            return outcome
         await self._release(spec)
-        await self._apply(spec, {"kind": "closed"})
-        return {"outcome": "closed", "host": self.host, "run": self.run_no}
+        self._post({"kind": "closed"})
+        return "closed"
 
-    async def _run_on(self, spec: dict, beat: float, resumed: bool) -> str:
+    async def _run_on(self, spec: dict, beat: float, resumed: bool, lost_on: str) -> str:
         handle = workflow.start_activity(
-            RUN, {**spec, "host": self.host, "run": self.run_no, "resumed": resumed},
+            RUN, {**spec, "host": self.host, "run": self.run_no, "resumed": resumed, "lost_on": lost_on},
             task_queue=host_queue(spec["cluster"], self.host),
             heartbeat_timeout=timedelta(seconds=beat),
             schedule_to_start_timeout=timedelta(seconds=beat * 2),
             start_to_close_timeout=timedelta(days=30),
             retry_policy=RetryPolicy(maximum_attempts=1))
-        applying = None
-        cancelled = False
-        while True:
-            def due(a: Any = applying, c: bool = cancelled) -> bool:
-                return bool(handle.done() or (self.closing and not c) or (a is not None and a.done())
-                            or (a is None and self.latest is not None
-                                and fleet.snapshot_newer(self.applied, self.latest)))
-
-            await workflow.wait_condition(due)
-            if applying is not None and applying.done():
-                await applying
-                applying = None
-            if self.closing and not cancelled:
-                handle.cancel()
-                cancelled = True
-            if handle.done():
-                break
-            if applying is None and self.latest is not None and fleet.snapshot_newer(self.applied, self.latest):
-                report = self.latest
-                applying = self._start_apply(spec, report)
-                self.applied = report
-        if applying is not None:
-            await applying
+        await workflow.wait_condition(lambda: handle.done() or self.closing)
+        cancelled = not handle.done()
+        if cancelled:
+            handle.cancel()
         try:
             final = await handle
         except ActivityError as exc:
             cause = exc.cause
             if isinstance(cause, ActivityTimeout) and cause.type in (TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START):
-                return "lost"
+                return "closed" if cancelled else "lost"
             if isinstance(cause, ApplicationError) and cause.type == HOST_STOPPING:
-                return "lost"
+                return "closed" if cancelled else "lost"
             if isinstance(cause, CancelledError) or cancelled:
                 return "closed"
-            await self._apply(spec, {"kind": "failed", "why": str(cause or exc)})
+            self._post({"kind": "failed", "why": str(cause or exc)})
             return "failed"
-        await self._apply(spec, {**final, "kind": "report"})
+        except CancelledError:
+            return "closed"
+        self._post({**final, "kind": "report"})
         return str(final.get("state", ""))
 
-    def _start_apply(self, spec: dict, report: dict):  # noqa: ANN202 - an activity handle
-        body = {"kind": "report", **report} if "kind" not in report else report
-        return workflow.start_activity(
-            APPLY, {**body, "slug": spec["want"]["slug"], "workflow": workflow.info().workflow_id,
-                    "host": self.host, "run": self.run_no},
-            task_queue=spec["workspace_queue"], start_to_close_timeout=timedelta(seconds=120))
+    def _post(self, report: dict) -> None:
+        """A report for the workspace, after those before it; a newer record of the run replaces one still waiting
+        (a record is whole: the newest says all the older ones did)."""
+        body = {"seq": -1, **report, "slug": self.spec["want"]["slug"], "workflow": workflow.info().workflow_id,
+                "host": self.host, "run": self.run_no}
+        if (body["kind"] == "report" and len(self.outbox) > 1 and self.outbox[-1]["kind"] == "report"
+                and self.outbox[-1]["run"] == body["run"]):
+            self.outbox[-1] = body
+        else:
+            self.outbox.append(body)
 
-    async def _apply(self, spec: dict, report: dict) -> None:
-        await self._start_apply(spec, {"seq": -1, **report})
+    async def _send(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self.outbox) or self.done)
+            if not self.outbox:
+                return
+            await workflow.execute_activity(APPLY, self.outbox[0], task_queue=self.spec["workspace_queue"],
+                                            start_to_close_timeout=timedelta(seconds=120))
+            self.outbox.pop(0)
 
     async def _release(self, spec: dict) -> None:
         await workflow.get_external_workflow_handle(spec["registry"]).signal("release", spec["want"]["slug"])

@@ -128,7 +128,9 @@ def apply(ctx: Ctx, r: dict) -> str:
     if kind == "placed":
         again = " again (its host was lost)" if r.get("resumed") else ""
         T.record(ctx, slug, status=f"placed on host {host}{again}", uid=uid, host=host, waiting_for=None)
-        ctx.store.put_hosted(replace(row, host=host, run=run, seq=-1, lines=0, ended=False, at=time.time()))
+        if run > row.run:  # (a report of this run may have come first: it is kept)
+            row = replace(row, run=run, seq=-1, lines=0)
+        ctx.store.put_hosted(replace(row, host=host, ended=False, at=time.time()))
         return f"{slug}: placed on host {host}{again}"
     if kind == "lost":
         T.move(ctx, slug, TaskState.LOST, TaskEvent.HOST_REPORTS, Actor.PASS, uid=uid,
