@@ -203,8 +203,12 @@ def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_wor
     assert len(done) == 1, lines  # the coder's report, applied once
     mirrored = [line for line in lines if line.startswith("on ")]
     assert len(mirrored) == len(set(mirrored)), lines
-    listed = {h["name"]: h for h in json.loads(ws.orch("hosts", "--json").out)["hosts"]}
-    assert not listed["h1"]["live"] and listed["h2"]["live"], listed
+    def h1_dead() -> dict | None:
+        listed = {h["name"]: h for h in json.loads(ws.orch("hosts", "--json").out)["hosts"]}
+        return listed if not listed["h1"]["live"] else None
+
+    listed = wait_for(h1_dead, 30, "h1 shown dead in `orch hosts`")
+    assert listed["h2"]["live"], listed  # type: ignore[index]
 
 
 def test_the_workspace_daemon_killed_mid_run_loses_nothing(

@@ -146,10 +146,31 @@ def test_a_lost_host_then_a_new_run_on_another(placed: Bench) -> None:
     assert b.ctx.store.hosted("t").host == "h2"  # type: ignore[union-attr]
 
 
-def test_a_report_for_a_closed_task_is_dropped(placed: Bench) -> None:
+def test_a_report_for_a_closed_task_is_dropped_and_one_for_a_file_away_a_moment_waits(placed: Bench) -> None:
+    from orch.errors import OrchError
     from orch.workflow import fleet as F
 
     b = placed
-    b.path("t").unlink()
+    text = b.path("t").read_text()
+    b.path("t").unlink()  # an editor's save in progress: the record says the task is open
+    with pytest.raises(OrchError, match="missing for now"):
+        F.apply(b.ctx, report(1, "coding", ["coder started"]))
+    assert b.ctx.store.hosted("t") is not None
+    done = b.path("t").parent / "done"
+    done.mkdir(exist_ok=True)
+    (done / "t.md").write_text(text)  # closed
     assert F.apply(b.ctx, report(1, "coding", ["coder started"])) == ""
     assert b.ctx.store.hosted("t") is None
+
+
+def test_reports_carry_only_the_lines_not_sent_before(placed: Bench) -> None:
+    from orch.workflow import fleet as F
+
+    b = placed
+    F.apply(b.ctx, {**report(1, "coding", ["one", "two"])})
+    later = report(2, "coding", ["one", "two", "three"])
+    F.apply(b.ctx, {**later, "status_from": 2, "status": later["status"][2:]})
+    again = report(3, "validating", ["one", "two", "three", "four"])
+    F.apply(b.ctx, {**again, "status_from": 1, "status": again["status"][1:]})  # (a resend from an older place)
+    assert [x for x in b.statuses("t") if x.startswith("on h1: ")] == [
+        "on h1: one", "on h1: two", "on h1: three", "on h1: four"]

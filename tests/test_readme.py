@@ -19,7 +19,7 @@ def help_commands() -> set[str]:
 def test_help_groups_the_commands_and_shows_no_python_types() -> None:
     out = subprocess.run([sys.executable, "-m", "orch", "--help"], capture_output=True, text=True, check=True).stdout
     groups = [line for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
-    assert groups == ["Options:", "Tasks:", "Workers:", "The daemon:", "Commands agents call:", "Your shell:"]
+    assert groups == ["Options:", "Tasks:", "Workers:", "The daemon:", "Many hosts:", "Commands agents call:", "Your shell:"]
     for command in ("add", "send", "status", "retry", "exec"):
         text = subprocess.run([sys.executable, "-m", "orch", command, "--help"], capture_output=True, text=True,
                               check=True).stdout

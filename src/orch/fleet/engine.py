@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import activity
@@ -89,7 +90,8 @@ def _why(text: str, link: Link) -> str:
     low = text.lower()
     tls = bool(link.tls_ca or link.tls_cert or link.api_key)
     if tls and any(k in low for k in ("close_notify", "certificate", "handshake", "tls", "unexpectedeof",
-                                      "connectionreset", "connection reset", "brokenpipe", "broken pipe")):
+                                      "connectionreset", "connection reset", "brokenpipe", "broken pipe",
+                                      "transport error", "connection closed")):
         return ("the server refused the TLS handshake: check that the certificate and key are the ones the cluster's "
                 "CA signed, and the CA and server name are the server's")
     if "unauthenticated" in low or "permission" in low or "api key" in low:
@@ -129,15 +131,18 @@ def workers(client: Client, link: Link, queues: Sequence[tuple[str, Sequence[Cal
             shared: bool = True) -> list[Worker]:
     """The pollers of one process: the shared queue (both workflows, and placement) when ``shared``, and each
     (queue, activities) given."""
-    pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="orch-activity")
+    slots = 256  # a task's run on a host holds a thread for its whole life: as many threads as activity slots
+    pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="orch-activity")
     out = []
     if shared:
+        # a workflow's next task goes first to the process that ran its last one (sticky); when that process is a
+        # host that died, the server waits this long before any other poller takes it
         out.append(Worker(client, task_queue=wf.shared_queue(link.cluster), workflows=[wf.Registry, wf.TaskRun, wf.RouteCall],
                           activities=[place_activity(client)], workflow_runner=UnsandboxedWorkflowRunner(),
-                          activity_executor=pool))
+                          activity_executor=pool, sticky_queue_schedule_to_start_timeout=timedelta(seconds=1)))
     for queue, acts in queues:
         out.append(Worker(client, task_queue=queue, activities=list(acts), activity_executor=pool,
-                          max_concurrent_activities=256))
+                          max_concurrent_activities=slots))
     return out
 
 

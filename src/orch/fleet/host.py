@@ -30,6 +30,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from orch import fleet, git, taskfile
+from orch import slug as slugs
 from orch.errors import OrchError
 from orch.files import atomic_write
 from orch.fleet import workflows as wf
@@ -65,6 +66,7 @@ class Host:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.daemon: subprocess.Popen | None = None
         self.lock = threading.Lock()
+        self.git_lock = threading.Lock()
         self.stopping = threading.Event()
 
     # -- the clone and its daemon ------------------------------------------------------------------------------------
@@ -72,6 +74,10 @@ class Host:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCH_WORKER", "TMUX"))}
         env.pop("ORCH_WORKSPACE", None)
+        if self.opts.link.api_key:  # the cluster's credential stays with `orch host`: no worker sees it
+            for key, value in list(env.items()):
+                if value == self.opts.link.api_key:
+                    env.pop(key)
         env["ORCH_TMUX_SOCKET"] = self.socket
         return env
 
@@ -156,14 +162,22 @@ class Host:
 
     def run_task(self, spec: dict) -> dict:
         slug, run = str(spec["want"]["slug"]), int(spec["run"])
-        remote = spec.get("remote") or "origin"
-        self.use_config(str(spec.get("config", "")), str(spec.get("base", "")), remote)
+        if slugs.problem(slug) or not _plain_ref(str(spec.get("base", ""))):
+            raise ApplicationError(f"refused: {slug!r} is not a task name, or its base not a branch name",
+                                   non_retryable=True)
+        remote = "origin"  # (the repository this clone was made from)
+        base = str(spec.get("base", ""))
+        activity.heartbeat(0)
+        self.use_config(str(spec.get("config", "")), base, remote)
+        activity.heartbeat(0)
         from orch import config as config_mod
         from orch.workspace import Workspace
 
         cfg = config_mod.load(Workspace(self.clone))
         branch = cfg.branch_prefix + slug
-        wip = fetch_task(self.clone, remote, str(spec.get("base", "")), slug)
+        with self.git_lock:  # (fetches into one clone, side by side, trip over each other)
+            wip = fetch_task(self.clone, remote, base, slug)
+        activity.heartbeat(0)
         path = os.path.join(cfg.tasks_path, slug + ".md")
         known = _read(path)
         if known is None or known.state in ("done", "merged"):
@@ -171,50 +185,70 @@ class Host:
             if wip and spec.get("resumed"):
                 if not any(w.branch == branch for w in git.worktrees(self.clone)):
                     git.run(self.clone, "branch", "--force", "--", branch, wip)
-                text += fleet.resume_note(spec.get("lost_on", ""), git.out(
+                text += fleet.resume_note(str(spec.get("lost_on", "")), git.out(
                     self.clone, "log", "--oneline", "--no-decorate", "-n", "20",
-                    f"refs/remotes/{remote}/{spec['base']}..{wip}" if spec.get("base") else wip))
+                    f"refs/remotes/{remote}/{base}..{wip}" if base else wip))
             os.makedirs(cfg.tasks_path, exist_ok=True)
             atomic_write(path, text.encode())
         workflow_id = str(activity.info().workflow_id)
-        pushed, last, seq = wip or "", None, 0
+        pushed, last, seq, sent = wip or "", None, 0, 0
         while True:
+            if self.stopping.is_set():  # this host is stopping: the task goes to another (its workers stay here)
+                raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
+                                       non_retryable=True)
             if activity.is_cancelled():  # the person closed the task, or the cluster placed it elsewhere
                 self.orch("close", slug, "--force")
                 raise CancelledError()
-            if self.stopping.is_set():  # this host is stopping: the task goes to another
-                raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
-                                       non_retryable=True)
+            self.keep_daemon()
             doc = _read(path) or _read(os.path.join(cfg.done_path, slug + ".md"))
+            if doc is None:  # (being written, or unreadable a moment: the next look)
+                activity.heartbeat(seq)
+                activity.wait_for_cancelled_sync(POLL)
+                continue
             head = git.branch_tip(self.clone, branch) or ""
             if head and head != pushed:
                 try:
-                    push_wip(self.clone, remote, slug, head)
+                    with self.git_lock:
+                        push_wip(self.clone, remote, slug, head, pushed)
                     pushed = head
-                except OrchError as exc:
+                except OrchError as exc:  # tried again on the next look; a ready task waits for it
                     activity.logger.warning("cannot push %s's work in progress: %s", slug, exc)
-            state = doc.state if doc is not None else "queued"
-            now = {"state": state, "summary": doc.summary if doc else [], "status": doc.status if doc else [],
-                   "head": pushed}
-            final = state in fleet.FINAL
+            activity.heartbeat(seq)
+            now = {"state": doc.state, "summary": doc.summary, "lines": len(doc.status), "head": pushed}
+            final = doc.state in fleet.FINAL and (doc.state != "ready" or (head and pushed == head))
             if now != last or final:
                 seq += 1
-                report = {**now, "run": run, "seq": seq}
+                # the status lines it has not sent yet (a report carries only those: its record grows with it)
+                report = {**now, "run": run, "seq": seq, "status_from": sent, "status": doc.status[sent:]}
                 if final:
                     report.update(_dossier(self.clone, slug))
                     return report
                 try:
                     self.call(_signal(workflow_id, report))
-                    last = now
+                    last, sent = now, len(doc.status)
                 except Exception as exc:  # noqa: BLE001 - said again with the next change, or on the next round
                     activity.logger.warning("cannot report %s: %s", slug, exc)
             activity.heartbeat(seq)
             activity.wait_for_cancelled_sync(POLL)
 
+    def keep_daemon(self) -> None:
+        """The clone's daemon, started again if it ended (its workers are still there: it adopts them)."""
+        with self.lock:
+            if self.daemon is None or self.daemon.poll() is not None:
+                self.start_daemon()
+
     def route(self, req: dict) -> dict:
         args = [str(a) for a in req.get("args", [])]
         if not args or args[0] not in ROUTED:
             return {"code": 2, "out": "", "err": f"orch: {args[0] if args else 'nothing'} is not routed to hosts\n"}
+        from orch import config as config_mod
+        from orch.workspace import Workspace
+
+        slug = str(req.get("slug", ""))
+        tasks = config_mod.load(Workspace(self.clone)).tasks_path
+        if slugs.problem(slug) or not any(a == slug or a.startswith(slug + ":") for a in args) or not any(
+                os.path.exists(os.path.join(tasks, *sub, slug + ".md")) for sub in ((), ("done",))):
+            return {"code": 1, "out": "", "err": f"orch: host {self.opts.name} has no task {slug!r}\n"}
         timeout = float(req.get("timeout", 600)) + 30
         try:
             done = self.orch(*args, timeout=timeout)
@@ -307,13 +341,25 @@ def wip_ref(slug: str) -> str:
 
 
 def fetch_task(clone: str, remote: str, base: str, slug: str) -> str | None:
-    """The base and the task's work in progress, from the remote; the wip's sha, None when there is none."""
+    """The base and the task's work in progress, from the remote; the wip's sha, None when there is none. The base
+    is also this clone's branch of that name (a task's front matter may name it), unless it is checked out."""
     specs = [f"+refs/heads/{base}:refs/remotes/{remote}/{base}"] if base else []
     git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, *specs)
+    if base and git.current_branch(clone) != base and not any(w.branch == base for w in git.worktrees(clone)):
+        git.run(clone, "branch", "--force", "--", base, f"refs/remotes/{remote}/{base}", check=False)
     got = git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}",
                   check=False)
     return git.rev(clone, wip_ref(slug)) if got.returncode == 0 else None
 
 
-def push_wip(clone: str, remote: str, slug: str, sha: str) -> None:
-    git.run(clone, "push", "--quiet", "--no-verify", "--force", "--", remote, f"{sha}:{wip_ref(slug)}")
+def push_wip(clone: str, remote: str, slug: str, sha: str, expect: str) -> None:
+    """``sha`` as the task's work in progress on the remote, only while the remote still holds what this host last
+    pushed or fetched there (``expect``; "": nothing): a host declared lost, still running, never overwrites the
+    work of the host its task went to."""
+    git.run(clone, "push", "--quiet", "--no-verify", f"--force-with-lease={wip_ref(slug)}:{expect}", "--", remote,
+            f"{sha}:{wip_ref(slug)}")
+
+
+def _plain_ref(name: str) -> bool:
+    return not name or (all(c.isalnum() or c in "._/-" for c in name) and not name.startswith(("-", "/"))
+                        and ".." not in name)

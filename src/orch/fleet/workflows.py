@@ -126,6 +126,8 @@ class TaskRun:
     async def _place_and_run(self, spec: dict) -> str:
         avoid: list[str] = list(spec.get("avoid", []))
         beat = float(spec["heartbeat"])
+        self.run_no = int(spec.get("run_base", 0))
+        pause = beat / 3
         while not self.closing:
             got = await workflow.execute_activity(
                 PLACE, {"registry": spec["registry"], "want": {**spec["want"], "avoid": avoid},
@@ -133,20 +135,25 @@ class TaskRun:
                 task_queue=spec["shared_queue"], start_to_close_timeout=timedelta(seconds=30))
             if not got["host"]:
                 if got["why"] != self.waiting:
-                    self.waiting = got["why"]
+                    self.waiting, pause = got["why"], beat / 3
                     self._post({"kind": "waiting", "why": self.waiting})
-                try:
-                    await workflow.wait_condition(lambda: self.closing, timeout=timedelta(seconds=beat / 3))
+                try:  # asked again after a pause that grows to a minute (a task may wait for its host all night)
+                    await workflow.wait_condition(lambda: self.closing, timeout=timedelta(seconds=pause))
                 except TimeoutError:
                     pass
+                pause = min(pause * 1.5, 60.0)
+                if workflow.info().is_continue_as_new_suggested() and not self.outbox:
+                    workflow.continue_as_new({**spec, "avoid": avoid, "run_base": self.run_no})
                 continue
             self.host, self.waiting = got["host"], ""
             self.run_no += 1
             self.latest = None
             # the host starts at once: the workspace hears of it when it can (its daemon may be down)
             self._post({"kind": "placed", "host_info": got["host_info"], "resumed": bool(avoid)})
-            outcome = await self._run_on(spec, beat, bool(avoid), avoid[-1] if avoid else "")
-            await self._release(spec)
+            try:
+                outcome = await self._run_on(spec, beat, bool(avoid), avoid[-1] if avoid else "")
+            finally:
+                await self._release(spec)
             if outcome == "lost":
                 avoid.append(self.host)
                 self._post({"kind": "lost", "why": f"host {self.host} stopped heartbeating"})
@@ -176,12 +183,12 @@ class TaskRun:
                 return "closed" if cancelled else "lost"
             if isinstance(cause, ApplicationError) and cause.type == HOST_STOPPING:
                 return "closed" if cancelled else "lost"
-            if isinstance(cause, CancelledError) or cancelled:
-                return "closed"
+            if isinstance(cause, CancelledError):  # asked for here (closed), or not (its host's worker ended)
+                return "closed" if cancelled else "lost"
             self._post({"kind": "failed", "why": str(cause or exc)})
             return "failed"
         except CancelledError:
-            return "closed"
+            return "closed" if cancelled else "lost"
         self._post({**final, "kind": "report"})
         return str(final.get("state", ""))
 
@@ -190,11 +197,16 @@ class TaskRun:
         (a record is whole: the newest says all the older ones did)."""
         body = {"seq": -1, **report, "slug": self.spec["want"]["slug"], "workflow": workflow.info().workflow_id,
                 "host": self.host, "run": self.run_no}
-        if (body["kind"] == "report" and len(self.outbox) > 1 and self.outbox[-1]["kind"] == "report"
-                and self.outbox[-1]["run"] == body["run"]):
-            self.outbox[-1] = body
-        else:
-            self.outbox.append(body)
+        last = self.outbox[-1] if len(self.outbox) > 1 else None  # (the first is being applied: left alone)
+        if last is not None and body["kind"] == "report" and last["kind"] == "report" and last["run"] == body["run"]:
+            a, b = int(last.get("status_from", 0)), int(body.get("status_from", 0))
+            if b == a + len(last.get("status", [])):  # its lines follow the waiting one's: one report with both
+                self.outbox[-1] = {**body, "status_from": a, "status": [*last.get("status", []), *body.get("status", [])]}
+                return
+            if b <= a:  # it says all the waiting one did
+                self.outbox[-1] = body
+                return
+        self.outbox.append(body)
 
     async def _send(self) -> None:
         while True:

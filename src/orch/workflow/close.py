@@ -40,7 +40,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
         if ctx.cfg.cluster.address:  # on a host: its workflow ends the run there (the host closes its copy)
             from orch.workflow import fleet
 
-            row = fleet.where(ctx, slug)
+            row = ctx.store.hosted(slug)  # (placed or not yet: its workflow ends either way)
             if row is not None:
                 fleet.close(ctx, row)
         sandboxing.sync_one(ctx, slug)  # its coder's last commits onto the branch, before the worktree is judged

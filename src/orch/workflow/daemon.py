@@ -144,15 +144,18 @@ class Daemon:
                     inbox = ctx.ws.inbox_new
                     if all(path == inbox or os.path.dirname(path) == inbox for path in changed):
                         # only messages: applied now (with the review loop they move), and a full pass soon after
-                        # for what they may start; a flood of messages is not a flood of full passes
+                        # for what they may start; a flood of messages is not a flood of full passes (nor does it
+                        # hold off the full pass and the screen readings: they are due as before, below)
                         self.look(screens=False)
                         next_full = min(next_full, time.monotonic() + AFTER_MESSAGES)
                     else:
                         self.reconcile(_why(changed))
-                    next_look = time.monotonic() + OBSERVE_INTERVAL
-                    if self.settle_in:  # a task file still being written: the pass that starts it, once it rests
-                        next_full = min(next_full, time.monotonic() + self.settle_in + 0.05)
-                elif now >= next_full:
+                        next_look = time.monotonic() + OBSERVE_INTERVAL
+                        if self.settle_in:  # a task file still being written: the pass that starts it, once it rests
+                            next_full = min(next_full, time.monotonic() + self.settle_in + 0.05)
+                        continue
+                    now = time.monotonic()
+                if now >= next_full:
                     self.reconcile("interval")
                     next_full = time.monotonic() + (self.settle_in + 0.05 if self.settle_in else ctx.cfg.scan_interval)
                     next_look = time.monotonic() + OBSERVE_INTERVAL

@@ -93,15 +93,21 @@ def dispatch(ctx: Ctx, tasks: dict[str, T.Task], slugs: list[str]) -> list[str]:
     async def start(client: Any) -> list[str]:  # noqa: ANN401
         from temporalio.common import WorkflowIDConflictPolicy
 
-        for slug in slugs:
-            await client.start_workflow("orch.task", specs[slug], id=ids[slug],
-                                        task_queue=specs[slug]["shared_queue"],
-                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+        await asyncio.gather(*(client.start_workflow("orch.task", specs[slug], id=ids[slug],
+                                                     task_queue=specs[slug]["shared_queue"],
+                                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                               for slug in slugs))  # (side by side: one round trip's time for all of them)
         return slugs
 
-    handed = run_async(ctx, start) if slugs else []
+    try:
+        handed = run_async(ctx, start) if slugs else []
+    except OrchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the engine's errors, in one line: the pass goes on without them
+        raise OrchError(f"the cluster did not take {len(slugs)} task(s): {type(exc).__name__}: {exc}") from None
     for slug in handed:
-        ctx.store.put_hosted(HostedRow(slug, ids[slug], "", 0, -1, 0, "", "", False, time.time()))
+        if ctx.store.hosted(slug) is None or ctx.store.hosted(slug).ended:  # type: ignore[union-attr]
+            ctx.store.put_hosted(HostedRow(slug, ids[slug], "", 0, -1, 0, "", "", False, time.time()))
         T.record(ctx, slug, status="handed to the cluster: placing it on a host", waiting_for="a host")
         ctx.event("fleet", f"workflow {ids[slug]} started", task=slug)
     return handed
@@ -115,8 +121,12 @@ def apply(ctx: Ctx, r: dict) -> str:
     for the daemon's output ("" when nothing changed)."""
     slug, kind, run = str(r["slug"]), str(r.get("kind", "report")), int(r.get("run", 0))
     if not os.path.exists(T.task_path(ctx, slug)):
-        ctx.store.drop_hosted(slug)  # closed meanwhile
-        return ""
+        recorded = ctx.store.task_row(slug)
+        if os.path.exists(os.path.join(ctx.cfg.done_path, slug + ".md")) or recorded is None or (
+                recorded.state == TaskState.DONE):
+            ctx.store.drop_hosted(slug)  # closed meanwhile
+            return ""
+        raise OrchError(f"{slug}: its task file is missing for now; the report is applied when it is back")
     row = ctx.store.hosted(slug) or HostedRow(slug, str(r.get("workflow", "")), "", 0, -1, 0, "", "", False, 0.0)
     if run < row.run:
         return ""  # from a placement that is over
@@ -149,11 +159,20 @@ def apply(ctx: Ctx, r: dict) -> str:
     seq = int(r.get("seq", 0))
     if (run, seq) <= (row.run, row.seq):
         return ""  # applied already
-    lines = list(r.get("status", []))
-    for i, line in enumerate(lines[row.lines if run == row.run else 0:], start=row.lines if run == row.run else 0):
+    # the host's status lines it had not sent before (from ``status_from``); each by its place in the host's log
+    start, lines = int(r.get("status_from", 0)), list(r.get("status", []))
+    had = row.lines if run == row.run else 0
+    for i, line in enumerate(lines, start=start):
+        if i < had:
+            continue
         stamp, text = _split(line)
         T.record(ctx, slug, status=f"on {host}: {text}", at=T.parse_iso(stamp), uid=f"fleet:{row.workflow}:{run}:line:{i}")
-    fields = {k: v for k, v in (_field(line) for line in r.get("summary", [])) if k and k not in _OWN}
+    fields: dict[str, str | None] = {
+        k: v for k, v in (_field(line) for line in r.get("summary", [])) if k and k not in _OWN}
+    current = ctx.store.task_row(slug)
+    for key in (current.fields if current is not None else {}):  # what the host's summary no longer says
+        if key not in fields and key not in _KEPT:
+            fields[key] = None
     state = str(r.get("state", ""))
     head = str(r.get("head", "") or row.head)
     final = state in fleet.FINAL
@@ -172,13 +191,15 @@ def apply(ctx: Ctx, r: dict) -> str:
         T.move(ctx, slug, wanted, TaskEvent.HOST_REPORTS, Actor.PASS, summary=fields)
     else:
         T.record(ctx, slug, summary=fields)
-    ctx.store.put_hosted(replace(row, host=host, run=run, seq=seq, lines=len(lines), state=state, head=head,
-                                 ended=final, at=time.time()))
+    ctx.store.put_hosted(replace(row, host=host, run=run, seq=seq, lines=max(had, start + len(lines)), state=state,
+                                 head=head, ended=final, at=time.time()))
     return f"{slug}: {state} on host {host}" if state != row.state else ""
 
 
 # summary lines that are the workspace's own (its state moves through the lifecycle; its meta lines are its own)
 _OWN = ("state", "session", "worktree", "branch", "host")
+# the workspace's own summary fields, kept whatever the host's summary says
+_KEPT = ("host", "pr state", "next", "pr")
 
 
 def _split(line: str) -> tuple[str, str]:
@@ -262,7 +283,8 @@ def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> d
         import uuid
 
         return await client.execute_workflow(
-            "orch.route", {"queue": queue, "args": args, "timeout": timeout}, id=f"route-{uuid.uuid4().hex}",
+            "orch.route", {"queue": queue, "slug": row.task, "args": args, "timeout": timeout},
+            id=f"route-{uuid.uuid4().hex}",
             task_queue=names(ctx)["shared_queue"], execution_timeout=timedelta(seconds=timeout + 60))
 
     try:
@@ -298,14 +320,15 @@ def close(ctx: Ctx, row: HostedRow) -> None:
         await client.get_workflow_handle(row.workflow).signal("close")
 
     try:
-        if row.ended:
+        if row.ended and row.host:
             got = route(ctx, row, ["close", row.task, "--force"])
             if got.get("code"):
                 raise OrchError(str(got.get("err", "")).strip())
         else:
             run_async(ctx, signal)
-    except Exception as exc:  # noqa: BLE001 - closed here anyway; said in the log
-        ctx.event("fleet", f"could not close {row.task} on host {row.host}: {exc}", task=row.task)
+    except Exception as exc:  # noqa: BLE001 - the person's close goes on; the host's copy is said in the log
+        ctx.event("fleet", f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
+                           f"`orch close {row.task}` in the host's clone", task=row.task)
     ctx.store.drop_hosted(row.task)
 
 
@@ -330,7 +353,15 @@ class Runtime:
         self.client = self.loop.call(connect(link(self.ctx)))
         self.pollers = workers(self.client, link(self.ctx), [(names(self.ctx)["workspace_queue"], [self._apply()])])
         for w in self.pollers:
-            self.loop.spawn(w.run())
+            self.loop.spawn(self._watched(w))
+
+    async def _watched(self, poller: Any) -> None:  # noqa: ANN401 - a temporalio Worker
+        try:
+            await poller.run()
+        except Exception as exc:  # noqa: BLE001 - said: reports stop being applied until the daemon starts again
+            self.say(f"the cluster's poller {poller.task_queue} stopped: {exc}; restart the daemon (`orch stop`, "
+                     "`orch run --detach`)")
+            self.ctx.event("fleet", f"poller {poller.task_queue} stopped: {exc}")
 
     def call(self, work: Callable[[Any], Awaitable[R]]) -> R:
         return self.loop.call(work(self.client))

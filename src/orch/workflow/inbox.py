@@ -125,7 +125,8 @@ def apply_pending(ctx: Ctx) -> int:
     end (a crash in between leaves the record whole: the next pass writes the files from it)."""
     applied = 0
     pending = ctx.store.pending_messages()
-    if len(pending) > 1 and ctx.deferred is None:
+    mine = len(pending) > 1 and ctx.deferred is None  # (a caller's own batch writes its files itself)
+    if mine:
         ctx.deferred = set()
     try:
         for start in range(0, len(pending), BATCH):
@@ -146,7 +147,7 @@ def apply_pending(ctx: Ctx) -> int:
             if failed is not None:
                 raise failed
     finally:
-        if ctx.deferred is not None:
+        if mine:
             T.render_deferred(ctx)
     return applied
 

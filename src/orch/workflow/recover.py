@@ -125,6 +125,15 @@ def recover(ctx: Ctx, slug: str | None = None, why: str = "recovered on request"
     with hold(ctx.lock_path("scan"), wait=60) as got:
         if not got:
             raise OrchError("another orch pass is running (lock .orch/locks/scan.lock); try again shortly")
+        away: set[str] = set()
+        if ctx.cfg.cluster.address:  # a task on a host is brought back there (a lost host: by the cluster itself)
+            from orch.workflow import fleet
+
+            away = fleet.hosted(ctx)
+        if slug is not None and slug in away:
+            row = ctx.store.hosted(slug)
+            raise OrchError(f"task {slug!r} runs on host {row.host if row and row.host else '(being placed)'}: its "
+                            "host brings its workers back, and the cluster places it elsewhere if the host is lost")
         if slug is not None:
             task = T.get(ctx, slug)
             if task.state not in RECOVERABLE:
@@ -133,7 +142,7 @@ def recover(ctx: Ctx, slug: str | None = None, why: str = "recovered on request"
             todo = [task]
         else:
             tasks, _ = T.load(ctx)
-            todo = [t for t in tasks.values() if t.state in RECOVERABLE]
+            todo = [t for t in tasks.values() if t.state in RECOVERABLE and t.slug not in away]
         panes = ctx.panes()
         _mark_gone(ctx, panes)
         did: list[str] = []

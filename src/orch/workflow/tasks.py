@@ -349,7 +349,9 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
         return record_from_doc(slug, doc, branch_of(ctx, slug))
 
-    with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+    # inside a batch's transaction (messages applied together) the lock is not waited for: a command holding it
+    # waits for the database in turn; the message is applied on the next pass instead
+    with hold(ctx.lock_path("task-" + slug), wait=0 if ctx.store.db.in_transaction else 30) as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
         stale = ctx.store.task_row(slug)
