@@ -225,7 +225,7 @@ def test_the_workspace_daemon_killed_mid_run_loses_nothing(
     wait_for(lambda: host_state(h1, "slow") == "ready", 90, "slow ready on h1 while the workspace's daemon is down")
     assert ws.task_status("slow")["state"] != "ready"
     ws.daemon(tmp_path / "daemon2.log").start()
-    wait_for(lambda: ws.task_status("slow")["state"] == "ready", 60, "slow ready here once the daemon is back")
+    wait_for(lambda: ws.task_status("slow")["state"] == "ready", 120, "slow ready here once the daemon is back")
     lines = ws.statuses("slow")
     mirrored = [line for line in lines if line.startswith("on ")]
     assert len(mirrored) == len(set(mirrored)), lines

@@ -350,7 +350,7 @@ def test_invalid_task_files_are_listed_and_never_rewritten(ws: Workspace) -> Non
 
 TOP_KEYS = {"version", "workspace", "tmux_socket", "sandbox", "daemon", "tasks", "orphans", "invalid_tasks"}
 TASK_KEYS = {"slug", "file", "state", "summary", "session", "worktree", "branch", "agent", "depends_on", "last_status",
-             "pending_messages", "queued_for_workers", "workers", "pull_request", "next", "conflicts"}
+             "pending_messages", "queued_for_workers", "workers", "pull_request", "next", "conflicts", "host"}
 WORKER_KEYS = {"id", "address", "role", "agent", "state", "state_for_s", "exit_status", "session", "session_id",
                "window_id", "pane_id", "pane_pid", "worktree", "branch", "agent_session", "note",
                "sandbox", "state_since"}

@@ -213,8 +213,10 @@ class TaskRun:
             await workflow.wait_condition(lambda: bool(self.outbox) or self.done)
             if not self.outbox:
                 return
+            # (a daemon killed while applying it: its heartbeat stops, and the next daemon applies it again)
             await workflow.execute_activity(APPLY, self.outbox[0], task_queue=self.spec["workspace_queue"],
-                                            start_to_close_timeout=timedelta(seconds=120))
+                                            start_to_close_timeout=timedelta(seconds=90),
+                                            heartbeat_timeout=timedelta(seconds=10))
             self.outbox.pop(0)
 
     async def _release(self, spec: dict) -> None:

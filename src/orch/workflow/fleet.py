@@ -387,11 +387,16 @@ class Runtime:
             from orch.workspace import Workspace
 
             ctx = Ctx(Workspace(root))
+            line = None
             try:
-                with hold(ctx.lock_path("scan"), wait=120) as got:
-                    if not got:
-                        raise OrchError("the scan lock is held too long; the report is applied on the next try")
-                    line = apply(ctx, report)
+                for _ in range(30):  # (heartbeating while a pass holds the lock: a daemon killed meanwhile is seen)
+                    with hold(ctx.lock_path("scan"), wait=2) as got:
+                        if got:
+                            line = apply(ctx, report)
+                            break
+                    activity.heartbeat()
+                if line is None:
+                    raise OrchError("the scan lock is held too long; the report is applied on the next try")
             finally:
                 ctx.close()
             if line:
