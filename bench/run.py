@@ -6,7 +6,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
   1. hot path: median wall time of `orch -` (a worker's message) and of `orch hook Stop` (a realistic Claude Code
      payload) next to `python -c pass` (the floor), interleaved; then `orch -` while `orch run` runs, interleaved
      with the floor again (figures_hot.py)
-  2. reconcile as the fleet grows (1, 10, 50, 100 live scripted workers): `orch scan`'s wall time and the tmux and
+  2. reconcile as the fleet grows (1, 10, 50, 100, 200 live scripted workers): `orch scan`'s wall time and the tmux and
      git processes it starts (a PATH shim counts them), the same pass in this process, and a naive per-worker pass
      written here for comparison (figures_fleet.py)
   3. spawn: task file to prompt confirmed, for 1 task and 20 at once, with the share of `git worktree add` (a
@@ -28,7 +28,7 @@ reminders to idle coders are off (they would be typed in the middle of a measure
      asked, next to the same pass with the forge not due; requests per pass (figures_forge.py)
   11. many hosts: Temporal's dev server and 3 `orch host` processes x 20 waiting coders: the dispatch of 60 tasks,
      and from one host's kill -9 to its tasks' coders started on the others (figures_cluster.py)
-The whole run takes about 6 minutes on 2 cores; --quick about 3.
+The whole run takes about 10 minutes on 2 cores; --quick about 4.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a scaled-down run (about a minute): fewer repetitions, workers, messages and texts")
     parser.add_argument("--runs", type=int, help="hot path repetitions (default 25; quick 10)")
-    parser.add_argument("--fleet", help="live worker counts for the reconcile figure (default 1,10,50,100; quick 1,10)")
+    parser.add_argument("--fleet", help="live worker counts for the reconcile figure (default 1,10,50,100,200; quick 1,10)")
     parser.add_argument("--spawn", help="task counts started at once for the spawn figure (default 1,20; quick 1,5)")
     parser.add_argument("--spawn-reps", help="repetitions of each spawn count (default 3,2; quick 2,2)")
     parser.add_argument("--writers", type=int, help="concurrent inbox writers (default 32; quick 8)")

@@ -174,3 +174,10 @@ def test_reports_carry_only_the_lines_not_sent_before(placed: Bench) -> None:
     F.apply(b.ctx, {**again, "status_from": 1, "status": again["status"][1:]})  # (a resend from an older place)
     assert [x for x in b.statuses("t") if x.startswith("on h1: ")] == [
         "on h1: one", "on h1: two", "on h1: three", "on h1: four"]
+
+
+def test_a_claim_is_its_workflows_and_names_its_task() -> None:
+    from orch.cli.cluster import _task_of
+
+    assert _task_of("orch.1af8e08b178b.fix-x.v2", "orch") == "fix-x.v2"
+    assert _task_of("team.a.b.0123abcd.t1", "team.a.b") == "t1"

@@ -47,7 +47,7 @@ def hosts(as_json: bool) -> None:
     dead_after = ctx.cfg.cluster.heartbeat * 2
     rows: list[dict] = []
     for h in sorted(found, key=lambda h: h.name):
-        held = sorted(slug for slug, on in claims.items() if on == h.name)
+        held = sorted(_task_of(key, ctx.cfg.cluster.name) for key, on in claims.items() if on == h.name)
         rows.append({"name": h.name, "live": h.live(now, dead_after), "labels": list(h.labels),
                      "tasks": held, "max_workers": h.max_workers, "workers": h.running,
                      "last_heartbeat_s": round(max(now - h.seen, 0.0), 1), "ssh": h.ssh, "clone": h.clone})
@@ -64,3 +64,9 @@ def hosts(as_json: bool) -> None:
         lines.append(f"{r['name']:<14} {'live' if r['live'] else 'dead':<6} {places:<7} {r['workers']:<8} {beat:<9} "
                      f"{','.join(r['labels']) or '-'}")
     say("\n".join(lines))
+
+
+def _task_of(claim: str, cluster: str) -> str:
+    """A claim's task name (a claim is its workflow's id, ``<cluster>.<workspace id>.<task>``)."""
+    rest = claim[len(cluster) + 1:] if claim.startswith(cluster + ".") else claim
+    return rest.split(".", 1)[1] if "." in rest else rest

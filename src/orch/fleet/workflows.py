@@ -129,8 +129,10 @@ class TaskRun:
         self.run_no = int(spec.get("run_base", 0))
         pause = beat / 3
         while not self.closing:
+            # (a claim is the workflow's: two workspaces' tasks of the same name never share one)
             got = await workflow.execute_activity(
-                PLACE, {"registry": spec["registry"], "want": {**spec["want"], "avoid": avoid},
+                PLACE, {"registry": spec["registry"],
+                        "want": {**spec["want"], "slug": workflow.info().workflow_id, "avoid": avoid},
                         "dead_after": beat * 2},
                 task_queue=spec["shared_queue"], start_to_close_timeout=timedelta(seconds=30))
             if not got["host"]:
@@ -220,7 +222,7 @@ class TaskRun:
             self.outbox.pop(0)
 
     async def _release(self, spec: dict) -> None:
-        await workflow.get_external_workflow_handle(spec["registry"]).signal("release", spec["want"]["slug"])
+        await workflow.get_external_workflow_handle(spec["registry"]).signal("release", workflow.info().workflow_id)
 
 
 @workflow.defn(name="orch.route")

@@ -156,10 +156,15 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
         if any(d.profile.hooks for d in waiting):
             inbox.drain(ctx, wait=1)
         still = []
+        try:  # every waiting agent's screen in one call
+            screens: dict[str, str] | None = ctx.mux.capture_many([d.worker.pane_id for d in waiting], lines=10)
+        except MuxError:
+            screens = None
         for d in waiting:
             try:
-                screen = ctx.mux.capture(d.worker.pane_id, lines=10)
-            except MuxError:
+                screen = screens[d.worker.pane_id] if screens is not None else ctx.mux.capture(d.worker.pane_id,
+                                                                                              lines=10)
+            except (KeyError, MuxError):
                 _undelivered(ctx, d.worker, "its window disappeared", "")
                 continue
             if _ready(ctx, d, screen):
