@@ -84,11 +84,16 @@ class Dash(App):
         self.set_interval(1.0, self._ages)
 
     async def _watch_model(self) -> None:
+        from textual.css.query import NoMatches
+
         from orch.workflow.model import follow
 
         def changed(text: str) -> None:
             self.model = json.loads(text)
-            self._show_tasks()
+            try:
+                self._show_tasks()
+            except NoMatches:  # a model read as the app ends: its screen is gone already
+                pass
 
         await follow(self.reader, changed)
 
