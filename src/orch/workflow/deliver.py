@@ -60,13 +60,36 @@ def type_text(ctx: Ctx, pane_id: str, text: str, enter_delay: float = 0.05) -> N
     """Text into an agent's input: named paste buffer, bracketed paste, then Enter as its own key. The text's terminal
     control characters are neutralised first (``terminal.neutralise``): nothing in it can end the paste early, submit
     it in pieces or act as a key (``^C``), whoever wrote it (you, a reviewer's finding, a validation log)."""
-    data = neutralise(text).encode("utf-8", "surrogateescape")
-    if not enter_delay:  # (a shell: the paste and Enter in one call)
-        ctx.mux.paste(pane_id, data, keys=("Enter",))
-        return
-    ctx.mux.paste(pane_id, data)
-    time.sleep(enter_delay)
-    ctx.mux.send_keys(pane_id, "Enter")
+    type_many(ctx, [(pane_id, text, enter_delay)])
+
+
+def type_many(ctx: Ctx, items: list[tuple[str, str, float]]) -> dict[str, str]:
+    """``type_text`` into several panes at once (pane, text, Enter delay): every paste, one wait (the longest
+    delay), every Enter. Returns the panes that failed, with why (the others were typed into)."""
+    failed: dict[str, str] = {}
+    later = []
+    for pane_id, text, enter_delay in items:
+        data = neutralise(text).encode("utf-8", "surrogateescape")
+        try:
+            if not enter_delay:  # (a shell: the paste and Enter in one call)
+                ctx.mux.paste(pane_id, data, keys=("Enter",))
+            else:
+                ctx.mux.paste(pane_id, data)
+                later.append((pane_id, enter_delay))
+        except MuxError as exc:
+            if len(items) == 1:
+                raise
+            failed[pane_id] = str(exc)
+    if later:
+        time.sleep(max(delay for _, delay in later))
+    for pane_id, _ in later:
+        try:
+            ctx.mux.send_keys(pane_id, "Enter")
+        except MuxError as exc:
+            if len(items) == 1:
+                raise
+            failed[pane_id] = str(exc)
+    return failed
 
 
 def _taken(ctx: Ctx, worker_id: str, pane_id: str, profile: AgentProfile, since: float) -> bool:
@@ -98,20 +121,43 @@ def type_confirmed(ctx: Ctx, worker_id: str, pane_id: str, text: str, profile: A
     faults.point("deliver.typed")
     if profile is None or not can_confirm(profile):
         return None
-    for attempt in range(2):
-        deadline = time.monotonic() + profile.confirm_timeout
-        delay = 0.02
-        while time.monotonic() < deadline:
-            if _taken(ctx, worker_id, pane_id, profile, since):
-                return None
+    return confirm_many(ctx, [(worker_id, pane_id, profile, since)])[pane_id]
+
+
+def confirm_many(ctx: Ctx, items: list[tuple[str, str, AgentProfile, float]]) -> dict[str, str | None]:
+    """Wait for each agent (worker, pane, profile, when its text was typed) to take its text, all together: None
+    for a pane whose agent took it, else its screen. An agent that shows nothing within its confirm timeout gets
+    Enter once more (the first may have been read as part of the paste), then as long again."""
+    now = time.monotonic()
+    waiting: dict[str, tuple[str, AgentProfile, float, int, float]] = {
+        pane: (worker, profile, since, 0, now + profile.confirm_timeout) for worker, pane, profile, since in items}
+    out: dict[str, str | None] = {}
+    delay = 0.02
+    while waiting:
+        for pane in list(waiting):
+            worker, profile, since, attempt, deadline = waiting[pane]
+            if _taken(ctx, worker, pane, profile, since):
+                out[pane] = None
+                del waiting[pane]
+            elif time.monotonic() >= deadline:
+                if attempt == 0:
+                    try:
+                        ctx.mux.send_keys(pane, "Enter")  # the Enter may have been read as part of the paste
+                    except MuxError:
+                        out[pane] = "(the pane is gone)"
+                        del waiting[pane]
+                        continue
+                    waiting[pane] = (worker, profile, since, 1, time.monotonic() + profile.confirm_timeout)
+                    continue
+                try:
+                    out[pane] = ctx.mux.capture(pane, lines=12)
+                except MuxError:
+                    out[pane] = "(the pane is gone)"
+                del waiting[pane]
+        if waiting:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.25)
-        if attempt == 0:
-            ctx.mux.send_keys(pane_id, "Enter")  # the Enter may have been read as part of the paste
-    try:
-        return ctx.mux.capture(pane_id, lines=12)
-    except MuxError:
-        return "(the pane is gone)"
+    return out
 
 
 # -- first prompts -------------------------------------------------------------------------------------------------
@@ -155,7 +201,8 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
     while waiting:
         if any(d.profile.hooks for d in waiting):
             inbox.drain(ctx, wait=1)
-        still = []
+        still: list[Delivery] = []
+        ready: list[Delivery] = []
         try:  # every waiting agent's screen in one call
             screens: dict[str, str] | None = ctx.mux.capture_many([d.worker.pane_id for d in waiting], lines=10)
         except MuxError:
@@ -168,13 +215,15 @@ def deliver(ctx: Ctx, pending: list[Delivery]) -> None:
                 _undelivered(ctx, d.worker, "its window disappeared", "")
                 continue
             if _ready(ctx, d, screen):
-                _type_first(ctx, d)
+                ready.append(d)
             elif (why := _first_start(ctx, d)) is not None:
                 _undelivered(ctx, d.worker, why, "")
             elif time.monotonic() - d.started > d.profile.ready_timeout:
                 _undelivered(ctx, d.worker, f"the agent did not show it was ready within {d.profile.ready_timeout:g}s", screen)
             else:
                 still.append(d)
+        if ready:  # typed side by side, and confirmed together
+            _type_firsts(ctx, ready)
         waiting = still
         if waiting:
             time.sleep(delay)
@@ -214,23 +263,37 @@ def mark_working(ctx: Ctx, worker_id: str, profile: AgentProfile | None, why: st
         workers.move(ctx, row, W.WORKING, V.PROMPT, actor, why, screen_state="", screen_count=0)
 
 
-def _type_first(ctx: Ctx, d: Delivery) -> None:
+def _type_firsts(ctx: Ctx, ds: list[Delivery]) -> None:
+    """First prompts into agents that are ready: every one typed, then all confirmed together (twenty agents
+    started at once take about the time of one)."""
     started = time.time()
-    mark_working(ctx, d.worker.id, d.profile, "prompt typed")
+    for d in ds:
+        mark_working(ctx, d.worker.id, d.profile, "prompt typed")
     try:
-        failed = type_confirmed(ctx, d.worker.id, d.worker.pane_id, d.text, d.profile)
-    except MuxError as exc:
-        _undelivered(ctx, d.worker, str(exc), "")
-        return
-    if failed is not None:
-        _undelivered(ctx, d.worker, "the agent did not take the prompt (Enter pressed twice)", failed)
-        return
-    row = ctx.store.worker(d.worker.id)
-    if row is not None and row.state == W.STARTING and not d.profile.hooks:  # it took the prompt; no hook will say so
-        workers.move(ctx, row, W.WORKING, V.PROMPT, Actor.PASS, "prompt taken", prompted_at=started)
-    else:
-        ctx.store.update_worker(d.worker.id, prompted_at=started)
-    ctx.event("prompt", f"prompt delivered to {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task, worker=d.worker.id)
+        failed = type_many(ctx, [(d.worker.pane_id, d.text, d.profile.enter_delay) for d in ds])
+    except MuxError as exc:  # (one alone raises)
+        failed = {d.worker.pane_id: str(exc) for d in ds}
+    faults.point("deliver.typed")
+    typed = []
+    for d in ds:
+        if d.worker.pane_id in failed:
+            _undelivered(ctx, d.worker, failed[d.worker.pane_id], "")
+        else:
+            typed.append(d)
+    confirmed = confirm_many(ctx, [(d.worker.id, d.worker.pane_id, d.profile, started) for d in typed
+                                   if can_confirm(d.profile)])
+    for d in typed:
+        screen = confirmed.get(d.worker.pane_id)
+        if screen is not None:
+            _undelivered(ctx, d.worker, "the agent did not take the prompt (Enter pressed twice)", screen)
+            continue
+        row = ctx.store.worker(d.worker.id)
+        if row is not None and row.state == W.STARTING and not d.profile.hooks:  # it took it; no hook will say so
+            workers.move(ctx, row, W.WORKING, V.PROMPT, Actor.PASS, "prompt taken", prompted_at=started)
+        else:
+            ctx.store.update_worker(d.worker.id, prompted_at=started)
+        ctx.event("prompt", f"prompt delivered to {d.worker.pane_id} ({len(d.text)} chars)", task=d.worker.task,
+                  worker=d.worker.id)
 
 
 def _undelivered(ctx: Ctx, worker: Worker, why: str, screen: str) -> None:
