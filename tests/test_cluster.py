@@ -134,10 +134,21 @@ def test_send_capture_exec_and_reply_reach_a_worker_on_its_host(
     wait_for(lambda: ws.task_status("shed")["state"] == "ready", 90, "shed ready after the answer")
     sent = ws.orch("send", "shed", "a note after the work")
     assert "sent" in sent.out and "shed" in sent.out, sent
+    # the web board's action (the dashboards call the same workflow functions): routed to the host too
+    from orch.web.app import ACTIONS
+    from orch.workflow.context import Ctx
+    from orch.workspace import Workspace as OrchWorkspace
+
+    ctx = Ctx(OrchWorkspace(str(ws.root)))
+    try:
+        said = ACTIONS["send"](ctx, "shed", {"text": "from the board"})
+    finally:
+        ctx.close()
+    assert "sent" in said and "shed" in said, said
 
     def coder_heard() -> bool:
         logs = [p.read_text() for p in (h1.clone / ".orch" / "logs").glob("scripted-*.jsonl")]
-        return any("blue" in text and "a note after the work" in text for text in logs)
+        return any("blue" in text and "a note after the work" in text and "from the board" in text for text in logs)
 
     wait_for(coder_heard, 30, "the coder on h1 to receive the answer and the note")
     assert subprocess.run(["git", "-C", str(ws.root), "show", "orch/shed:shed.txt"], capture_output=True,

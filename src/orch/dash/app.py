@@ -278,6 +278,12 @@ class Dash(App):
         def act(ctx) -> str:  # noqa: ANN001
             from orch.workflow import route
 
+            if ctx.cfg.cluster.address:  # a task on a host: its host's orch types it (many hosts)
+                from orch.workflow import fleet
+
+                said = fleet.on_host(ctx, slug, [what, slug, "--", text])
+                if said is not None:
+                    return f"{what}: {said}"
             target = (route.reply if what == "reply" else route.send)(ctx, slug, text)
             return f"{what}: typed into {target.address}"
 
@@ -302,7 +308,16 @@ class Dash(App):
         if slug:
             from orch.workflow.restart import retry
 
-            await self._do(lambda ctx: f"retried {slug}: {retry(ctx, slug).state}")
+            def act(ctx) -> str:  # noqa: ANN001
+                if ctx.cfg.cluster.address:  # a task in its host's hands: retried there (many hosts)
+                    from orch.workflow import fleet
+
+                    said = fleet.on_host(ctx, slug, ["retry", slug], running=True)
+                    if said is not None:
+                        return f"retried {slug}: {said}"
+                return f"retried {slug}: {retry(ctx, slug).state}"
+
+            await self._do(act)
 
     async def action_recover(self) -> None:
         slug = self.selected

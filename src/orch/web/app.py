@@ -60,21 +60,36 @@ class Board:
         await follow(self.reader, lambda text: asyncio.get_running_loop().create_task(announce(text)))
 
 
+def _hosted(ctx, slug: str, args: list[str], running: bool = False) -> str | None:  # noqa: ANN001
+    """A task on a host: the action is its host's (many hosts); None: it runs here."""
+    if not ctx.cfg.cluster.address:
+        return None
+    from orch.workflow import fleet
+
+    return fleet.on_host(ctx, slug, args, running)
+
+
 def _reply(ctx, slug: str, body: dict) -> str:  # noqa: ANN001 - a workflow Ctx
     from orch.workflow.route import reply
 
+    if (said := _hosted(ctx, slug, ["reply", slug, "--", str(body["text"])])) is not None:
+        return said
     return f"answered {slug}: typed into {reply(ctx, slug, str(body['text'])).address}"
 
 
 def _send(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
     from orch.workflow.route import send
 
+    if (said := _hosted(ctx, slug, ["send", slug, "--", str(body["text"])])) is not None:
+        return said
     return f"sent to {send(ctx, slug, str(body['text'])).address}"
 
 
 def _retry(ctx, slug: str, body: dict) -> str:  # noqa: ANN001
     from orch.workflow.restart import retry
 
+    if (said := _hosted(ctx, slug, ["retry", slug], running=True)) is not None:
+        return said
     done = retry(ctx, slug)
     return f"retried {slug}: {done.state}, round {done.round}"
 

@@ -295,6 +295,20 @@ def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> d
         raise OrchError(f"host {row.host} did not answer for {row.task}: {getattr(exc, 'cause', None) or exc}") from None
 
 
+def on_host(ctx: Ctx, slug: str, args: list[str], running: bool = False) -> str | None:
+    """For the dashboards: `orch ARGS` for a task on a host, run by its host's orch; what it said (an error as one
+    line), or None when the task is not on a host (the action runs here). ``running``: only while its host has it
+    in hand (a retry)."""
+    row = where(ctx, slug, running)
+    if row is None:
+        return None
+    got = route(ctx, row, args)
+    if got.get("code"):
+        err = str(got.get("err", "")).strip().splitlines()
+        raise OrchError((err[-1] if err else f"exit {got.get('code')}").removeprefix("orch: ") + f" (on host {row.host})")
+    return str(got.get("out", "")).strip() or f"done on host {row.host}"
+
+
 def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
     """`orch attach` for a worker on a host: its host's `orch attach` over SSH when the host said how to reach it
     (`orch host --ssh`), else the command to run there."""
