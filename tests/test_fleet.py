@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orch.fleet import Host, Want, host_config, place, resume_note, snapshot_newer
@@ -181,3 +183,21 @@ def test_a_claim_is_its_workflows_and_names_its_task() -> None:
 
     assert _task_of("orch.1af8e08b178b.fix-x.v2", "orch") == "fix-x.v2"
     assert _task_of("team.a.b.0123abcd.t1", "team.a.b") == "t1"
+
+
+def test_the_pass_leaves_a_hosted_task_to_its_host_and_counts_its_paths(bench: Bench) -> None:
+    """With a cluster, a task on a host has no local coder and is not lost for it; a queued task whose `paths:`
+    overlap it waits for it as for work in flight here."""
+    from orch.store.fleet import HostedRow
+    from orch.workflow.scan import scan
+
+    b = bench
+    cfg = Path(b.ctx.ws.config_file)  # (a server never reached: nothing is handed over here)
+    cfg.write_text(cfg.read_text().replace("\n[cluster]\n", '\n[cluster]\naddress = "127.0.0.1:1"\n'))
+    b.configure()
+    b.put("api", "coding", text="---\npaths: [\"src/api/**\"]\n---\nthe api\n")
+    b.ctx.store.put_hosted(HostedRow("api", "orch.w.api", "h1", 1, 3, 2, "coding", "", False, 1.0))
+    b.put("client", text="---\npaths: [\"src/api/client.py\"]\n---\nuses the api\n")
+    report = scan(b.ctx)
+    assert b.state("api") == "coding" and not report.lost and not report.spawned, report.lines()
+    assert b.task("client").field("waiting for") == "api: overlaps src/api/client.py"

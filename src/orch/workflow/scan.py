@@ -159,6 +159,7 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     _, heads = sandboxing.sync(ctx, heads_read)
     tasks, report.invalid = T.load(ctx)
     report.restored = T.refresh(ctx, tasks)
+    everything = tasks  # (with the tasks on hosts: their paths count for the queued ones' `paths:` waits)
     cluster = bool(ctx.cfg.cluster.address)
     if cluster:  # many hosts: a task on a host is its host's, not this pass's
         from orch.workflow import fleet
@@ -179,7 +180,8 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     now_radar = radar.compute(ctx, rows, heads or {}, seen_radar)
     if seen_radar is None or now_radar.heads != seen_radar.heads or now_radar.base_sha != seen_radar.base_sha:
         radar.save(ctx, now_radar)
-    overlaps = radar.waits(tasks, now_radar, rows) if radar.wants_radar(tasks) else {}
+    overlaps = (radar.waits(everything, now_radar, {slug: t.record for slug, t in everything.items()})
+                if radar.wants_radar(tasks) else {})
     p = plan(tasks, done, live, panes, proven(ctx, panes, live), fresh, overlaps)
     with_server: dict[str, str] = {}  # tasks whose workers went away with the multiplexer server -> why
     for w, why in p.lost:
