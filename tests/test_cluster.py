@@ -288,3 +288,25 @@ def test_hosts_prove_who_they_are_with_mtls_and_a_wrong_credential_is_refused(
         assert ws.task_status("safe")["host"] == h1.name
     finally:
         gate.close()
+
+
+def test_the_daemon_starts_before_its_cluster_server_and_hands_tasks_over_once_it_answers(
+        ws: Workspace, tmp_path: Path, hosts: list[HostProc]) -> None:
+    server = Server(tmp_path / "late-temporal")  # its port chosen, not started yet
+    try:
+        configure(ws.config_file, server)
+        ws.config("scan_interval = 1")
+        remote = bare_remote(ws.root, tmp_path / "remote.git")
+        ws.task("late", reviewed_task("Late.", ["verdict approve"]))
+        log = tmp_path / "daemon.log"
+        ws.daemon(log).start()
+        wait_for(lambda: "trying again every" in log.read_text(), 30, "the daemon to say the server does not answer")
+        assert ws.task_status("late")["state"] == "queued"
+        server.start()
+        start_host(hosts, tmp_path, ws, server, remote, "h1")
+        wait_for(lambda: "connected to the cluster's server" in log.read_text(), 60, "the daemon to connect")
+        wait_for(lambda: ws.task_status("late")["state"] == "ready", 90, "late ready on h1")
+        assert ws.task_status("late")["host"] == "h1"
+    finally:
+        ws.stop_daemons()
+        server.stop()

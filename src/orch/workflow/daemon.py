@@ -103,7 +103,7 @@ class Daemon:
 
             cluster = Runtime(self.ctx, self.say)
             try:
-                cluster.start()
+                cluster.start()  # (a server that does not answer: said, and tried again meanwhile)
             except BaseException:
                 cluster.stop()
                 self.release()

@@ -26,6 +26,7 @@ from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 
 R = TypeVar("R")
+RECONNECT = 5.0  # seconds between two tries of a cluster's server that does not answer
 REMOTE = "origin"  # a host's clone calls the repository it was cloned from "origin"
 
 
@@ -362,10 +363,37 @@ class Runtime:
         self.pollers: list[Any] = []
 
     def start(self) -> None:
-        from orch.fleet.engine import connect, workers
+        """Connect and poll; a server that does not answer is said once and tried again in the background (the
+        daemon runs meanwhile: tasks wait to be handed over, reports wait in the server)."""
+        from orch.fleet.engine import ClusterError, connect
 
-        self.client = self.loop.call(connect(link(self.ctx)))
-        self.pollers = workers(self.client, link(self.ctx), [(names(self.ctx)["workspace_queue"], [self._apply()])])
+        try:
+            client = self.loop.call(connect(link(self.ctx)))
+        except ClusterError as exc:
+            self.say(f"{exc}; trying again every {RECONNECT:g} s")
+            self.ctx.event("fleet", str(exc))
+            self.loop.spawn(self._reconnect())
+            return
+        self._poll(client)
+
+    async def _reconnect(self) -> None:
+        from orch.fleet.engine import ClusterError, connect
+
+        while True:
+            await asyncio.sleep(RECONNECT)
+            try:
+                client = await connect(link(self.ctx))
+            except ClusterError:
+                continue
+            self.say(f"connected to the cluster's server at {self.ctx.cfg.cluster.address}")
+            self._poll(client)
+            return
+
+    def _poll(self, client: Any) -> None:  # noqa: ANN401 - a temporalio Client
+        from orch.fleet.engine import workers
+
+        self.pollers = workers(client, link(self.ctx), [(names(self.ctx)["workspace_queue"], [self._apply()])])
+        self.client = client
         for w in self.pollers:
             self.loop.spawn(self._watched(w))
 
@@ -378,6 +406,9 @@ class Runtime:
             self.ctx.event("fleet", f"poller {poller.task_queue} stopped: {exc}")
 
     def call(self, work: Callable[[Any], Awaitable[R]]) -> R:
+        if self.client is None:
+            raise OrchError(f"the cluster's server at {self.ctx.cfg.cluster.address} does not answer yet (the daemon "
+                            "tries again every few seconds)")
         return self.loop.call(work(self.client))
 
     def stop(self) -> None:
