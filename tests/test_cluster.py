@@ -71,8 +71,11 @@ def test_tasks_spread_over_hosts_by_labels_and_places_and_finish_with_dossiers(
     start_host(hosts, tmp_path, ws, server, remote, "h2", "--max-workers", "2")
     start_host(hosts, tmp_path, ws, server, remote, "h3", "--max-workers", "2")
     listed = json.loads(ws.orch("hosts", "--json").out)["hosts"]
-    assert [(h["name"], h["live"], h["labels"], h["max_workers"]) for h in listed] == [
-        ("h1", True, ["gpu"], 1), ("h2", True, [], 2), ("h3", True, [], 2)]
+    import orch
+
+    assert [(h["name"], h["live"], h["labels"], h["max_workers"], h["version"]) for h in listed] == [
+        ("h1", True, ["gpu"], 1, orch.__version__), ("h2", True, [], 2, orch.__version__),
+        ("h3", True, [], 2, orch.__version__)]
 
     ws.task("train", "---\nneeds: [gpu]\n---\n" + reviewed_task("Train the model.", ["verdict approve"]))
     for n in range(4):

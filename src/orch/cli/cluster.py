@@ -50,7 +50,8 @@ def hosts(as_json: bool) -> None:
         held = sorted(_task_of(key, ctx.cfg.cluster.name) for key, on in claims.items() if on == h.name)
         rows.append({"name": h.name, "live": h.live(now, dead_after), "labels": list(h.labels),
                      "tasks": held, "max_workers": h.max_workers, "workers": h.running,
-                     "last_heartbeat_s": round(max(now - h.seen, 0.0), 1), "ssh": h.ssh, "clone": h.clone})
+                     "last_heartbeat_s": round(max(now - h.seen, 0.0), 1), "ssh": h.ssh, "clone": h.clone,
+                     "version": h.version})
     if as_json:
         sys.stdout.write(json.dumps({"hosts": rows}, indent=2) + "\n")
         return
@@ -63,6 +64,12 @@ def hosts(as_json: bool) -> None:
         beat = f"{r['last_heartbeat_s']:.0f}s ago"
         lines.append(f"{r['name']:<14} {'live' if r['live'] else 'dead':<6} {places:<7} {r['workers']:<8} {beat:<9} "
                      f"{','.join(r['labels']) or '-'}")
+    import orch
+
+    other = sorted(r["name"] for r in rows if r["live"] and r["version"] != orch.__version__)
+    if other:  # the workflows run on every poller: a different orch may replay them differently
+        lines.append(f"warning: {', '.join(other)} run(s) another orch than this workspace's {orch.__version__}: "
+                     "run the same version everywhere")
     say("\n".join(lines))
 
 

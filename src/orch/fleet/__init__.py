@@ -30,13 +30,15 @@ class Host:
     clone: str = ""  # its clone of the repository, where its own orch runs
     socket: str = ""  # its tmux server (tmux -L)
     running: int = 0  # its live workers, as it counted them
+    version: str = ""  # the orch it runs (every poller runs the same workflows: versions must agree)
 
     def live(self, now: float, dead_after: float) -> bool:
         return now - self.seen <= dead_after
 
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "labels": list(self.labels), "max_workers": self.max_workers, "seen": self.seen,
-                "ssh": self.ssh, "clone": self.clone, "socket": self.socket, "running": self.running}
+                "ssh": self.ssh, "clone": self.clone, "socket": self.socket, "running": self.running,
+                "version": self.version}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> Host:
@@ -45,7 +47,8 @@ class Host:
                    max_workers=int(d.get("max_workers", 4) or 0),  # type: ignore[call-overload]
                    seen=float(d.get("seen", 0.0) or 0.0),  # type: ignore[arg-type]
                    ssh=str(d.get("ssh", "")), clone=str(d.get("clone", "")), socket=str(d.get("socket", "")),
-                   running=int(d.get("running", 0) or 0))  # type: ignore[call-overload]
+                   running=int(d.get("running", 0) or 0),  # type: ignore[call-overload]
+                   version=str(d.get("version", "")))
 
 
 @dataclass(frozen=True)
