@@ -234,10 +234,15 @@ class Host:
             activity.wait_for_cancelled_sync(POLL)
 
     def keep_daemon(self) -> None:
-        """The clone's daemon, started again if it ended (its workers are still there: it adopts them)."""
-        with self.lock:
+        """The clone's daemon, started again if it ended (its workers are still there: it adopts them). Never
+        waited for: while another task's run restarts it for a new config, this run goes on heartbeating."""
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
             if self.daemon is None or self.daemon.poll() is not None:
                 self.start_daemon()
+        finally:
+            self.lock.release()
 
     def route(self, req: dict) -> dict:
         args = [str(a) for a in req.get("args", [])]
