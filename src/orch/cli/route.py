@@ -16,12 +16,12 @@ def on_host(worker: str | None, args: list[str], timeout: float = 60.0, running:
     ctx = context()
     if not ctx.cfg.cluster.address:
         return None
-    from orch.workflow import fleet
+    from orch.workflow import remote
 
-    row = fleet.where(ctx, worker.split(":", 1)[0], running)
+    row = remote.where(ctx, worker.split(":", 1)[0], running)
     if row is None:
         return None
-    got = fleet.route(ctx, row, args, timeout)
+    got = remote.route(ctx, row, args, timeout)
     sys.stdout.write(got.get("out", ""))
     sys.stderr.write(got.get("err", ""))
     return int(got.get("code", 1))
@@ -87,10 +87,10 @@ def attach(worker: str | None, pane: str | None) -> None:
 
     if pane is None and worker:
         ctx = context()
-        from orch.workflow import fleet
+        from orch.workflow import remote
 
-        row = fleet.where(ctx, worker.split(":", 1)[0])
+        row = remote.where(ctx, worker.split(":", 1)[0])
         if row is not None:
-            fleet.attach(ctx, row, worker)
+            remote.attach(ctx, row, worker)
             return
     do_attach(context(), worker, pane=pane)

@@ -279,9 +279,9 @@ class Dash(App):
             from orch.workflow import route
 
             if ctx.cfg.cluster.address:  # a task on a host: its host's orch types it (many hosts)
-                from orch.workflow import fleet
+                from orch.workflow import remote
 
-                said = fleet.on_host(ctx, slug, [what, slug, "--", text])
+                said = remote.on_host(ctx, slug, [what, slug, "--", text])
                 if said is not None:
                     return f"{what}: {said}"
             target = (route.reply if what == "reply" else route.send)(ctx, slug, text)
@@ -310,9 +310,9 @@ class Dash(App):
 
             def act(ctx) -> str:  # noqa: ANN001
                 if ctx.cfg.cluster.address:  # a task in its host's hands: retried there (many hosts)
-                    from orch.workflow import fleet
+                    from orch.workflow import remote
 
-                    said = fleet.on_host(ctx, slug, ["retry", slug], running=True)
+                    said = remote.on_host(ctx, slug, ["retry", slug], running=True)
                     if said is not None:
                         return f"retried {slug}: {said}"
                 return f"retried {slug}: {retry(ctx, slug).state}"

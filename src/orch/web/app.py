@@ -64,9 +64,9 @@ def _hosted(ctx, slug: str, args: list[str], running: bool = False) -> str | Non
     """A task on a host: the action is its host's (many hosts); None: it runs here."""
     if not ctx.cfg.cluster.address:
         return None
-    from orch.workflow import fleet
+    from orch.workflow import remote
 
-    return fleet.on_host(ctx, slug, args, running)
+    return remote.on_host(ctx, slug, args, running)
 
 
 def _reply(ctx, slug: str, body: dict) -> str:  # noqa: ANN001 - a workflow Ctx

@@ -38,11 +38,11 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
                             "write; put back `state: <one of the task states>` in its summary and close it again")
         result = Closed(slug)
         if ctx.cfg.cluster.address:  # on a host: its workflow ends the run there (the host closes its copy)
-            from orch.workflow import fleet
+            from orch.workflow import remote
 
             row = ctx.store.hosted(slug)  # (placed or not yet: its workflow ends either way)
             if row is not None:
-                fleet.close(ctx, row)
+                remote.close(ctx, row)
         sandboxing.sync_one(ctx, slug)  # its coder's last commits onto the branch, before the worktree is judged
         worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug

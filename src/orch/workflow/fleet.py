@@ -239,7 +239,7 @@ def _take_dossier(ctx: Ctx, slug: str, r: dict) -> bool:
     return bool(r.get("dossier_md"))
 
 
-# -- hosts and commands -------------------------------------------------------------------------------------------
+# -- hosts -------------------------------------------------------------------------------------------------
 
 
 def hosts(ctx: Ctx) -> tuple[list[fleet.Host], dict[str, str], float]:
@@ -258,93 +258,6 @@ def hosts(ctx: Ctx) -> tuple[list[fleet.Host], dict[str, str], float]:
 
     got = run_async(ctx, ask)
     return [fleet.Host.from_dict(h) for h in got["hosts"]], dict(got["claims"]), float(got["now"])
-
-
-def where(ctx: Ctx, slug: str, running: bool = False) -> HostedRow | None:
-    """The task's host: where its workers are (after it is ready too: its coder waits there, as on one machine);
-    ``running``: only while the host has the task in hand."""
-    if not on(ctx):
-        return None
-    row = ctx.store.hosted(slug)
-    return row if row is not None and row.host and not (running and row.ended) else None
-
-
-def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> dict:
-    """`orch ARGS` run by the task's host's orch, in its clone (the same command, the same checks); its exit code
-    and output."""
-    from datetime import timedelta
-
-    from orch.fleet import workflows as wf
-
-    if not row.host:
-        raise OrchError(f"{row.task} is not on a host yet (waiting for one): try again once `orch status` shows it")
-    queue = wf.host_queue(ctx.cfg.cluster.name, row.host)
-
-    async def call(client: Any) -> dict:  # noqa: ANN401
-        import uuid
-
-        return await client.execute_workflow(
-            "orch.route", {"queue": queue, "slug": row.task, "args": args, "timeout": timeout},
-            id=f"route-{uuid.uuid4().hex}",
-            task_queue=names(ctx)["shared_queue"], execution_timeout=timedelta(seconds=timeout + 60))
-
-    try:
-        return run_async(ctx, call)
-    except OrchError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the engine's errors, said in one line
-        raise OrchError(f"host {row.host} did not answer for {row.task}: {getattr(exc, 'cause', None) or exc}") from None
-
-
-def on_host(ctx: Ctx, slug: str, args: list[str], running: bool = False) -> str | None:
-    """For the dashboards: `orch ARGS` for a task on a host, run by its host's orch; what it said (an error as one
-    line), or None when the task is not on a host (the action runs here). ``running``: only while its host has it
-    in hand (a retry)."""
-    row = where(ctx, slug, running)
-    if row is None:
-        return None
-    got = route(ctx, row, args)
-    if got.get("code"):
-        err = str(got.get("err", "")).strip().splitlines()
-        raise OrchError((err[-1] if err else f"exit {got.get('code')}").removeprefix("orch: ") + f" (on host {row.host})")
-    return str(got.get("out", "")).strip() or f"done on host {row.host}"
-
-
-def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
-    """`orch attach` for a worker on a host: its host's `orch attach` over SSH when the host said how to reach it
-    (`orch host --ssh`), else the command to run there."""
-    import shlex
-
-    found = {h.name: h for h in hosts(ctx)[0]}
-    h = found.get(row.host)
-    if h is None or not h.clone:
-        raise OrchError(f"{row.task} is on host {row.host or '(none yet)'}, which the cluster does not list now")
-    remote = ["orch", "-C", h.clone, "attach", worker]
-    if not h.ssh:
-        raise OrchError(f"{worker} runs on host {h.name}: attach there with `{shlex.join(remote)}` (or start that host "
-                        "with --ssh user@machine to attach from here)")
-    # ssh hands its words to the remote shell: each one quoted, none built from raw text
-    os.execvp("ssh", ["ssh", "-t", "--", h.ssh, shlex.join(remote)])
-
-
-def close(ctx: Ctx, row: HostedRow) -> None:
-    """The person closes a task on a host: its workflow ends its run there (the host closes its own copy), or,
-    once the host is done with it, its host's orch closes its copy (its workers and worktree there)."""
-
-    async def signal(client: Any) -> None:  # noqa: ANN401
-        await client.get_workflow_handle(row.workflow).signal("close")
-
-    try:
-        if row.ended and row.host:
-            got = route(ctx, row, ["close", row.task, "--force"])
-            if got.get("code"):
-                raise OrchError(str(got.get("err", "")).strip())
-        else:
-            run_async(ctx, signal)
-    except Exception as exc:  # noqa: BLE001 - the person's close goes on; the host's copy is said in the log
-        ctx.event("fleet", f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
-                           f"`orch close {row.task}` in the host's clone", task=row.task)
-    ctx.store.drop_hosted(row.task)
 
 
 # -- the daemon's part --------------------------------------------------------------------------------------------

@@ -116,13 +116,13 @@ def _unlink(path: str) -> None:
         pass
 
 
-BATCH = 100  # messages applied in one database transaction (other writers wait at most that long)
+BATCH = 400  # messages applied in one transaction (a few tenths of a second: other writers wait that long at most)
 
 
 def apply_pending(ctx: Ctx) -> int:
-    """Apply every pending message in arrival order; returns how many were applied. Each message's effect is
-    in the database (the record) before it is marked applied; the task files are written once per batch, at its
-    end (a crash in between leaves the record whole: the next pass writes the files from it)."""
+    """Apply every pending message in arrival order; returns how many were applied. A batch of messages is one
+    transaction: their effects on the record, each task file written once from it, then their marks (a crash
+    before the commit undoes the batch, and applying it again writes each status line once)."""
     applied = 0
     pending = ctx.store.pending_messages()
     mine = len(pending) > 1 and ctx.deferred is None  # (a caller's own batch writes its files itself)
@@ -144,6 +144,8 @@ def apply_pending(ctx: Ctx) -> int:
                     except Exception as exc:  # noqa: BLE001 - the batch before it is kept; raised below
                         failed = exc
                         break
+                if mine:  # the files before the marks: a message is applied once its effect is written
+                    T.render_deferred(ctx, done=False)
             if failed is not None:
                 raise failed
     finally:

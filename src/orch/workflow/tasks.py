@@ -420,11 +420,14 @@ def expected_block(ctx: Ctx, slug: str) -> tuple[dict[str, str], list[str], list
     return meta, summary_lines(row), lines
 
 
-def render_deferred(ctx: Ctx) -> None:
-    """The task files a batch changed the record of, each written once (under its lock)."""
-    slugs, ctx.deferred = ctx.deferred or set(), None
+def render_deferred(ctx: Ctx, done: bool = True) -> None:
+    """The task files a batch changed the record of, each written once (under its lock); ``done``: the batch is
+    over. Inside a transaction the lock is not waited for: its holder writes the file from the record itself once
+    the transaction commits."""
+    slugs = ctx.deferred or set()
+    ctx.deferred = None if done else set()
     for slug in sorted(slugs):
-        with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+        with hold(ctx.lock_path("task-" + slug), wait=0 if ctx.store.db.in_transaction else 30) as got:
             if got:
                 render(ctx, slug)  # (else: the record has it all; the next pass writes the file)
 
