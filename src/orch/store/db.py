@@ -69,21 +69,6 @@ class Store(ForgeRows, RadarRows, FleetRows):
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; inside another (``batch``), a savepoint of it: undone alone when it raises."""
-        if self.db.in_transaction:
-            self._savepoints = getattr(self, "_savepoints", 0) + 1
-            name = f"s{self._savepoints}"
-            self.db.execute(f"SAVEPOINT {name}")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute(f"ROLLBACK TO {name}")
-                self.db.execute(f"RELEASE {name}")
-                raise
-            finally:
-                self._savepoints -= 1
-            self.db.execute(f"RELEASE {name}")
-            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -91,8 +76,6 @@ class Store(ForgeRows, RadarRows, FleetRows):
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-
-    batch = tx  # several changes as one transaction (each inner ``tx`` a savepoint of it)
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -34,8 +34,6 @@ class Ctx:
         self.cfg = cfg or config_mod.load(ws)
         self.stopping = False  # set by the daemon on SIGTERM: long loops (a backlog of messages) end early
         self.fleet: object = None  # the daemon's connection to the cluster (workflow/fleet.Runtime), when it has one
-        # while a batch of messages is applied: the tasks whose files are written once, at its end
-        self.deferred: set[str] | None = None
         # readings started ahead (``prefetch``), each with mux.changes at its start
         self._early: tuple[Reading | None, int] | None = None
         self._early_screens: tuple[Reading | None, list[str], int, int] | None = None

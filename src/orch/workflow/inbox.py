@@ -116,41 +116,14 @@ def _unlink(path: str) -> None:
         pass
 
 
-BATCH = 400  # messages applied in one transaction (a few tenths of a second: other writers wait that long at most)
-
-
 def apply_pending(ctx: Ctx) -> int:
-    """Apply every pending message in arrival order; returns how many were applied. A batch of messages is one
-    transaction: their effects on the record, each task file written once from it, then their marks (a crash
-    before the commit undoes the batch, and applying it again writes each status line once)."""
+    """Apply every pending message in arrival order; returns how many were applied."""
     applied = 0
-    pending = ctx.store.pending_messages()
-    mine = len(pending) > 1 and ctx.deferred is None  # (a caller's own batch writes its files itself)
-    if mine:
-        ctx.deferred = set()
-    try:
-        for start in range(0, len(pending), BATCH):
-            if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
-                break
-            failed: Exception | None = None
-            with ctx.store.batch():  # (the effects and the marks of a batch of messages: one transaction)
-                for msg in pending[start:start + BATCH]:
-                    if ctx.stopping:
-                        break
-                    try:
-                        with ctx.store.tx():  # each message a savepoint: one that fails is undone alone
-                            if apply_one(ctx, msg):
-                                applied += 1
-                    except Exception as exc:  # noqa: BLE001 - the batch before it is kept; raised below
-                        failed = exc
-                        break
-                if mine:  # the files before the marks: a message is applied once its effect is written
-                    T.render_deferred(ctx, done=False)
-            if failed is not None:
-                raise failed
-    finally:
-        if mine:
-            T.render_deferred(ctx)
+    for msg in ctx.store.pending_messages():
+        if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
+            break
+        if apply_one(ctx, msg):
+            applied += 1
     return applied
 
 

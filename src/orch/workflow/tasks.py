@@ -349,9 +349,7 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
         return record_from_doc(slug, doc, branch_of(ctx, slug))
 
-    # inside a batch's transaction (messages applied together) the lock is not waited for: a command holding it
-    # waits for the database in turn; the message is applied on the next pass instead
-    with hold(ctx.lock_path("task-" + slug), wait=0 if ctx.store.db.in_transaction else 30) as got:
+    with hold(ctx.lock_path("task-" + slug), wait=30) as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
         stale = ctx.store.task_row(slug)
@@ -374,10 +372,7 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             if status:
                 edit.lines.append(LogLine(0, slug, time.time() if at is None else at, status_text(status), uid))
         faults.point("task.recorded")
-        if ctx.deferred is not None and path == task_path(ctx, slug):
-            ctx.deferred.add(slug)  # a batch of messages: the file is written once, at its end (render_deferred)
-        else:
-            render(ctx, slug, path)
+        render(ctx, slug, path)
     if moved and wanted is not None:
         ctx.event("state", f"{moved} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
     if status and edit.changed:
@@ -418,18 +413,6 @@ def expected_block(ctx: Ctx, slug: str) -> tuple[dict[str, str], list[str], list
             stamp = stamps[second] = now_iso(second)
         lines.append(f"{stamp} {text}")
     return meta, summary_lines(row), lines
-
-
-def render_deferred(ctx: Ctx, done: bool = True) -> None:
-    """The task files a batch changed the record of, each written once (under its lock); ``done``: the batch is
-    over. Inside a transaction the lock is not waited for: its holder writes the file from the record itself once
-    the transaction commits."""
-    slugs = ctx.deferred or set()
-    ctx.deferred = None if done else set()
-    for slug in sorted(slugs):
-        with hold(ctx.lock_path("task-" + slug), wait=0 if ctx.store.db.in_transaction else 30) as got:
-            if got:
-                render(ctx, slug)  # (else: the record has it all; the next pass writes the file)
 
 
 def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
