@@ -56,8 +56,9 @@ def main(path: str) -> int:
     except BlockingIOError:
         return 0  # another runner has it
     stem = path[: -len(".json")]
-    with open(stem + ".pid", "w", encoding="ascii") as fh:
+    with open(stem + ".pid.tmp", "w", encoding="ascii") as fh:  # (whole or not there: a reader never sees it empty)
         fh.write(f"{os.getpid()}\n")
+    os.replace(stem + ".pid.tmp", stem + ".pid")
     with open(path, encoding="utf-8") as fh:
         spec = json.load(fh)
     started = time.time()

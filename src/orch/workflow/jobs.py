@@ -144,7 +144,7 @@ def cancel(ctx: Ctx, slug: str) -> None:
 
 
 def forget(job: Job) -> None:
-    for suffix in (".json", ".result.json", ".pid", ".log"):
+    for suffix in (".json", ".result.json", ".pid", ".pid.tmp", ".log"):
         try:
             os.unlink(job.stem + suffix)
         except FileNotFoundError:
