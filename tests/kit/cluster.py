@@ -30,6 +30,17 @@ def temporal_program() -> str:
     return found
 
 
+def end(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM to a child's process group, SIGKILL after ``grace`` seconds."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
 class Server:
     """`temporal server start-dev` on a free port of loopback, its state in a file (a restart keeps it)."""
 
@@ -59,13 +70,7 @@ class Server:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        end(self.proc, 20)
 
 
 def bare_remote(repo: Path, where: Path) -> Path:
@@ -137,13 +142,7 @@ class HostProc:
                 pass
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        end(self.proc, 30)
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
         remove_socket(self.socket)
 

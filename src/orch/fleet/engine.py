@@ -165,3 +165,49 @@ class Loop:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+# -- the calls the workspace makes (workflow/fleet.py and workflow/remote.py speak Temporal only through these) --
+
+
+async def start_workflows(client: Client, kind: str, starts: Sequence[tuple[str, dict, str]]) -> None:
+    """Workflows of ``kind``, each (id, argument, task queue), side by side; one whose id runs already is left
+    as it is."""
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    await asyncio.gather(*(client.start_workflow(kind, arg, id=ident, task_queue=queue,
+                                                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                           for ident, arg, queue in starts))
+
+
+async def query(client: Client, workflow_id: str, name: str) -> Any | None:  # noqa: ANN401
+    """A workflow's query; None when no such workflow exists."""
+    try:
+        return await client.get_workflow_handle(workflow_id).query(name)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+async def signal(client: Client, workflow_id: str, name: str) -> None:
+    await client.get_workflow_handle(workflow_id).signal(name)
+
+
+async def run_workflow(client: Client, kind: str, arg: dict, queue: str, timeout: float) -> Any:  # noqa: ANN401
+    """A short workflow run to its end (an id of its own), and its result."""
+    import uuid
+    from datetime import timedelta
+
+    return await client.execute_workflow(kind, arg, id=f"{kind}-{uuid.uuid4().hex}", task_queue=queue,
+                                         execution_timeout=timedelta(seconds=timeout))
+
+
+def activity_of(name: str, function: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """``function`` as the activity ``name`` (run in a thread of the pollers' pool)."""
+    return activity.defn(name=name)(function)
+
+
+def heartbeat() -> None:
+    """From inside an activity: it is alive."""
+    activity.heartbeat()

@@ -92,12 +92,11 @@ def dispatch(ctx: Ctx, tasks: dict[str, T.Task], slugs: list[str]) -> list[str]:
     ids = {slug: wf.task_workflow_id(ctx.cfg.cluster.name, ctx.ws.id, slug) for slug in slugs}
 
     async def start(client: Any) -> list[str]:  # noqa: ANN401
-        from temporalio.common import WorkflowIDConflictPolicy
+        from orch.fleet import engine
 
-        await asyncio.gather(*(client.start_workflow("orch.task", specs[slug], id=ids[slug],
-                                                     task_queue=specs[slug]["shared_queue"],
-                                                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-                               for slug in slugs))  # (side by side: one round trip's time for all of them)
+        # (side by side: one round trip's time for all of them)
+        await engine.start_workflows(client, "orch.task",
+                                     [(ids[slug], specs[slug], specs[slug]["shared_queue"]) for slug in slugs])
         return slugs
 
     try:
@@ -247,14 +246,9 @@ def hosts(ctx: Ctx) -> tuple[list[fleet.Host], dict[str, str], float]:
     reg = names(ctx)["registry"]
 
     async def ask(client: Any) -> dict:  # noqa: ANN401
-        from temporalio.service import RPCError, RPCStatusCode
+        from orch.fleet import engine
 
-        try:
-            return await client.get_workflow_handle(reg).query("hosts")
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return {"hosts": [], "claims": {}, "now": time.time()}
-            raise
+        return await engine.query(client, reg, "hosts") or {"hosts": [], "claims": {}, "now": time.time()}
 
     got = run_async(ctx, ask)
     return [fleet.Host.from_dict(h) for h in got["hosts"]], dict(got["claims"]), float(got["now"])
@@ -333,14 +327,12 @@ class Runtime:
         self.loop.stop()
 
     def _apply(self) -> Callable[[dict], str]:
-        from temporalio import activity
-
+        from orch.fleet import engine
         from orch.fleet import workflows as wf
         from orch.locks import hold
 
         root = self.ctx.ws.root
 
-        @activity.defn(name=wf.APPLY)
         def apply_report(report: dict) -> str:
             from orch.workspace import Workspace
 
@@ -352,7 +344,7 @@ class Runtime:
                         if got:
                             line = apply(ctx, report)
                             break
-                    activity.heartbeat()
+                    engine.heartbeat()
                 if line is None:
                     raise OrchError("the scan lock is held too long; the report is applied on the next try")
             finally:
@@ -361,4 +353,4 @@ class Runtime:
                 self.say(line)
             return line
 
-        return apply_report
+        return engine.activity_of(wf.APPLY, apply_report)

@@ -25,7 +25,6 @@ def where(ctx: Ctx, slug: str, running: bool = False) -> HostedRow | None:
 def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> dict:
     """`orch ARGS` run by the task's host's orch, in its clone (the same command, the same checks); its exit code
     and output."""
-    from datetime import timedelta
 
     from orch.fleet import workflows as wf
 
@@ -34,12 +33,11 @@ def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> d
     queue = wf.host_queue(ctx.cfg.cluster.name, row.host)
 
     async def call(client: Any) -> dict:  # noqa: ANN401
-        import uuid
+        from orch.fleet import engine
 
-        return await client.execute_workflow(
-            "orch.route", {"queue": queue, "slug": row.task, "args": args, "timeout": timeout},
-            id=f"route-{uuid.uuid4().hex}",
-            task_queue=names(ctx)["shared_queue"], execution_timeout=timedelta(seconds=timeout + 60))
+        return await engine.run_workflow(client, "orch.route", {"queue": queue, "slug": row.task, "args": args,
+                                                                "timeout": timeout},
+                                         names(ctx)["shared_queue"], timeout + 60)
 
     try:
         return run_async(ctx, call)
@@ -85,7 +83,9 @@ def close(ctx: Ctx, row: HostedRow) -> None:
     once the host is done with it, its host's orch closes its copy (its workers and worktree there)."""
 
     async def signal(client: Any) -> None:  # noqa: ANN401
-        await client.get_workflow_handle(row.workflow).signal("close")
+        from orch.fleet import engine
+
+        await engine.signal(client, row.workflow, "close")
 
     try:
         if row.ended and row.host:
