@@ -105,6 +105,8 @@ def test_user_message_appends_a_status_line(ws: Workspace) -> None:
     # the person's text is untouched
     assert path.read_text().startswith(PARKED + "A task that only receives messages.\n")
     assert _spooled(ws) == []
+    # (the line is in the file before the message is marked applied: the mark follows it)
+    wait_for(lambda: [m.status for m in _messages(ws, "login")] == ["applied"], what="the message marked applied")
     (msg,) = _messages(ws, "login")
     assert msg.status == "applied" and msg.token_hash == "" and msg.text == "looked at it, the form is fine"
 
