@@ -1,14 +1,14 @@
-"""Figure 4, the inbox under load: W concurrent writers (threads) x M messages each, `orch.inbox.write` as `orch -`
-does it, spread over a few tasks (queued, never started), while `orch run` applies them. Reported: messages/second
-written, messages/second applied (until every message is applied and the spool is empty), lost (a written uid not
-applied, or its status line missing from the task file) and duplicated (a uid twice in the database, or a status
-line twice in a task file). Every text is unique (the task file dedupes identical lines of the same second)."""
+"""Figure 4, the inbox under load: W concurrent writers (processes, as workers are) x M messages each,
+`orch.inbox.write` as `orch -` does it, spread over a few tasks (queued, never started), while `orch run` applies
+them. Reported: messages/second written, messages/second applied (until every message is applied and the spool is
+empty), lost (a written uid not applied, or its status line missing from the task file) and duplicated (a uid twice
+in the database, or a status line twice in a task file). Every text is unique (the task file dedupes identical lines
+of the same second)."""
 
 from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections import Counter
 
@@ -30,31 +30,8 @@ def inbox(space: Space, writers: int, per_writer: int, timeout: float) -> list[t
     daemon = space.start_daemon()
     try:
         quiet(daemon, window=0.3, limit=15)
-        uids: list[list[str]] = [[] for _ in range(writers)]
-        errors: list[str] = []
-        gate = threading.Barrier(writers + 1)
-
-        def write(k: int) -> None:
-            gate.wait()
-            try:
-                for i in range(per_writer):
-                    record = {"kind": "message", "task": slugs[(k + i) % TASKS],
-                              "text": f"bench-msg {k}-{i}-{nonce} from writer {k}", "token": "", "worker": "", "role": ""}
-                    uids[k].append(orch.inbox.write(OrchWorkspace(str(space.repo)), record))
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(f"writer {k}: {type(exc).__name__}: {exc}")
-
-        threads = [threading.Thread(target=write, args=(k,)) for k in range(writers)]
-        for t in threads:
-            t.start()
-        gate.wait()
-        start = time.perf_counter()
-        for t in threads:
-            t.join()
-        written_s = time.perf_counter() - start
-        if errors:
-            raise BenchError("bench (inbox): " + "; ".join(errors[:3]))
-        expected = {u for per in uids for u in per}
+        uids, start, written_s = _write_from_processes(space, writers, per_writer, slugs, nonce)
+        expected = set(uids)
         total = writers * per_writer
 
         ws = OrchWorkspace(str(space.repo))
@@ -101,6 +78,51 @@ def inbox(space: Space, writers: int, per_writer: int, timeout: float) -> list[t
            f"duplicated {dup_db} (database), {dup_file} (task files); goal 2000 msg/s"),
         backlog,
     ]
+
+
+def _write_from_processes(space: Space, writers: int, per_writer: int, slugs: list[str],
+                          nonce: str) -> tuple[list[str], float, float]:
+    """``writers`` processes (as workers' `orch -` are: one process each, not threads sharing one interpreter's lock),
+    forked from this one and released together, each writing ``per_writer`` messages with ``orch.inbox.write``.
+    Returns the uids they wrote, when they were released (``perf_counter``) and the seconds to the last one done."""
+    import orch.inbox
+    from orch.workspace import Workspace as OrchWorkspace
+
+    folder = space.repo.parent / f"{space.name}-writers"
+    folder.mkdir(exist_ok=True)
+    gate_r, gate_w = os.pipe()
+    pids = []
+    for k in range(writers):
+        pid = os.fork()
+        if pid == 0:  # a writer: never returns
+            code = 0
+            try:
+                os.close(gate_w)
+                os.read(gate_r, 1)  # released when the bench closes its end
+                with open(folder / f"{k}.uids", "w", encoding="utf-8") as out:
+                    for i in range(per_writer):
+                        record = {"kind": "message", "task": slugs[(k + i) % len(slugs)],
+                                  "text": f"bench-msg {k}-{i}-{nonce} from writer {k}", "token": "", "worker": "",
+                                  "role": ""}
+                        out.write(orch.inbox.write(OrchWorkspace(str(space.repo)), record) + "\n")
+            except BaseException as exc:  # noqa: BLE001 - reported by the bench
+                with open(folder / f"{k}.error", "w", encoding="utf-8") as err:
+                    err.write(f"writer {k}: {type(exc).__name__}: {exc}\n")
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    os.close(gate_r)
+    time.sleep(0.3)  # every writer forked and waiting
+    start = time.perf_counter()
+    os.close(gate_w)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    written_s = time.perf_counter() - start
+    errors = [p.read_text(encoding="utf-8").strip() for p in sorted(folder.glob("*.error"))]
+    if errors:
+        raise BenchError("bench (inbox): " + "; ".join(errors[:3]))
+    uids = [u for k in range(writers) for u in (folder / f"{k}.uids").read_text(encoding="utf-8").split()]
+    return uids, start, written_s
 
 
 def _backlog(space: Space, slugs: list[str], total: int, timeout: float) -> tuple[str, str, str, str]:

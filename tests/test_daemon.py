@@ -227,7 +227,7 @@ def test_sigterm_with_a_backlog_stops_soon_and_the_rest_is_applied_later(ws: Wor
     """A stop asked in the middle of a long backlog of messages ends the daemon before the backlog does; what it
     left is still pending, and the next pass applies it, each message once."""
     ws.task("backlog", "---\nhold: true\n---\nA task with a lot to hear.\n")
-    total = 800
+    total = 5000  # (applied in batches of inbox.BATCH at a few thousand a second: a stop lands before the end)
     orch_ws = OrchWorkspace(str(ws.root))
     for i in range(total):
         spool.write(orch_ws, {"kind": "message", "task": "backlog", "text": f"note {i}", "token": ""})

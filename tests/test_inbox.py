@@ -523,6 +523,30 @@ def test_the_same_message_twice_is_applied_once(ws: Workspace) -> None:
     assert [m.status for m in _messages(ws)] == ["applied"]
 
 
+@pytest.mark.parametrize("point", ["task.recorded", "inbox.recorded", "inbox.applied"])
+def test_a_batch_cut_short_at_any_step_leaves_no_file_ahead_and_is_applied_once(ws: Workspace, point: str) -> None:
+    """Messages are applied in batches: their effects, then each task file once, then their marks. A pass killed at
+    any of the three steps leaves no task file with a line orch's record lacks (a task whose record the batch made
+    from its file, the case that once put a line twice), and the next pass applies each message once."""
+    paths = {slug: _park(ws, slug) for slug in ("one", "two")}  # never seen by a pass: no record yet
+    ows = OrchWorkspace(str(ws.root))
+    for i in range(40):
+        spool.write(ows, {"kind": "message", "task": ("one", "two")[i % 2], "text": f"note {i}", "token": ""})
+    killed = ws.orch("scan", env={"ORCH_FAULT": f"{point}:1"}, check=False)
+    assert killed.code == -9, killed
+    store = Store(str(ws.root / ".orch" / "orch.db"))
+    try:
+        for slug, path in paths.items():
+            recorded = {text for _, text in store.task_log_texts(slug)}
+            assert {f"{who}: {text}" for _, who, text in _status_lines(path)} <= recorded, slug
+    finally:
+        store.close()
+    ws.scan()
+    for i in range(40):
+        assert _said(paths[("one", "two")[i % 2]]).count(f"note {i}") == 1, i
+    assert [m.status for m in _messages(ws)] == ["applied"] * 40
+
+
 def _spool_file(uid: str, **fields: str) -> bytes:
     """A spool file as orch writes it (``orch-message 1`` then ``key=value`` lines)."""
     return spool.encode({"uid": uid, **fields})

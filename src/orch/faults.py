@@ -12,7 +12,8 @@ import os
 
 POINTS = (
     "inbox.imported",  # messages in the database, their spool files not yet removed
-    "inbox.applied",  # a message's effect written, the message not yet marked applied
+    "inbox.recorded",  # a batch of messages' effects committed, their task files not yet written
+    "inbox.applied",  # a batch of messages' effects written to their task files, the messages not yet marked applied
     "task.recorded",  # orch's record of a task changed, the task file not yet written
     "file.written",  # a task file's new copy written, not yet renamed into place
     "spawn.registered",  # a worker's row made, its window not yet created

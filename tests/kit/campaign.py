@@ -33,7 +33,7 @@ from tests.kit.harness import Tally, Workspace
 
 RESTING = {TaskState.READY, TaskState.BLOCKED, TaskState.NEEDS_INPUT, TaskState.LOST}
 # how often each fault point is armed (the ones every pass reaches more often than the rare ones)
-WEIGHTS = {"inbox.imported": 3, "inbox.applied": 4, "task.recorded": 6, "file.written": 6, "spawn.registered": 2,
+WEIGHTS = {"inbox.imported": 3, "inbox.recorded": 3, "inbox.applied": 4, "task.recorded": 6, "file.written": 6, "spawn.registered": 2,
            "spawn.window": 2, "deliver.typed": 2, "job.started": 2, "review.recorded": 2, "verdict.bound": 2,
            "worker.lost": 1, "close.windows": 1, "close.moved": 1}
 

@@ -69,6 +69,21 @@ class Store(ForgeRows, RadarRows, FleetRows):
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; inside another (``batch``), a savepoint of it: undone alone when it raises."""
+        if self.db.in_transaction:
+            self._depth = depth = getattr(self, "_depth", 0) + 1
+            name = f"s{depth}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth = depth - 1
+            self.db.execute(f"RELEASE {name}")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -76,6 +91,15 @@ class Store(ForgeRows, RadarRows, FleetRows):
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    batch = tx  # several changes as one transaction (each inner ``tx`` a savepoint of it)
+
+    def finish_messages(self, marks: list[tuple[int, str, str]]) -> None:
+        """Several messages' fates ((id, status, note)) in one transaction."""
+        now = time.time()
+        with self.tx() as db:
+            db.executemany("UPDATE messages SET status = ?, note = ?, applied_at = ? WHERE id = ?",
+                           [(status, note, now, msg_id) for msg_id, status, note in marks])
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

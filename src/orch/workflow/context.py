@@ -16,6 +16,10 @@ from orch.store import Store
 from orch.terminal import neutralise
 from orch.workspace import Workspace
 
+TYPE_CHECKING = False  # (typing stays unloaded: the commands a person types load only what they use)
+if TYPE_CHECKING:
+    from orch.workflow.tasks import Batch
+
 
 @dataclass(frozen=True)
 class Listing:
@@ -34,6 +38,7 @@ class Ctx:
         self.cfg = cfg or config_mod.load(ws)
         self.stopping = False  # set by the daemon on SIGTERM: long loops (a backlog of messages) end early
         self.fleet: object = None  # the daemon's connection to the cluster (workflow/fleet.Runtime), when it has one
+        self.batch: Batch | None = None  # while messages are applied together (workflow/inbox.py)
         # readings started ahead (``prefetch``), each with mux.changes at its start
         self._early: tuple[Reading | None, int] | None = None
         self._early_screens: tuple[Reading | None, list[str], int, int] | None = None

@@ -1,7 +1,8 @@
 """Applying the inbox: spooled messages are imported into the database, checked, and applied to task files.
 
-A message is marked applied only after its effect is written; re-applying one (after a crash between the two
-writes) finds its status line already in the task file and changes nothing.
+Messages are applied in batches: their effects on orch's record, then each task file written once, then their marks.
+A message is marked applied only after its effect is in its task file; re-applying one (after a crash before its
+mark) finds its status line already in orch's record and changes nothing.
 """
 
 from __future__ import annotations
@@ -116,15 +117,70 @@ def _unlink(path: str) -> None:
         pass
 
 
+BATCH = 400  # messages applied in one transaction (a few tenths of a second: other writers wait that long at most)
+
+
 def apply_pending(ctx: Ctx) -> int:
-    """Apply every pending message in arrival order; returns how many were applied."""
+    """Apply every pending message in arrival order, in batches; returns how many were applied."""
     applied = 0
-    for msg in ctx.store.pending_messages():
+    pending = ctx.store.pending_messages()
+    for start in range(0, len(pending), BATCH):
         if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
             break
-        if apply_one(ctx, msg):
-            applied += 1
+        applied += apply_batch(ctx, pending[start:start + BATCH])
     return applied
+
+
+def apply_batch(ctx: Ctx, msgs: list[Message]) -> int:
+    """Messages applied together, in three steps, each of which a crash may cut short: their effects on orch's
+    record (one transaction; each message a savepoint of it), then each task file they changed written once from
+    the record, then their marks (one transaction). A crash before the marks leaves the messages pending, and
+    applying them again changes nothing (a status line is kept once per message). The tasks' locks are taken
+    first, before the database: a task whose lock another orch process holds keeps its messages for a later pass,
+    in their order."""
+    from contextlib import ExitStack
+
+    slugs = sorted({m.task for m in msgs if m.task and is_valid(m.task)})
+    applied, failed, skipped = 0, None, set[str]()
+    with ExitStack() as stack:
+        held = {slug for slug in slugs if stack.enter_context(hold(ctx.lock_path("task-" + slug), wait=10))}
+        batch = ctx.batch = T.Batch(held)
+        try:
+            with ctx.store.batch():
+                for msg in msgs:
+                    if ctx.stopping:
+                        break
+                    if msg.task in skipped or (msg.task in slugs and msg.task not in held):
+                        continue  # its task's lock is busy, or an earlier message of its task waits: kept in order
+                    marked = len(batch.marks)
+                    try:
+                        with ctx.store.tx():
+                            if apply_one(ctx, msg):
+                                applied += 1
+                        if len(batch.marks) == marked and msg.task:
+                            skipped.add(msg.task)  # it waits: the task's later messages wait behind it
+                    except Exception as exc:  # noqa: BLE001 - the messages before it are kept; raised below
+                        failed = exc
+                        break
+            faults.point("inbox.recorded")
+            ctx.batch = None
+            T.render_batch(ctx, batch)
+        finally:
+            ctx.batch = None
+    faults.point("inbox.applied")
+    if batch.marks:
+        ctx.store.finish_messages(batch.marks)
+    if failed is not None:
+        raise failed
+    return applied
+
+
+def _finish(ctx: Ctx, msg: Message, status: str, note: str = "") -> None:
+    """A message's fate: recorded with its batch's marks, after its effect is in its task file."""
+    if ctx.batch is not None:
+        ctx.batch.marks.append((msg.id, status, note))
+    else:
+        ctx.store.finish_message(msg.id, status, note)
 
 
 def apply_one(ctx: Ctx, msg: Message) -> bool:
@@ -133,38 +189,37 @@ def apply_one(ctx: Ctx, msg: Message) -> bool:
     if msg.token_hash:
         sender = store.worker_by_token(msg.token_hash)
         if sender is None:
-            store.finish_message(msg.id, "refused", "unknown worker token")
+            _finish(ctx, msg, "refused", "unknown worker token")
             ctx.event("refused", f"message with an unknown worker token: {msg.text[:200]}", task=msg.task)
             return False
         if sender.task != msg.task:
             note = f"worker of task {sender.task} may not speak for task {msg.task}"
-            store.finish_message(msg.id, "refused", note)
+            _finish(ctx, msg, "refused", note)
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
     match msg.kind, sender:
         case "job", None:  # a background job finished: the pass that this wakes collects it
-            store.finish_message(msg.id, "applied", "a job finished")
+            _finish(ctx, msg, "applied", "a job finished")
             return False
         case "hook", None:
-            store.finish_message(msg.id, "refused", "a hook without a worker token")
+            _finish(ctx, msg, "refused", "a hook without a worker token")
             return False
         case "hook", Worker():
             apply_hook(ctx, msg, sender)
-            store.finish_message(msg.id, "applied")
+            _finish(ctx, msg, "applied")
             return True
         case "verdict", Worker(role=role) if role != "reviewer":
             note = f"a {role} may not give verdicts"
-            store.finish_message(msg.id, "refused", note)
+            _finish(ctx, msg, "refused", note)
             ctx.event("refused", note, task=msg.task, worker=sender.id)
             return False
     status, note = apply_to_task(ctx, msg, sender)
-    faults.point("inbox.applied")
     if status == "pending":  # it waits, and is tried again on every pass: said once, not every time
         if note != msg.note:
             store.note_message(msg.id, note)
             ctx.event("inbox", f"message waits ({note}): {msg.text[:200]}", task=msg.task)
         return False
-    store.finish_message(msg.id, status, note)
+    _finish(ctx, msg, status, note)
     return status == "applied"
 
 

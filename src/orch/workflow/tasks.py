@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC
 
 from orch import faults, files, taskfile
@@ -52,6 +53,17 @@ def parse_iso(stamp: str) -> float | None:
         return datetime(*fields, tzinfo=UTC).timestamp()
     except ValueError:  # a day the month does not have
         return None
+
+
+@dataclass
+class Batch:
+    """Messages applied together (workflow/inbox.py): the task locks the batch holds, and the tasks whose record it
+    changed, each file written once after the batch's effects commit (``render_batch``) and before its messages are
+    marked applied: a task file is never ahead of the database, nor a message's mark ahead of its file."""
+
+    held: set[str]
+    written: set[str] = field(default_factory=set)
+    marks: list[tuple[int, str, str]] = field(default_factory=list)  # (message id, status, note), set after the files
 
 
 @dataclass
@@ -349,7 +361,12 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             return TaskRow(slug, TaskState.QUEUED.value, {}, {}), []
         return record_from_doc(slug, doc, branch_of(ctx, slug))
 
-    with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+    batch = ctx.batch if path == task_path(ctx, slug) else None
+    if batch is not None and slug in batch.held:
+        lock: AbstractContextManager[bool] = nullcontext(True)
+    else:  # (inside a batch's transaction not waited for: its holder may wait for the database in turn)
+        lock = hold(ctx.lock_path("task-" + slug), wait=0 if ctx.store.db.in_transaction else 30)
+    with lock as got:
         if not got:
             raise OrchError(f"task {slug!r} is locked by another orch process; try again")
         stale = ctx.store.task_row(slug)
@@ -372,7 +389,10 @@ def _write(ctx: Ctx, slug: str, wanted: Move | None, status: str | None, at: flo
             if status:
                 edit.lines.append(LogLine(0, slug, time.time() if at is None else at, status_text(status), uid))
         faults.point("task.recorded")
-        render(ctx, slug, path)
+        if batch is not None:
+            batch.written.add(slug)  # written once the batch's effects commit
+        else:
+            render(ctx, slug, path)
     if moved and wanted is not None:
         ctx.event("state", f"{moved} -> {wanted.to} on {wanted.event.value} from {wanted.actor.who}", task=slug)
     if status and edit.changed:
@@ -413,6 +433,18 @@ def expected_block(ctx: Ctx, slug: str) -> tuple[dict[str, str], list[str], list
             stamp = stamps[second] = now_iso(second)
         lines.append(f"{stamp} {text}")
     return meta, summary_lines(row), lines
+
+
+def render_batch(ctx: Ctx, batch: Batch) -> None:
+    """The task files whose record a batch changed, each written once from the record (after the batch's effects
+    committed): under the lock the batch holds, else under its own."""
+    for slug in sorted(batch.written):
+        if slug in batch.held:
+            render(ctx, slug)
+            continue
+        with hold(ctx.lock_path("task-" + slug), wait=30) as got:
+            if got:
+                render(ctx, slug)  # (else: the record has it all; a pass writes the file)
 
 
 def render(ctx: Ctx, slug: str, path: str | None = None) -> bool:
