@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,6 +118,15 @@ def test_tasks_spread_over_hosts_by_labels_and_places_and_finish_with_dossiers(
             host.clone / ".orch" / "tasks" / "done" / f"{s}.md").exists()
     listed = json.loads(ws.orch("hosts", "--json").out)["hosts"]
     assert all(h["live"] for h in listed)
+    # closed: its copy on its host closed too, and its work in progress gone from the remote and from here
+    ws.orch("close", "t0")
+    host = next(h for h in hosts if h.name == placed["t0"])
+    wait_for(lambda: (host.clone / ".orch" / "tasks" / "done" / "t0.md").exists(), 60, "t0 closed on its host")
+    for repo in (remote, ws.root):
+        assert subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "refs/orch/wip/t0"],
+                              capture_output=True, check=False).returncode == 1, repo
+    assert subprocess.run(["git", "-C", str(remote), "rev-parse", "--verify", "-q", "refs/orch/wip/t1"],
+                          capture_output=True, check=False).returncode == 0  # the others' are theirs
 
 
 def test_send_capture_exec_and_reply_reach_a_worker_on_its_host(
@@ -129,6 +140,12 @@ def test_send_capture_exec_and_reply_reach_a_worker_on_its_host(
     # by task name, from the workspace: the host's orch runs the command in its clone
     screen = ws.orch("capture", "shed", "-n", "30").out
     assert "which colour?" in screen, screen
+    assert "which colour?" in ws.orch("capture", "shed", "--color").out
+    # the dashboards' live screen of a worker on a host: read there, with its colours
+    from orch.web.app import screen_of
+    from orch.workspace import Workspace as OrchWorkspace
+
+    assert "which colour?" in screen_of(OrchWorkspace(str(ws.root)), "shed")
     ran = ws.orch("exec", "shed", "--", "pwd")
     assert ran.out.strip() == str(h1.clone / ".worktree" / "shed"), ran
     failed = ws.orch("exec", "shed", "--", "sh", "-c", "exit 3", check=False)
@@ -140,7 +157,6 @@ def test_send_capture_exec_and_reply_reach_a_worker_on_its_host(
     # the web board's action (the dashboards call the same workflow functions): routed to the host too
     from orch.web.app import ACTIONS
     from orch.workflow.context import Ctx
-    from orch.workspace import Workspace as OrchWorkspace
 
     ctx = Ctx(OrchWorkspace(str(ws.root)))
     try:
@@ -223,6 +239,48 @@ def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_wor
 
     listed = wait_for(h1_dead, 30, "h1 shown dead in `orch hosts`")
     assert listed["h2"]["live"], listed  # type: ignore[index]
+
+
+def test_a_host_cut_off_mid_task_closes_its_copy_when_it_comes_back(
+        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+    """A partition, not a death: h1's `orch host` stops (SIGSTOP) while its daemon and its coder go on; the task is
+    placed on h2 and finishes there. When h1 comes back, its run of the task is over (its heartbeat is refused):
+    it closes its copy (the coder still at work there is ended) and pushes nothing over h2's work."""
+    commit_file(ws, "step.sh", STEP)
+    remote = bare_remote(ws.root, tmp_path / "remote.git")
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("deep", RESUMABLE)
+    ws.daemon(tmp_path / "daemon.log").start()
+    first = wait_ref(remote, "refs/orch/wip/deep", 90)
+    start_host(hosts, tmp_path, ws, server, remote, "h2")
+    assert h1.proc is not None
+    os.kill(h1.proc.pid, signal.SIGSTOP)  # the host alone: its daemon, tmux server and coder go on
+    try:
+        wait_for(lambda: ws.task_status("deep")["state"] == "ready", 120, "deep ready on h2")
+        assert ws.task_status("deep")["host"] == "h2"
+        assert host_panes(h1, "deep"), "h1's coder goes on while its host is cut off"
+        assert host_state(h1, "deep") not in ("", "done")
+    finally:
+        os.kill(h1.proc.pid, signal.SIGCONT)
+    wait_for(lambda: not host_panes(h1, "deep"), 60, "h1 to end its copy's workers once it is back")
+    wait_for(lambda: host_state(h1, "deep") in ("", "done"), 30, "h1 to close its copy")
+    assert (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists()
+    log = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "main..orch/deep"], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    assert log[:2] == ["b", "a"], log
+    wip = wait_ref(remote, "refs/orch/wip/deep")
+    assert wip != first and subprocess.run(["git", "-C", str(remote), "merge-base", "--is-ancestor", first, wip],
+                                           check=False).returncode == 0  # h2's work, on h1's first commit
+    assert ws.task_status("deep")["state"] == "ready"
+    assert [h["name"] for h in json.loads(ws.orch("hosts", "--json").out)["hosts"] if h["live"]] == ["h1", "h2"]
+
+
+def host_panes(h: HostProc, slug: str) -> list[str]:
+    """The host's tmux panes of a task's workers (in its session, ``task-<slug>``)."""
+    done = subprocess.run(["tmux", "-L", h.socket, "list-panes", "-a", "-F", "#{session_name} #{pane_id}"],
+                          capture_output=True, text=True, check=False)
+    return [line for line in done.stdout.splitlines() if line.split(" ")[0] == f"task-{slug}"]
 
 
 def test_the_workspace_daemon_killed_mid_run_loses_nothing(

@@ -61,3 +61,14 @@ def test_a_finding_with_escapes_reaches_the_coder_as_one_fix_round(ws: Workspace
         assert terminal.is_clean(line, multi_line=False), line
     assert terminal.is_clean(ws.orch("log", "found", "-n", "100").out)
     assert terminal.is_clean(ws.orch("status").out)
+
+
+def test_colours_only_keeps_colour_sequences_and_neutralises_the_rest() -> None:
+    from orch.terminal import colours_only
+
+    text = "a\x1b[1;31mred\x1b[0m \x1b[38:5:208mx\x1b[m b\x1b]52;c;eHg=\x07 \x1b[2J\x1b[?1049h c\x9b31m \x1b["
+    out = colours_only(text)
+    assert out.startswith("a\x1b[1;31mred\x1b[0m \x1b[38:5:208mx\x1b[m b")
+    kept = out.replace("\x1b[1;31m", "").replace("\x1b[0m", "").replace("\x1b[38:5:208m", "").replace("\x1b[m", "")
+    assert terminal.is_clean(kept), repr(out)  # clears, alternate screens, OSC 52 and C1 CSI: shown, not acted on
+    assert "␛]52;c;eHg=␇" in out and "␛[2J" in out

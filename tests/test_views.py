@@ -89,3 +89,15 @@ def test_capture_of_an_agent_that_ended_shows_its_last_words(ws: Workspace) -> N
     lines = ws.orch("capture", "quits", "-n", "4").out.rstrip("\n").split("\n")
     assert lines[-1].startswith("Pane is dead (status 3") and any("my last words" in x for x in lines), lines
     assert all(x.strip() for x in lines), lines  # no blank screen between its words and the end
+
+
+def test_capture_with_color_keeps_the_screens_colours_and_nothing_else(ws: Workspace) -> None:
+    """`orch capture --color`: the screen with its colours (what the dashboards show, and a host sends them for a
+    worker there); without it, plain text."""
+    ws.task("painted", scripted_task('say "plain \\x1b[31mred\\x1b[0m done"', "wait"))
+    ws.scan()
+    wait_for(lambda: "plain red done" in ws.orch("capture", "painted").out, 30, "the agent's words")
+    plain = ws.orch("capture", "painted").out
+    assert "\x1b" not in plain
+    coloured = ws.orch("capture", "painted", "--color").out
+    assert "\x1b[31mred" in coloured, repr(coloured)

@@ -33,3 +33,24 @@ def is_clean(text: str, multi_line: bool = True) -> bool:
     """Whether ``text`` has nothing a terminal would act on."""
     allowed = {0x0A, 0x09} if multi_line else set()
     return not any((ord(ch) < 0x20 and ord(ch) not in allowed) or 0x7F <= ord(ch) < 0xA0 for ch in text)
+
+
+def colours_only(text: str) -> str:
+    """A screen read with its colours (``tmux capture-pane -e``) for a terminal or a page: its colour and style
+    sequences (SGR: ``ESC [ <digits, ; or :> m``) kept, every other control character neutralised as above."""
+    out, i = [], 0
+    while True:
+        j = text.find("\x1b[", i)
+        if j < 0:
+            out.append(neutralise(text[i:]))
+            return "".join(out)
+        k = j + 2
+        while k < len(text) and (text[k].isdigit() and text[k].isascii() or text[k] in ";:"):
+            k += 1
+        if k < len(text) and text[k] == "m":
+            out.append(neutralise(text[i:j]))
+            out.append(text[j:k + 1])
+            i = k + 1
+        else:  # not a colour: shown, not acted on
+            out.append(neutralise(text[i:j + 2]))
+            i = j + 2

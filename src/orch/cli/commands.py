@@ -148,6 +148,8 @@ COMMANDS = (
     Cmd("capture", WORKERS, "Print the last lines of a worker's agent pane.", "orch.cli.route:capture",
         Arg("worker", help=WORKER),
         Arg("-n", "--lines", dest="lines", takes="int", default=40, least=1, metavar="N", help="How many lines."),
+        Arg("--color", dest="colour", takes="flag",
+            help="With the screen's colours and styles (nothing else a terminal acts on)."),
         Arg("--pane", help=PANE)),
     Cmd("attach", WORKERS, "Show a worker's window: attach to orch's tmux server (or switch to it when already "
                            "inside).",

@@ -73,12 +73,13 @@ def exec_(worker: str | None, command: list[str], timeout: float, pane: str | No
     return exec_command(context(), worker, argv, timeout, pane=pane)
 
 
-def capture(worker: str | None, lines: int, pane: str | None) -> int:
+def capture(worker: str | None, lines: int, pane: str | None, colour: bool = False) -> int:
     from orch.workflow.route import capture as do_capture
 
-    if pane is None and (code := on_host(worker, ["capture", str(worker), "-n", str(lines)])) is not None:
+    args = ["capture", str(worker), "-n", str(lines), *(["--color"] if colour else [])]
+    if pane is None and (code := on_host(worker, args)) is not None:
         return code
-    sys.stdout.write(do_capture(context(), worker, lines, pane=pane) + "\n")
+    sys.stdout.write(do_capture(context(), worker, lines, pane=pane, colour=colour) + "\n")
     return 0
 
 

@@ -228,14 +228,29 @@ class Dash(App):
         return coder["pane_id"] if coder else ""
 
     def _capture(self, slug: str, pane_id: str) -> str:
-        if not pane_id:
-            return f"({slug} has no worker window)"
         from orch.mux import MuxError
 
         try:
+            if not pane_id:  # no window here: a task on a host has its screen read there (many hosts)
+                hosted = self._hosted_screen(slug)
+                return hosted if hosted is not None else f"({slug} has no worker window)"
             return self._mux().capture(pane_id, max(self.size.height - 4, 10), styled=True)
         except (MuxError, OrchError) as exc:
             return f"({exc})"
+
+    def _hosted_screen(self, slug: str) -> str | None:
+        from orch.config import load
+
+        if not load(self.ws).cluster.address:
+            return None
+        from orch.workflow import remote
+        from orch.workflow.context import Ctx
+
+        ctx = Ctx(self.ws)
+        try:
+            return remote.screen(ctx, slug, max(self.size.height - 4, 10))
+        finally:
+            ctx.close()
 
     def _mux(self):  # noqa: ANN202 - the workspace's tmux server, made once
         if not hasattr(self, "_tmux"):

@@ -194,44 +194,52 @@ class Host:
             atomic_write(path, text.encode())
         workflow_id = str(activity.info().workflow_id)
         pushed, last, seq, sent = wip or "", None, 0, 0
-        while True:
-            if self.stopping.is_set():  # this host is stopping: the task goes to another (its workers stay here)
-                raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
-                                       non_retryable=True)
-            if activity.is_cancelled():  # the person closed the task, or the cluster placed it elsewhere
-                self.orch("close", slug, "--force")
-                raise CancelledError()
-            self.keep_daemon()
-            doc = _read(path) or _read(os.path.join(cfg.done_path, slug + ".md"))
-            if doc is None:  # (being written, or unreadable a moment: the next look)
+        try:
+            while True:
+                if self.stopping.is_set():  # this host is stopping: the task goes to another (its workers stay here)
+                    raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
+                                           non_retryable=True)
+                if activity.is_cancelled():  # (the SDK raises it into this thread too: closed below either way)
+                    raise CancelledError()
+                self.keep_daemon()
+                doc = _read(path) or _read(os.path.join(cfg.done_path, slug + ".md"))
+                if doc is None:  # (being written, or unreadable a moment: the next look)
+                    activity.heartbeat(seq)
+                    activity.wait_for_cancelled_sync(POLL)
+                    continue
+                head = git.branch_tip(self.clone, branch) or ""
+                if head and head != pushed:
+                    try:
+                        with self.git_lock:
+                            push_wip(self.clone, remote, slug, head, pushed)
+                        pushed = head
+                    except OrchError as exc:  # tried again on the next look; a ready task waits for it
+                        activity.logger.warning("cannot push %s's work in progress: %s", slug, exc)
+                activity.heartbeat(seq)
+                now = {"state": doc.state, "summary": doc.summary, "lines": len(doc.status), "head": pushed}
+                final = doc.state in fleet.FINAL and (doc.state != "ready" or (head and pushed == head))
+                if now != last or final:
+                    seq += 1
+                    # the status lines it has not sent yet (a report carries only those: its record grows with it)
+                    report = {**now, "run": run, "seq": seq, "status_from": sent, "status": doc.status[sent:]}
+                    if final:
+                        report.update(_dossier(self.clone, slug))
+                        return report
+                    try:
+                        self.call(_signal(workflow_id, report))
+                        last, sent = now, len(doc.status)
+                    except Exception as exc:  # noqa: BLE001 - said again with the next change, or on the next round
+                        activity.logger.warning("cannot report %s: %s", slug, exc)
                 activity.heartbeat(seq)
                 activity.wait_for_cancelled_sync(POLL)
-                continue
-            head = git.branch_tip(self.clone, branch) or ""
-            if head and head != pushed:
-                try:
-                    with self.git_lock:
-                        push_wip(self.clone, remote, slug, head, pushed)
-                    pushed = head
-                except OrchError as exc:  # tried again on the next look; a ready task waits for it
-                    activity.logger.warning("cannot push %s's work in progress: %s", slug, exc)
-            activity.heartbeat(seq)
-            now = {"state": doc.state, "summary": doc.summary, "lines": len(doc.status), "head": pushed}
-            final = doc.state in fleet.FINAL and (doc.state != "ready" or (head and pushed == head))
-            if now != last or final:
-                seq += 1
-                # the status lines it has not sent yet (a report carries only those: its record grows with it)
-                report = {**now, "run": run, "seq": seq, "status_from": sent, "status": doc.status[sent:]}
-                if final:
-                    report.update(_dossier(self.clone, slug))
-                    return report
-                try:
-                    self.call(_signal(workflow_id, report))
-                    last, sent = now, len(doc.status)
-                except Exception as exc:  # noqa: BLE001 - said again with the next change, or on the next round
-                    activity.logger.warning("cannot report %s: %s", slug, exc)
-            activity.heartbeat(seq)
-            activity.wait_for_cancelled_sync(POLL)
+        except CancelledError:
+            # the person closed the task, or this run of it is over (its heartbeat timed out while this host was cut
+            # off, and the cluster placed it elsewhere): its copy here is closed, its workers ended. Not when this
+            # host's own worker shuts down: its tasks go on elsewhere from what it pushed, its workers stay for them
+            details = activity.cancellation_details()
+            if details is None or not details.worker_shutdown:
+                self.orch("close", slug, "--force")
+            raise
 
     def keep_daemon(self) -> None:
         """The clone's daemon, started again if it ended (its workers are still there: it adopts them). Never

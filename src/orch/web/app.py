@@ -60,6 +60,24 @@ class Board:
         await follow(self.reader, lambda text: asyncio.get_running_loop().create_task(announce(text)))
 
 
+def screen_of(ws: Workspace, address: str) -> str:
+    """A worker's live screen with its colours (200 lines); a task on a host has it read there (many hosts)."""
+    from orch.workflow import remote, route
+    from orch.workflow.context import Ctx
+
+    ctx = Ctx(ws)
+    try:
+        hosted = remote.screen(ctx, address.split(":", 1)[0], 200)
+        if hosted is not None:
+            return hosted
+        target = route.resolve(ctx, address, allow_dead=True)
+        return ctx.mux.capture(target.pane.pane_id, 200, styled=True)
+    except OrchError as exc:
+        return f"({exc})"
+    finally:
+        ctx.close()
+
+
 def _hosted(ctx, slug: str, args: list[str], running: bool = False) -> str | None:  # noqa: ANN001
     """A task on a host: the action is its host's (many hosts); None: it runs here."""
     if not ctx.cfg.cluster.address:
@@ -169,23 +187,10 @@ def make_app(ws: Workspace, token: str) -> Starlette:
             return refused()
         address = request.path_params["slug"]
 
-        def read() -> str:
-            from orch.workflow import route
-            from orch.workflow.context import Ctx
-
-            ctx = Ctx(ws)
-            try:
-                target = route.resolve(ctx, address, allow_dead=True)
-                return ctx.mux.capture(target.pane.pane_id, 200, styled=True)
-            except OrchError as exc:
-                return f"({exc})"
-            finally:
-                ctx.close()
-
         async def stream() -> AsyncIterator[str]:
             last = None
             while True:
-                text = await asyncio.to_thread(read)
+                text = await asyncio.to_thread(screen_of, ws, address)
                 if text != last:
                     last = text
                     yield f"event: screen\ndata: {json.dumps(text)}\n\n"

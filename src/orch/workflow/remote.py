@@ -54,11 +54,24 @@ def on_host(ctx: Ctx, slug: str, args: list[str], running: bool = False) -> str 
     row = where(ctx, slug, running)
     if row is None:
         return None
-    got = route(ctx, row, args)
+    return _said(route(ctx, row, args), row).strip() or f"done on host {row.host}"
+
+
+def screen(ctx: Ctx, slug: str, lines: int) -> str | None:
+    """For the dashboards: the live screen of the coder of a task on a host, with its colours (`orch capture
+    --color`, run by its host's orch); None when the task is not on a host."""
+    row = where(ctx, slug) if on(ctx) else None
+    if row is None:
+        return None
+    return _said(route(ctx, row, ["capture", slug, "-n", str(lines), "--color"], timeout=20), row).rstrip("\n")
+
+
+def _said(got: dict, row: HostedRow) -> str:
+    """What a command run by a host's orch printed; its error as one line."""
     if got.get("code"):
         err = str(got.get("err", "")).strip().splitlines()
         raise OrchError((err[-1] if err else f"exit {got.get('code')}").removeprefix("orch: ") + f" (on host {row.host})")
-    return str(got.get("out", "")).strip() or f"done on host {row.host}"
+    return str(got.get("out", ""))
 
 
 def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
@@ -97,4 +110,26 @@ def close(ctx: Ctx, row: HostedRow) -> None:
     except Exception as exc:  # noqa: BLE001 - the person's close goes on; the host's copy is said in the log
         ctx.event("fleet", f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
                            f"`orch close {row.task}` in the host's clone", task=row.task)
+    drop_wip(ctx, row.task)
     ctx.store.drop_hosted(row.task)
+
+
+def drop_wip(ctx: Ctx, slug: str) -> None:
+    """A closed task's work in progress (``refs/orch/wip/<task>``, orch's own ref) deleted from the cluster's remote
+    and from here: by lease, at the head read just before, so that nothing pushed since is lost. What cannot be
+    deleted now is said in the log, with the command that deletes it."""
+    from orch import git
+    from orch.fleet.host import wip_ref
+
+    ref, remote = wip_ref(slug), ctx.cfg.cluster.remote
+    listed = git.run(ctx.ws.root, "ls-remote", "--", remote, ref, check=False)
+    words = listed.stdout.decode("utf-8", "replace").split() if listed.returncode == 0 else []
+    if words:
+        pushed = git.run(ctx.ws.root, "push", "--quiet", "--no-verify", f"--force-with-lease={ref}:{words[0]}", "--",
+                         remote, f":{ref}", check=False)
+        if pushed.returncode != 0:
+            why = pushed.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit {pushed.returncode}"]
+            ctx.event("fleet", f"could not delete {ref} from {remote} ({why[-1]}): delete it with "
+                               f"`git push {remote} :{ref}`", task=slug)
+    if git.rev(ctx.ws.root, ref):
+        git.run(ctx.ws.root, "update-ref", "-d", ref)

@@ -157,11 +157,17 @@ def reply(ctx: Ctx, task: str, text: str) -> Target:
     return send(ctx, task, text)
 
 
-def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None) -> str:
+def capture(ctx: Ctx, address: str | None, lines: int, pane: str | None = None, colour: bool = False) -> str:
     """The last ``lines`` lines of the pane, without the blank rest of the screen: for an agent that ended, its last
-    words, then tmux's ``Pane is dead`` line (not the empty screen between them)."""
+    words, then tmux's ``Pane is dead`` line (not the empty screen between them). ``colour``: with its colours and
+    styles (and nothing else a terminal acts on)."""
     target = resolve(ctx, address, pane, allow_dead=True)
-    rows = ctx.mux.capture(target.pane.pane_id, lines + 300).split("\n")
+    screen = ctx.mux.capture(target.pane.pane_id, lines + 300, styled=colour)
+    if colour:
+        from orch.terminal import colours_only
+
+        screen = colours_only(screen)
+    rows = screen.split("\n")
     if rows and rows[-1].startswith("Pane is dead"):
         last = rows.pop()
         while rows and not rows[-1].strip():
