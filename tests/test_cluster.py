@@ -276,6 +276,38 @@ def test_a_host_cut_off_mid_task_closes_its_copy_when_it_comes_back(
     assert [h["name"] for h in json.loads(ws.orch("hosts", "--json").out)["hosts"] if h["live"]] == ["h1", "h2"]
 
 
+def test_a_host_started_again_closes_its_copies_of_tasks_that_went_on_elsewhere(
+        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+    """A host stopped (SIGTERM) hands its task on and leaves its coder running; started again, it finds the task on
+    another host and closes its own copy. A task closed while its host is away: the host closes its copy once it is
+    back."""
+    commit_file(ws, "step.sh", STEP)
+    remote = bare_remote(ws.root, tmp_path / "remote.git")
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("deep", RESUMABLE)
+    ws.daemon(tmp_path / "daemon.log").start()
+    wait_ref(remote, "refs/orch/wip/deep", 90)
+    h2 = start_host(hosts, tmp_path, ws, server, remote, "h2")
+    h1.halt()
+    wait_for(lambda: ws.task_status("deep")["state"] == "ready", 120, "deep ready on h2")
+    assert ws.task_status("deep")["host"] == "h2"
+    assert host_panes(h1, "deep"), "a stopped host leaves its workers"
+    h1.start()
+    wait_for(lambda: not host_panes(h1, "deep"), 60, "h1, started again, to close its copy of deep")
+    assert (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists()
+    assert "closed this host's copy of deep" in h1.log.read_text()
+    assert host_state(h2, "deep") == "ready" and host_panes(h2, "deep")  # the ready copy waits for the person
+    # closed while its host is away: the host closes its copy once it is back
+    h2.halt()
+    closed = ws.orch("close", "deep")
+    assert "host h2 does not answer now: it closes its copy of deep once it is back" in closed.out, closed
+    assert host_panes(h2, "deep")
+    h2.start()
+    wait_for(lambda: (h2.clone / ".orch" / "tasks" / "done" / "deep.md").exists() and not host_panes(h2, "deep"), 60,
+             "h2, back, to close its copy of deep")
+
+
 def host_panes(h: HostProc, slug: str) -> list[str]:
     """The host's tmux panes of a task's workers (in its session, ``task-<slug>``)."""
     done = subprocess.run(["tmux", "-L", h.socket, "list-panes", "-a", "-F", "#{session_name} #{pane_id}"],

@@ -91,6 +91,7 @@ class HostProc:
     args: list[str]
     socket: str = field(default_factory=new_socket_name)
     proc: subprocess.Popen | None = None
+    _served: int = 0  # "serving" lines in its log before its latest start
 
     @property
     def clone(self) -> Path:
@@ -101,8 +102,10 @@ class HostProc:
         return self.folder / "host.log"
 
     def start(self) -> HostProc:
+        """Started (again: with its folder, clone and tmux server as they are) and serving."""
         home = self.folder / "home"
         home.mkdir(parents=True, exist_ok=True)
+        self._served = self.log.read_text().count("serving") if self.log.exists() else 0
         env = {**self.env, "HOME": str(home), "ORCH_TMUX_SOCKET": self.socket}
         out = open(self.log, "ab")  # noqa: SIM115 - the child's
         self.proc = subprocess.Popen([sys.executable, "-m", "orch", "host", "--name", self.name,
@@ -117,7 +120,7 @@ class HostProc:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"host {self.name} ended ({self.proc.returncode}):\n{self.log.read_text()}")
-        return "serving" in self.log.read_text()
+        return self.log.read_text().count("serving") > self._served
 
     def orch(self, *args: str) -> subprocess.CompletedProcess:
         env = {**self.env, "HOME": str(self.folder / "home"), "ORCH_TMUX_SOCKET": self.socket}
@@ -128,6 +131,13 @@ class HostProc:
         done = subprocess.run(["tmux", "-L", self.socket, "display-message", "-p", "#{pid}"], capture_output=True,
                               text=True, check=False)
         return int(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+    def halt(self) -> None:
+        """Stopped as systemd stops it (SIGTERM to `orch host` alone): its daemon ends with it; its tmux server and
+        workers stay."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
 
     def kill(self) -> None:
         """kill -9: the host, its daemon (its process group) and its tmux server with every worker."""

@@ -143,6 +143,8 @@ def close(task: str, force: bool, delete_branch: bool) -> None:
     from orch.workflow.close import close as do_close
 
     result = do_close(context(), task, force=force, delete_branch=delete_branch)
+    if result.host:
+        say(result.host)
     for path in result.screens:
         say(f"saved screen {path}")
     if result.worktree_removed:

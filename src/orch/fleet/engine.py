@@ -194,13 +194,39 @@ async def signal(client: Client, workflow_id: str, name: str) -> None:
     await client.get_workflow_handle(workflow_id).signal(name)
 
 
-async def run_workflow(client: Client, kind: str, arg: dict, queue: str, timeout: float) -> Any:  # noqa: ANN401
-    """A short workflow run to its end (an id of its own), and its result."""
+async def run_workflow(client: Client, kind: str, arg: dict, queue: str, timeout: float,
+                       wait: float | None = None) -> Any:  # noqa: ANN401
+    """A short workflow run to its end (an id of its own), and its result. ``wait``: seconds to wait for the result
+    (None when it is not there by then: the workflow goes on without us, up to ``timeout``)."""
     import uuid
-    from datetime import timedelta
 
-    return await client.execute_workflow(kind, arg, id=f"{kind}-{uuid.uuid4().hex}", task_queue=queue,
+    handle = await client.start_workflow(kind, arg, id=f"{kind}-{uuid.uuid4().hex}", task_queue=queue,
                                          execution_timeout=timedelta(seconds=timeout))
+    if wait is None:
+        return await handle.result()
+    try:
+        return await asyncio.wait_for(asyncio.shield(handle.result()), wait)
+    except TimeoutError:
+        return None
+
+
+async def task_run_state(client: Client, workflow_id: str) -> tuple[str, dict | None]:
+    """A task's workflow as a host sees it: ("running", where it is now: host and run), ("ended", its result:
+    outcome, host and run) or ("gone", None) (no such workflow, or one that failed or was ended by hand)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return "gone", None
+        raise
+    if described.status == WorkflowExecutionStatus.RUNNING:
+        return "running", await handle.query("where")
+    if described.status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW):
+        return "ended", await handle.result()
+    return "gone", None
 
 
 def activity_of(name: str, function: Callable[[dict], Any]) -> Callable[[dict], Any]:

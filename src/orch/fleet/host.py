@@ -38,6 +38,8 @@ from orch.fleet.engine import ClusterError, Link, connect, refused, workers
 from orch.record import dataclass
 
 POLL = 0.5  # seconds between two readings of a task's record on this host
+SWEEP = 10.0  # seconds between two looks at the copies of tasks this host no longer runs
+RUNS = "host-runs"  # in the clone's .orch: the run of each task placed here (workflow, run, since)
 # the commands a workspace may have a host's orch run for a task on it (closing, once the host is done with it)
 ROUTED = ("send", "reply", "capture", "exec", "retry", "recover", "status", "check", "close")
 
@@ -68,6 +70,9 @@ class Host:
         self.lock = threading.Lock()
         self.git_lock = threading.Lock()
         self.stopping = threading.Event()
+        self.runs_lock = threading.Lock()  # (a run starting, and a sweep closing an old copy of the same task)
+        self.active: set[str] = set()  # the tasks whose run is in hand in this process
+        self.kept: set[str] = set()  # the tasks whose run ended here, ready: their copy waits for the person
 
     # -- the clone and its daemon ------------------------------------------------------------------------------------
 
@@ -194,6 +199,11 @@ class Host:
             atomic_write(path, text.encode())
         workflow_id = str(activity.info().workflow_id)
         pushed, last, seq, sent = wip or "", None, 0, 0
+        with self.runs_lock:
+            self.active.add(slug)
+            self.kept.discard(slug)
+            self.note_run(slug, {"workflow": workflow_id, "run": run,
+                                 "since": activity.info().started_time.timestamp()})
         try:
             while True:
                 if self.stopping.is_set():  # this host is stopping: the task goes to another (its workers stay here)
@@ -237,9 +247,85 @@ class Host:
             # off, and the cluster placed it elsewhere): its copy here is closed, its workers ended. Not when this
             # host's own worker shuts down: its tasks go on elsewhere from what it pushed, its workers stay for them
             details = activity.cancellation_details()
-            if details is None or not details.worker_shutdown:
-                self.orch("close", slug, "--force")
+            if details is not None and details.worker_shutdown:
+                raise ApplicationError(f"host {self.opts.name} is stopping", type=wf.HOST_STOPPING,
+                                       non_retryable=True) from None
+            self.orch("close", slug, "--force")
             raise
+        finally:
+            with self.runs_lock:
+                self.active.discard(slug)
+
+    # -- the runs of the tasks placed here, and the copies of those that went elsewhere -----------------------------
+
+    def note_run(self, slug: str, run: dict) -> None:
+        import json
+
+        folder = os.path.join(self.clone, ".orch", RUNS)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        atomic_write(os.path.join(folder, slug + ".json"), json.dumps(run).encode())
+
+    def runs(self) -> dict[str, dict]:
+        import json
+
+        folder = os.path.join(self.clone, ".orch", RUNS)
+        found = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    run = json.load(fh)
+                found[name.removesuffix(".json")] = {"workflow": str(run["workflow"]), "run": int(run["run"]),
+                                                     "since": float(run["since"])}
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    def forget_run(self, slug: str) -> None:
+        try:
+            os.unlink(os.path.join(self.clone, ".orch", RUNS, slug + ".json"))
+        except FileNotFoundError:
+            pass
+
+    async def sweep(self, say: Callable[[str], None]) -> None:
+        """The copies here of tasks whose run here is over, closed: placed on another host meanwhile (this host was
+        stopped, or cut off, or killed and started again), or closed while it was away. A task whose run ended
+        here ready keeps its copy (its coder waits for the person, as on one machine) until the person closes it."""
+        from orch.fleet import engine
+
+        assert self.client is not None
+        for slug, mine in (await asyncio.to_thread(self.runs)).items():
+            if slug in self.active or slug in self.kept:
+                continue
+            try:
+                state, info = await engine.task_run_state(self.client, mine["workflow"])
+            except Exception:  # noqa: BLE001 - the server is away: the next sweep
+                return
+            ours = info is not None and info.get("host") == self.opts.name and int(info.get("run", 0)) == mine["run"]
+            if state == "running" and ours:
+                continue  # (a run of a previous process: it ends by itself, and the cluster places it elsewhere)
+            if state == "ended" and ours and info is not None and info.get("outcome") in fleet.FINAL:
+                self.kept.add(slug)
+                continue
+            if await asyncio.to_thread(self.close_copy, slug):
+                say(f"closed this host's copy of {slug}: its run here is over "
+                    + (f"(it is on host {info.get('host')} now)" if state == "running" and info and info.get("host")
+                       else "(the task was closed or placed again)"))
+
+    def close_copy(self, slug: str) -> bool:
+        """``orch close TASK --force`` in the clone, unless a run of the task began here meanwhile; True when an open
+        copy was closed."""
+        from orch import config as config_mod
+        from orch.workspace import Workspace
+
+        with self.runs_lock:
+            if slug in self.active:
+                return False
+            tasks = config_mod.load(Workspace(self.clone)).tasks_path
+            closed = False
+            if os.path.exists(os.path.join(tasks, slug + ".md")):
+                closed = self.orch("close", slug, "--force").returncode == 0
+            self.forget_run(slug)
+            return closed
 
     def keep_daemon(self) -> None:
         """The clone's daemon, started again if it ended (its workers are still there: it adopts them). Never
@@ -264,6 +350,12 @@ class Host:
         if slugs.problem(slug) or not any(a == slug or a.startswith(slug + ":") for a in args) or not any(
                 os.path.exists(os.path.join(tasks, *sub, slug + ".md")) for sub in ((), ("done",))):
             return {"code": 1, "out": "", "err": f"orch: host {self.opts.name} has no task {slug!r}\n"}
+        mine = self.runs().get(slug)
+        if mine is not None and float(req.get("asked_at", mine["since"])) < mine["since"]:
+            # asked for before this task was placed here (a close that waited for this host): for another task of
+            # that name, closed since; not for this one
+            return {"code": 1, "out": "", "err": f"orch: host {self.opts.name} has a newer task {slug!r} than the "
+                                                 f"one this {args[0]} was for\n"}
         timeout = float(req.get("timeout", 600)) + 30
         try:
             done = self.orch(*args, timeout=timeout)
@@ -294,6 +386,7 @@ class Host:
         ready(f"orch host {self.opts.name} serving {self.clone} on {self.opts.link.address} "
               f"(queue {wf.host_queue(self.opts.link.cluster, self.opts.name)}, {self.opts.max_workers} places"
               + (f", labels {', '.join(self.opts.labels)}" if self.opts.labels else "") + ")")
+        swept = 0.0
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.opts.beat)
@@ -302,6 +395,9 @@ class Host:
                     await self.beat(registry)
                 except Exception as exc:  # noqa: BLE001 - the next beat tries again
                     ready(f"heartbeat failed: {exc}")
+                if self.loop.time() - swept >= SWEEP:
+                    swept = self.loop.time()
+                    await self.sweep(ready)
             if any(t.done() for t in running):
                 for t in running:
                     if t.done() and t.exception() is not None:

@@ -27,6 +27,7 @@ from orch import fleet
 
 PLACE, RUN, APPLY, ROUTE = "orch.place", "orch.run_task", "orch.apply", "orch.route"
 HOST_STOPPING = "HostStopping"  # a run_task that ends because its host stops: the task is placed elsewhere
+SHUTDOWN = "WorkerShutdown"  # (the SDK's failure of an activity its worker's shutdown cut short: a stopping host)
 HISTORY_LIMIT = 2000  # events before the registry starts again with its state (continue-as-new)
 
 
@@ -183,7 +184,7 @@ class TaskRun:
             cause = exc.cause
             if isinstance(cause, ActivityTimeout) and cause.type in (TimeoutType.HEARTBEAT, TimeoutType.SCHEDULE_TO_START):
                 return "closed" if cancelled else "lost"
-            if isinstance(cause, ApplicationError) and cause.type == HOST_STOPPING:
+            if isinstance(cause, ApplicationError) and cause.type in (HOST_STOPPING, SHUTDOWN):
                 return "closed" if cancelled else "lost"
             if isinstance(cause, CancelledError):  # asked for here (closed), or not (its host's worker ended)
                 return "closed" if cancelled else "lost"
@@ -228,13 +229,17 @@ class TaskRun:
 @workflow.defn(name="orch.route")
 class RouteCall:
     """`orch send/capture/exec ...` for a task on a host: one activity on that host's queue (the host's orch runs
-    the command in its clone); a host that does not take it within a few seconds is not answering."""
+    the command in its clone); a host that does not take it within a few seconds (``wait``: that many) is not
+    answering. A close waits for a host that is away as long as it takes (days): it runs once the host is back."""
 
     @workflow.run
     async def run(self, req: dict) -> dict:
+        # when it was asked (the server's clock): a host refuses it for a task placed there after that
+        req = {**req, "asked_at": workflow.now().timestamp()}
         try:
             return await workflow.execute_activity(
-                ROUTE, req, task_queue=req["queue"], schedule_to_start_timeout=timedelta(seconds=10),
+                ROUTE, req, task_queue=req["queue"],
+                schedule_to_start_timeout=timedelta(seconds=float(req.get("wait", 10))),
                 start_to_close_timeout=timedelta(seconds=float(req.get("timeout", 60)) + 45),
                 retry_policy=RetryPolicy(maximum_attempts=1))
         except ActivityError as exc:

@@ -25,6 +25,7 @@ class Closed:
     branch: str | None = None
     branch_deleted: bool = False
     moved_to: str = ""
+    host: str = ""  # a task on a host: what became of its copy there
 
 
 def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False) -> Closed:
@@ -42,7 +43,7 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
 
             row = ctx.store.hosted(slug)  # (placed or not yet: its workflow ends either way)
             if row is not None:
-                remote.close(ctx, row)
+                result.host = remote.close(ctx, row)
         sandboxing.sync_one(ctx, slug)  # its coder's last commits onto the branch, before the worktree is judged
         worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug

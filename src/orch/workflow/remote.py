@@ -22,22 +22,27 @@ def where(ctx: Ctx, slug: str, running: bool = False) -> HostedRow | None:
     return row if row is not None and row.host and not (running and row.ended) else None
 
 
-def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0) -> dict:
+KEEP = 14 * 86400.0  # seconds a close waits for a host that is away
+
+
+def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0, keep: bool = False) -> dict:
     """`orch ARGS` run by the task's host's orch, in its clone (the same command, the same checks); its exit code
-    and output."""
+    and output. ``keep``: a host that is away runs it once it is back (for up to KEEP); the answer is then
+    ``{"code": None}``, said after 10 seconds at most."""
 
     from orch.fleet import workflows as wf
 
     if not row.host:
         raise OrchError(f"{row.task} is not on a host yet (waiting for one): try again once `orch status` shows it")
     queue = wf.host_queue(ctx.cfg.cluster.name, row.host)
+    req = {"queue": queue, "slug": row.task, "args": args, "timeout": timeout, **({"wait": KEEP} if keep else {})}
 
     async def call(client: Any) -> dict:  # noqa: ANN401
         from orch.fleet import engine
 
-        return await engine.run_workflow(client, "orch.route", {"queue": queue, "slug": row.task, "args": args,
-                                                                "timeout": timeout},
-                                         names(ctx)["shared_queue"], timeout + 60)
+        got = await engine.run_workflow(client, "orch.route", req, names(ctx)["shared_queue"],
+                                        timeout + 60 + (KEEP if keep else 0), wait=min(timeout, 10) if keep else None)
+        return {"code": None, "out": "", "err": ""} if got is None else got
 
     try:
         return run_async(ctx, call)
@@ -91,27 +96,39 @@ def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
     os.execvp("ssh", ["ssh", "-t", "--", h.ssh, shlex.join(remote)])
 
 
-def close(ctx: Ctx, row: HostedRow) -> None:
+def close(ctx: Ctx, row: HostedRow) -> str:
     """The person closes a task on a host: its workflow ends its run there (the host closes its own copy), or,
-    once the host is done with it, its host's orch closes its copy (its workers and worktree there)."""
+    once the host is done with it, its host's orch closes its copy (its workers and worktree there); a host that is
+    away does it once it is back. Returns what became of the host's copy, in a line."""
 
     async def signal(client: Any) -> None:  # noqa: ANN401
         from orch.fleet import engine
 
         await engine.signal(client, row.workflow, "close")
 
+    said = ""
     try:
         if row.ended and row.host:
-            got = route(ctx, row, ["close", row.task, "--force"])
-            if got.get("code"):
+            got = route(ctx, row, ["close", row.task, "--force"], timeout=30, keep=True)
+            if got.get("code") is None:
+                said = f"host {row.host} does not answer now: it closes its copy of {row.task} once it is back"
+            elif got.get("code"):
                 raise OrchError(str(got.get("err", "")).strip())
+            else:
+                said = f"closed its copy on host {row.host}"
+        elif row.host:
+            run_async(ctx, signal)
+            said = f"its run on host {row.host} ends (the host closes its copy)"
         else:
             run_async(ctx, signal)
     except Exception as exc:  # noqa: BLE001 - the person's close goes on; the host's copy is said in the log
-        ctx.event("fleet", f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
-                           f"`orch close {row.task}` in the host's clone", task=row.task)
+        said = (f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
+                f"`orch close {row.task} --force` in the host's clone")
+    if said:
+        ctx.event("fleet", said, task=row.task)
     drop_wip(ctx, row.task)
     ctx.store.drop_hosted(row.task)
+    return said
 
 
 def drop_wip(ctx: Ctx, slug: str) -> None:
