@@ -75,6 +75,7 @@ def test_tasks_spread_over_hosts_by_labels_and_places_and_finish_with_dossiers(
     listed = json.loads(ws.orch("hosts", "--json").out)["hosts"]
     import orch
 
+    assert all(h["speaks"] for h in listed)
     assert [(h["name"], h["live"], h["labels"], h["max_workers"], h["version"]) for h in listed] == [
         ("h1", True, ["gpu"], 1, orch.__version__), ("h2", True, [], 2, orch.__version__),
         ("h3", True, [], 2, orch.__version__)]

@@ -54,10 +54,21 @@ def test_a_task_keeps_the_live_host_it_holds() -> None:
     assert place(Want("t", avoid=("a",)), hs, {"t": "a"}, NOW, 10) == ("b", "")
 
 
+def test_a_task_goes_only_to_hosts_that_speak_the_workspaces_protocol() -> None:
+    old, new = Host("old", (), 4, NOW, version="0.9", protocol=1), Host("new", (), 1, NOW, protocol=2)
+    assert place(Want("t", protocol=2), [old, new], {}, NOW, 10) == ("new", "")  # though old has more room
+    assert place(Want("t", protocol=2), [old, new], {"x": "new"}, NOW, 10) == ("", "every host that fits is full")
+    assert place(Want("t", protocol=2), [old], {}, NOW, 10) == (
+        "", "the live hosts that fit run another orch than the workspace: upgrade them")
+    assert place(Want("t", host="old", protocol=2), [old, new], {}, NOW, 10) == (
+        "", "host old runs another orch (0.9): upgrade it")
+    assert place(Want("t"), [old], {}, NOW, 10) == ("old", "")  # (a workspace that says nothing: any)
+
+
 def test_records_travel_as_plain_dicts() -> None:
-    h = Host("a", ("gpu", "big"), 3, 12.5, "me@a", "/srv/repo", "orch-host-a", 2)
+    h = Host("a", ("gpu", "big"), 3, 12.5, "me@a", "/srv/repo", "orch-host-a", 2, "1.0", 2)
     assert Host.from_dict(h.as_dict()) == h
-    w = Want("t", "a", ("gpu",), ("b",))
+    w = Want("t", "a", ("gpu",), ("b",), 2)
     assert Want.from_dict(w.as_dict()) == w
 
 

@@ -38,6 +38,7 @@ def host(address: str, name: str | None, remote: str | None, folder: str, labels
 
 
 def hosts(as_json: bool) -> None:
+    from orch.fleet import PROTOCOL
     from orch.workflow import fleet
 
     ctx = context()
@@ -51,7 +52,7 @@ def hosts(as_json: bool) -> None:
         rows.append({"name": h.name, "live": h.live(now, dead_after), "labels": list(h.labels),
                      "tasks": held, "max_workers": h.max_workers, "workers": h.running,
                      "last_heartbeat_s": round(max(now - h.seen, 0.0), 1), "ssh": h.ssh, "clone": h.clone,
-                     "version": h.version})
+                     "version": h.version, "protocol": h.protocol, "speaks": h.protocol == PROTOCOL})
     if as_json:
         sys.stdout.write(json.dumps({"hosts": rows}, indent=2) + "\n")
         return
@@ -66,7 +67,11 @@ def hosts(as_json: bool) -> None:
                      f"{','.join(r['labels']) or '-'}")
     import orch
 
-    other = sorted(r["name"] for r in rows if r["live"] and r["version"] != orch.__version__)
+    apart = sorted(r["name"] for r in rows if r["live"] and not r["speaks"])
+    if apart:  # placement leaves them out: they would not understand the workspace's tasks
+        lines.append(f"warning: {', '.join(apart)} run(s) an orch that does not speak this workspace's (orch "
+                     f"{orch.__version__}): no task is placed there; upgrade them")
+    other = sorted(r["name"] for r in rows if r["live"] and r["speaks"] and r["version"] != orch.__version__)
     if other:  # the workflows run on every poller: a different orch may replay them differently
         lines.append(f"warning: {', '.join(other)} run(s) another orch than this workspace's {orch.__version__}: "
                      "run the same version everywhere")

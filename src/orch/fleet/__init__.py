@@ -16,6 +16,9 @@ from orch.record import dataclass
 # a task's states in which its host is done with it: ready (the workspace takes its branch and dossier), or closed
 # there. Blocked and needs-input are not: the host keeps its workers for the person's answer or retry.
 FINAL = ("ready", "done")
+# what the workspace and its hosts say to each other (the workflows, the reports, the routed commands): raised when
+# one orch cannot work with another's; a task is placed only on hosts that speak the workspace's
+PROTOCOL = 2
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ class Host:
     clone: str = ""  # its clone of the repository, where its own orch runs
     socket: str = ""  # its tmux server (tmux -L)
     running: int = 0  # its live workers, as it counted them
-    version: str = ""  # the orch it runs (every poller runs the same workflows: versions must agree)
+    version: str = ""  # the orch it runs
+    protocol: int = 0  # what its orch speaks (PROTOCOL; 0: an orch from before there was one)
 
     def live(self, now: float, dead_after: float) -> bool:
         return now - self.seen <= dead_after
@@ -38,7 +42,7 @@ class Host:
     def as_dict(self) -> dict[str, object]:
         return {"name": self.name, "labels": list(self.labels), "max_workers": self.max_workers, "seen": self.seen,
                 "ssh": self.ssh, "clone": self.clone, "socket": self.socket, "running": self.running,
-                "version": self.version}
+                "version": self.version, "protocol": self.protocol}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> Host:
@@ -48,7 +52,8 @@ class Host:
                    seen=float(d.get("seen", 0.0) or 0.0),  # type: ignore[arg-type]
                    ssh=str(d.get("ssh", "")), clone=str(d.get("clone", "")), socket=str(d.get("socket", "")),
                    running=int(d.get("running", 0) or 0),  # type: ignore[call-overload]
-                   version=str(d.get("version", "")))
+                   version=str(d.get("version", "")),
+                   protocol=int(d.get("protocol", 0) or 0))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,11 @@ class Want:
     host: str = ""
     needs: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
+    protocol: int = 0  # what the workspace's orch speaks: only hosts that speak it too (0: any)
 
     def as_dict(self) -> dict[str, object]:
-        return {"slug": self.slug, "host": self.host, "needs": list(self.needs), "avoid": list(self.avoid)}
+        return {"slug": self.slug, "host": self.host, "needs": list(self.needs), "avoid": list(self.avoid),
+                "protocol": self.protocol}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> Want:
@@ -70,7 +77,8 @@ class Want:
             v = d.get(key) or ()
             return tuple(str(x) for x in v) if isinstance(v, list | tuple) else ()
 
-        return cls(slug=str(d["slug"]), host=str(d.get("host", "") or ""), needs=names("needs"), avoid=names("avoid"))
+        return cls(slug=str(d["slug"]), host=str(d.get("host", "") or ""), needs=names("needs"), avoid=names("avoid"),
+                   protocol=int(d.get("protocol", 0) or 0))  # type: ignore[call-overload]
 
 
 def load(hosts: Iterable[Host], claims: Mapping[str, str]) -> dict[str, int]:
@@ -85,9 +93,9 @@ def load(hosts: Iterable[Host], claims: Mapping[str, str]) -> dict[str, int]:
 def place(want: Want, hosts: Iterable[Host], claims: Mapping[str, str], now: float,
           dead_after: float) -> tuple[str, str]:
     """The host for a task, and "" with the reason it waits. A task keeps a live host it holds already; else a
-    live host that has every label it needs (the one it names, if it names one), is not to be avoided and has a
-    free place; of those the one with the fewest labels it does not need, then the most free places, then by
-    name."""
+    live host that speaks the workspace's protocol, has every label it needs (the one it names, if it names one),
+    is not to be avoided and has a free place; of those the one with the fewest labels it does not need, then the
+    most free places, then by name."""
     hosts = list(hosts)
     held = claims.get(want.slug)
     by_name = {h.name: h for h in hosts}
@@ -100,6 +108,8 @@ def place(want: Want, hosts: Iterable[Host], claims: Mapping[str, str], now: flo
             return "", f"host {want.host} has never joined the cluster"
         if not h.live(now, dead_after):
             return "", f"host {want.host} is not live (last heartbeat {now - h.seen:.0f} s ago)"
+        if not speaks(h, want):
+            return "", f"host {want.host} runs another orch ({h.version or 'an old one'}): upgrade it"
         if want.host in want.avoid:
             return "", f"host {want.host} lost this task before"
         if counts[h.name] >= h.max_workers:
@@ -111,6 +121,9 @@ def place(want: Want, hosts: Iterable[Host], claims: Mapping[str, str], now: flo
     fit = [h for h in live if set(want.needs) <= set(h.labels)]
     if not fit:
         return "", f"no live host has the labels {', '.join(want.needs)}"
+    fit = [h for h in fit if speaks(h, want)]
+    if not fit:
+        return "", "the live hosts that fit run another orch than the workspace: upgrade them"
     fit = [h for h in fit if h.name not in want.avoid]
     if not fit:
         return "", "the only hosts that fit lost this task before"
@@ -121,6 +134,11 @@ def place(want: Want, hosts: Iterable[Host], claims: Mapping[str, str], now: flo
     # machine's place while another has room); then the most free places; then the name
     best = min(free, key=lambda h: (len(set(h.labels) - set(want.needs)), -(h.max_workers - counts[h.name]), h.name))
     return best.name, ""
+
+
+def speaks(host: Host, want: Want) -> bool:
+    """Whether a host's orch can run the workspace's task (the same protocol)."""
+    return not want.protocol or host.protocol == want.protocol
 
 
 def snapshot_newer(old: Mapping[str, object] | None, new: Mapping[str, object]) -> bool:

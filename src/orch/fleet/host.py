@@ -146,7 +146,7 @@ class Host:
         import orch
 
         return fleet.Host(self.opts.name, self.opts.labels, self.opts.max_workers, 0.0, self.opts.ssh, self.clone,
-                          self.socket, self.running(), orch.__version__).as_dict()
+                          self.socket, self.running(), orch.__version__, fleet.PROTOCOL).as_dict()
 
     # -- calls onto the loop from an activity's thread ---------------------------------------------------------------
 

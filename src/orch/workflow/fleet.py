@@ -78,7 +78,8 @@ def spec_for(ctx: Ctx, task: T.Task) -> dict:
     except OSError:
         config = ""
     base = task.base or ctx.cfg.base or git.head_branch(ctx.ws.root) or "main"
-    want = fleet.Want(task.slug, str(task.front.get("host", "")), tuple(task.front.get("needs", [])))
+    want = fleet.Want(task.slug, str(task.front.get("host", "")), tuple(task.front.get("needs", [])),
+                      protocol=fleet.PROTOCOL)
     return {**names(ctx), "want": want.as_dict(), "text": task.doc.person, "config": config, "base": base,
             "heartbeat": ctx.cfg.cluster.heartbeat, "workspace": ctx.ws.id}
 
