@@ -212,3 +212,52 @@ def test_the_pass_leaves_a_hosted_task_to_its_host_and_counts_its_paths(bench: B
     report = scan(b.ctx)
     assert b.state("api") == "coding" and not report.lost and not report.spawned, report.lines()
     assert b.task("client").field("waiting for") == "api: overlaps src/api/client.py"
+
+
+def test_a_hosts_copy_of_a_task_it_no_longer_runs_waits_is_kept_or_is_closed() -> None:
+    from orch.fleet.runs import fate
+
+    mine = {"workflow": "orch.w.t", "run": 2, "since": 5.0}
+    assert fate("running", {"host": "h1", "run": 2}, mine, "h1") == "wait"  # its run here ends by itself
+    assert fate("running", {"host": "h2", "run": 3}, mine, "h1") == "close"  # went on elsewhere
+    assert fate("running", {"host": "", "run": 2, "waiting": "a host"}, mine, "h1") == "close"
+    assert fate("running", {"host": "h1", "run": 3}, mine, "h1") == "close"  # (a later run of it: not this copy's)
+    assert fate("ended", {"outcome": "ready", "host": "h1", "run": 2}, mine, "h1") == "keep"  # waits for the person
+    assert fate("ended", {"outcome": "closed", "host": "h1", "run": 2}, mine, "h1") == "close"
+    assert fate("ended", {"outcome": "ready", "host": "h2", "run": 3}, mine, "h1") == "close"
+    assert fate("gone", None, mine, "h1") == "close"
+
+
+def test_a_hosts_record_of_its_runs(tmp_path) -> None:  # noqa: ANN001
+    from orch.fleet import runs
+
+    runs.note(str(tmp_path), "a", {"workflow": "w.a", "run": 1, "since": 3.5})
+    runs.note(str(tmp_path), "b", {"workflow": "w.b", "run": 2, "since": 4.0})
+    (tmp_path / ".orch" / runs.FOLDER / "junk.json").write_text("{not json")
+    assert runs.recorded(str(tmp_path)) == {"a": {"workflow": "w.a", "run": 1, "since": 3.5},
+                                            "b": {"workflow": "w.b", "run": 2, "since": 4.0}}
+    runs.forget(str(tmp_path), "a")
+    runs.forget(str(tmp_path), "a")
+    assert list(runs.recorded(str(tmp_path))) == ["b"]
+
+
+def test_a_closed_tasks_work_in_progress_is_deleted_from_the_remote_and_here(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+
+    from orch.fleet import wip
+
+    def git(*args: str, cwd=tmp_path / "repo") -> str:  # noqa: ANN001
+        return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
+
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "remote.git")], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "repo")], check=True)
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "--allow-empty", "-m", "one")
+    git("remote", "add", "origin", str(tmp_path / "remote.git"))
+    for slug in ("gone", "kept"):
+        git("push", "-q", "origin", f"HEAD:{wip.wip_ref(slug)}")
+        git("fetch", "-q", "origin", f"+{wip.wip_ref(slug)}:{wip.wip_ref(slug)}")
+    assert wip.delete(str(tmp_path / "repo"), "origin", "gone") == ""
+    assert git("for-each-ref", "--format=%(refname)", "refs/orch/") == "refs/orch/wip/kept\n"
+    assert git("for-each-ref", "--format=%(refname)", "refs/orch/", cwd=tmp_path / "remote.git") == \
+        "refs/orch/wip/kept\n"
+    assert wip.delete(str(tmp_path / "repo"), "origin", "never") == ""  # nothing there: nothing to do

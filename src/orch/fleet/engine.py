@@ -237,3 +237,8 @@ def activity_of(name: str, function: Callable[[dict], Any]) -> Callable[[dict], 
 def heartbeat() -> None:
     """From inside an activity: it is alive."""
     activity.heartbeat()
+
+
+def attempt() -> int:
+    """From inside an activity: which try of it this is (1, 2, ...)."""
+    return int(activity.info().attempt)

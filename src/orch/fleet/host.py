@@ -33,13 +33,14 @@ from orch import fleet, git, taskfile
 from orch import slug as slugs
 from orch.errors import OrchError
 from orch.files import atomic_write
+from orch.fleet import runs
 from orch.fleet import workflows as wf
 from orch.fleet.engine import ClusterError, Link, connect, refused, workers
+from orch.fleet.wip import fetch_task, push_wip
 from orch.record import dataclass
 
 POLL = 0.5  # seconds between two readings of a task's record on this host
 SWEEP = 10.0  # seconds between two looks at the copies of tasks this host no longer runs
-RUNS = "host-runs"  # in the clone's .orch: the run of each task placed here (workflow, run, since)
 # the commands a workspace may have a host's orch run for a task on it (closing, once the host is done with it)
 ROUTED = ("send", "reply", "capture", "exec", "retry", "recover", "status", "check", "close")
 
@@ -202,7 +203,7 @@ class Host:
         with self.runs_lock:
             self.active.add(slug)
             self.kept.discard(slug)
-            self.note_run(slug, {"workflow": workflow_id, "run": run,
+            runs.note(self.clone, slug, {"workflow": workflow_id, "run": run,
                                  "since": activity.info().started_time.timestamp()})
         try:
             while True:
@@ -258,34 +259,6 @@ class Host:
 
     # -- the runs of the tasks placed here, and the copies of those that went elsewhere -----------------------------
 
-    def note_run(self, slug: str, run: dict) -> None:
-        import json
-
-        folder = os.path.join(self.clone, ".orch", RUNS)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        atomic_write(os.path.join(folder, slug + ".json"), json.dumps(run).encode())
-
-    def runs(self) -> dict[str, dict]:
-        import json
-
-        folder = os.path.join(self.clone, ".orch", RUNS)
-        found = {}
-        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            try:
-                with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                    run = json.load(fh)
-                found[name.removesuffix(".json")] = {"workflow": str(run["workflow"]), "run": int(run["run"]),
-                                                     "since": float(run["since"])}
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return found
-
-    def forget_run(self, slug: str) -> None:
-        try:
-            os.unlink(os.path.join(self.clone, ".orch", RUNS, slug + ".json"))
-        except FileNotFoundError:
-            pass
-
     async def sweep(self, say: Callable[[str], None]) -> None:
         """The copies here of tasks whose run here is over, closed: placed on another host meanwhile (this host was
         stopped, or cut off, or killed and started again), or closed while it was away. A task whose run ended
@@ -293,18 +266,17 @@ class Host:
         from orch.fleet import engine
 
         assert self.client is not None
-        for slug, mine in (await asyncio.to_thread(self.runs)).items():
+        for slug, mine in (await asyncio.to_thread(runs.recorded, self.clone)).items():
             if slug in self.active or slug in self.kept:
                 continue
             try:
                 state, info = await engine.task_run_state(self.client, mine["workflow"])
             except Exception:  # noqa: BLE001 - the server is away: the next sweep
                 return
-            ours = info is not None and info.get("host") == self.opts.name and int(info.get("run", 0)) == mine["run"]
-            if state == "running" and ours:
-                continue  # (a run of a previous process: it ends by itself, and the cluster places it elsewhere)
-            if state == "ended" and ours and info is not None and info.get("outcome") in fleet.FINAL:
+            what = runs.fate(state, info, mine, self.opts.name)
+            if what == "keep":
                 self.kept.add(slug)
+            if what != "close":
                 continue
             if await asyncio.to_thread(self.close_copy, slug):
                 say(f"closed this host's copy of {slug}: its run here is over "
@@ -324,7 +296,7 @@ class Host:
             closed = False
             if os.path.exists(os.path.join(tasks, slug + ".md")):
                 closed = self.orch("close", slug, "--force").returncode == 0
-            self.forget_run(slug)
+            runs.forget(self.clone, slug)
             return closed
 
     def keep_daemon(self) -> None:
@@ -350,7 +322,7 @@ class Host:
         if slugs.problem(slug) or not any(a == slug or a.startswith(slug + ":") for a in args) or not any(
                 os.path.exists(os.path.join(tasks, *sub, slug + ".md")) for sub in ((), ("done",))):
             return {"code": 1, "out": "", "err": f"orch: host {self.opts.name} has no task {slug!r}\n"}
-        mine = self.runs().get(slug)
+        mine = runs.recorded(self.clone).get(slug)
         if mine is not None and float(req.get("asked_at", mine["since"])) < mine["since"]:
             # asked for before this task was placed here (a close that waited for this host): for another task of
             # that name, closed since; not for this one
@@ -445,30 +417,6 @@ def _dossier(clone: str, slug: str) -> dict[str, str]:
         except OSError:
             pass
     return out
-
-
-def wip_ref(slug: str) -> str:
-    return f"refs/orch/wip/{slug}"
-
-
-def fetch_task(clone: str, remote: str, base: str, slug: str) -> str | None:
-    """The base and the task's work in progress, from the remote; the wip's sha, None when there is none. The base
-    is also this clone's branch of that name (a task's front matter may name it), unless it is checked out."""
-    specs = [f"+refs/heads/{base}:refs/remotes/{remote}/{base}"] if base else []
-    git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, *specs)
-    if base and git.current_branch(clone) != base and not any(w.branch == base for w in git.worktrees(clone)):
-        git.run(clone, "branch", "--force", "--", base, f"refs/remotes/{remote}/{base}", check=False)
-    got = git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}",
-                  check=False)
-    return git.rev(clone, wip_ref(slug)) if got.returncode == 0 else None
-
-
-def push_wip(clone: str, remote: str, slug: str, sha: str, expect: str) -> None:
-    """``sha`` as the task's work in progress on the remote, only while the remote still holds what this host last
-    pushed or fetched there (``expect``; "": nothing): a host declared lost, still running, never overwrites the
-    work of the host its task went to."""
-    git.run(clone, "push", "--quiet", "--no-verify", f"--force-with-lease={wip_ref(slug)}:{expect}", "--", remote,
-            f"{sha}:{wip_ref(slug)}")
 
 
 def _plain_ref(name: str) -> bool:

@@ -12,12 +12,14 @@ pass's (no local worker, no local review loop) until its host is done with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from orch import fleet, git
+from orch import slug as slugs
 from orch.errors import OrchError
 from orch.lifecycle import Actor, TaskEvent, TaskState
 from orch.record import replace
@@ -216,7 +218,7 @@ def _field(line: str) -> tuple[str, str]:
 
 def _take_branch(ctx: Ctx, slug: str, head: str) -> None:
     """The task's branch here, at the head its host pushed (refs/orch/wip/<task> on the cluster's remote)."""
-    from orch.fleet.host import wip_ref
+    from orch.fleet.wip import wip_ref
 
     branch = T.branch_of(ctx, slug)
     remote = ctx.cfg.cluster.remote
@@ -348,6 +350,17 @@ class Runtime:
                     engine.heartbeat()
                 if line is None:
                     raise OrchError("the scan lock is held too long; the report is applied on the next try")
+            except Exception as exc:  # tried again by the engine (with growing pauses) until it goes in: said
+                n = engine.attempt()  # on the first failure and every tenth, in the log and the daemon's output
+                if n == 1 or n % 10 == 0:
+                    slug = str(report.get("slug", ""))
+                    said = (f"cannot apply host {report.get('host') or '?'}'s report for {slug} (try {n}): "
+                            f"{type(exc).__name__}: {exc}; it is tried again until it goes in, and the task's "
+                            "later reports wait behind it")
+                    self.say(said)
+                    with contextlib.suppress(Exception):
+                        ctx.event("fleet", said, task=slug if slugs.is_valid(slug) else "")
+                raise
             finally:
                 ctx.close()
             if line:

@@ -132,21 +132,12 @@ def close(ctx: Ctx, row: HostedRow) -> str:
 
 
 def drop_wip(ctx: Ctx, slug: str) -> None:
-    """A closed task's work in progress (``refs/orch/wip/<task>``, orch's own ref) deleted from the cluster's remote
-    and from here: by lease, at the head read just before, so that nothing pushed since is lost. What cannot be
-    deleted now is said in the log, with the command that deletes it."""
-    from orch import git
-    from orch.fleet.host import wip_ref
+    """A closed task's work in progress deleted from the cluster's remote and from here (``wip.delete``); what
+    cannot be deleted now is said in the log, with the command that deletes it."""
+    from orch.fleet import wip
 
-    ref, remote = wip_ref(slug), ctx.cfg.cluster.remote
-    listed = git.run(ctx.ws.root, "ls-remote", "--", remote, ref, check=False)
-    words = listed.stdout.decode("utf-8", "replace").split() if listed.returncode == 0 else []
-    if words:
-        pushed = git.run(ctx.ws.root, "push", "--quiet", "--no-verify", f"--force-with-lease={ref}:{words[0]}", "--",
-                         remote, f":{ref}", check=False)
-        if pushed.returncode != 0:
-            why = pushed.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit {pushed.returncode}"]
-            ctx.event("fleet", f"could not delete {ref} from {remote} ({why[-1]}): delete it with "
-                               f"`git push {remote} :{ref}`", task=slug)
-    if git.rev(ctx.ws.root, ref):
-        git.run(ctx.ws.root, "update-ref", "-d", ref)
+    why = wip.delete(ctx.ws.root, ctx.cfg.cluster.remote, slug)
+    if why:
+        ref, remote = wip.wip_ref(slug), ctx.cfg.cluster.remote
+        ctx.event("fleet", f"could not delete {ref} from {remote} ({why}): delete it with `git push {remote} :{ref}`",
+                  task=slug)
