@@ -309,11 +309,68 @@ def test_a_host_started_again_closes_its_copies_of_tasks_that_went_on_elsewhere(
              "h2, back, to close its copy of deep")
 
 
-def host_panes(h: HostProc, slug: str) -> list[str]:
-    """The host's tmux panes of a task's workers (in its session, ``task-<slug>``)."""
-    done = subprocess.run(["tmux", "-L", h.socket, "list-panes", "-a", "-F", "#{session_name} #{pane_id}"],
+def test_a_round_after_ready_goes_back_to_the_host_with_the_tasks_copy(
+        ws: Workspace, server: Server, remote: Path, hosts: list[HostProc], tmp_path: Path) -> None:
+    """Once ready, a task's copy waits on its host with its coder, as on one machine: `orch retry` has it validated
+    and reviewed again there, and a round with a fix request (what a pull request's round or a failed train sends)
+    goes to that coder; the workspace takes the branch again when it is ready. No worker starts in the workspace."""
+    from orch.lifecycle import Actor, TaskEvent, TaskState
+    from orch.locks import hold
+    from orch.workflow import prompts, review
+    from orch.workflow import tasks as T
+    from orch.workflow.context import Ctx
+    from orch.workspace import Workspace as OrchWorkspace
+
+    configure(ws.config_file, server)
+    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
+    ws.task("twice", reviewed_task("Two rounds on a host.", ["verdict approve"],
+                                   more='coder round 3:\n  write c.txt "3"\n  commit "c"\n  report "done: c"\n'
+                                        'reviewer round 2:\n  verdict approve\nreviewer round 3:\n  verdict approve\n'))
+    ws.daemon(tmp_path / "daemon.log").start()
+    wait_for(lambda: ws.task_status("twice")["state"] == "ready", 120, "twice ready on h1")
+    said = ws.orch("retry", "twice").out
+    assert "validating again (round 2) on its host" in said, said
+    wait_for(lambda: ws.task_status("twice")["state"] == "ready"
+             and "on h1: round 2 from the workspace: validating the branch again, then a new review" in
+             ws.statuses("twice"), 120, "twice validated, reviewed and ready again on h1")
+    ctx = Ctx(OrchWorkspace(str(ws.root)))
+    try:
+        with hold(ctx.lock_path("scan"), wait=60):  # (as a pass makes a pull request's round)
+            T.move(ctx, "twice", TaskState.FIXING, TaskEvent.FORGE_ROUND, Actor.PASS, round="3",
+                   status="the pull request's check `lint` failed")
+            text = prompts.fix_prompt("twice", 3, ["the check `lint` failed: E501"], [], 5, prompts.orch_command(ctx),
+                                      "the pull request")
+            assert review.deliver_to_coder(ctx, T.get(ctx, "twice"), text, 3, ctx.panes()) == "sent to its host"
+    finally:
+        ctx.close()
+    def ready_with_c() -> bool:
+        return ws.task_status("twice")["state"] == "ready" and subprocess.run(
+            ["git", "-C", str(ws.root), "show", "orch/twice:c.txt"], capture_output=True, text=True,
+            check=False).stdout == "3"
+
+    wait_for(ready_with_c, 120, "round 3's commit, reviewed on h1 and taken here")
+    lines = ws.statuses("twice")
+    assert "round 3 handed to host h1, where its copy waits" in lines, lines
+    mirrored = [line[len("on h1: "):] for line in lines if line.startswith("on ")]
+    host_lines = [line[23:] for line in (h1.clone / ".orch" / "tasks" / "twice.md").read_text()
+                  .split("\n## Status\n", 1)[1].splitlines() if line.startswith("- ")]
+    assert mirrored == host_lines  # every line of the host's copy, over its three runs, once and in order
+    assert sum("done: c" in line for line in lines) == 1, lines
+    heard = "".join(p.read_text() for p in (h1.clone / ".orch" / "logs").glob("scripted-*.jsonl"))
+    assert "E501" in heard and str(h1.clone) in heard and str(ws.root / ".orch") not in heard  # its own orch
+    assert not panes_of(ws.socket, "twice")  # no worker here
+
+
+def panes_of(socket: str, slug: str) -> list[str]:
+    """The tmux panes of a task's workers on the server at ``socket``."""
+    done = subprocess.run(["tmux", "-L", socket, "list-panes", "-a", "-F", "#{session_name} #{pane_id}"],
                           capture_output=True, text=True, check=False)
     return [line for line in done.stdout.splitlines() if line.split(" ")[0] == f"task-{slug}"]
+
+
+def host_panes(h: HostProc, slug: str) -> list[str]:
+    """The host's tmux panes of a task's workers (in its session, ``task-<slug>``)."""
+    return panes_of(h.socket, slug)
 
 
 def test_the_workspace_daemon_killed_mid_run_loses_nothing(

@@ -65,10 +65,25 @@ def test_a_task_goes_only_to_hosts_that_speak_the_workspaces_protocol() -> None:
     assert place(Want("t"), [old], {}, NOW, 10) == ("old", "")  # (a workspace that says nothing: any)
 
 
+def test_a_round_goes_to_the_host_with_the_tasks_copy_while_it_is_live() -> None:
+    hs = hosts(("a", (), 1, NOW), ("b", (), 4, NOW), ("gone", (), 4, NOW - 60))
+    assert place(Want("t", prefer="a"), hs, {"x": "a"}, NOW, 10) == ("a", "")  # full, but its coder is there already
+    assert place(Want("t", prefer="gone"), hs, {}, NOW, 10) == ("b", "")  # its host is gone: as any task
+    assert place(Want("t", prefer="a", avoid=("a",)), hs, {}, NOW, 10) == ("b", "")  # (a lost it since)
+
+
+def test_a_rounds_request_reaches_a_coder_that_starts_from_the_pushed_work() -> None:
+    from orch.fleet import round_note
+
+    note = round_note("round 3: the PR's check `lint` failed:\n  E501 line too long\n")
+    assert note.startswith("\n\n---\nNote from orch: the workspace sent this round's request")
+    assert note.endswith("round 3: the PR's check `lint` failed:\n  E501 line too long\n")
+
+
 def test_records_travel_as_plain_dicts() -> None:
     h = Host("a", ("gpu", "big"), 3, 12.5, "me@a", "/srv/repo", "orch-host-a", 2, "1.0", 2)
     assert Host.from_dict(h.as_dict()) == h
-    w = Want("t", "a", ("gpu",), ("b",), 2)
+    w = Want("t", "a", ("gpu",), ("b",), 2, "a")
     assert Want.from_dict(w.as_dict()) == w
 
 

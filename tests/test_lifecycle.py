@@ -369,6 +369,14 @@ def drive_host_reports(b: Bench, frm: str, to: str, actor: Actor) -> None:
                         "status": ["- 2026-12-02T10:00:00Z coder started"]})
 
 
+def drive_workspace_round(b: Bench, frm: str, to: str, actor: Actor) -> None:
+    """Many hosts, on a host: a round the workspace sends for its copy of a ready (checking, blocked) task: a fix
+    request for its coder, or none (validated again)."""
+    b.put("t", frm)
+    b.start("t")
+    restart.workspace_round(b.ctx, "t", "round 2: fix the flag's help text" if to == S.FIXING else "", 2)
+
+
 TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.START: drive_start,
     E.NEEDS_INPUT: drive_report("needs input: which port?"),
@@ -400,6 +408,7 @@ TASK_DRIVERS: dict[TaskEvent, Callable[[Bench, str, str, Actor], None]] = {
     E.TRAIN_FAILED: drive_land,
     E.REBASED: drive_land,
     E.HOST_REPORTS: drive_host_reports,
+    E.WORKSPACE_ROUND: drive_workspace_round,
 }
 
 

@@ -81,6 +81,7 @@ class TaskEvent(StrEnum):
     RETRY = "retry"  # the person sends a blocked task back to its coder, or has a ready one validated again
     CLOSE = "close"  # the person closes the task
     HOST_REPORTS = "host reports"  # many hosts: the task's host reports its state (its own orch moved it there)
+    WORKSPACE_ROUND = "workspace round"  # many hosts, on a host: a round its workspace sends (PR, train, retry)
 
 
 class WorkerEvent(StrEnum):
@@ -156,6 +157,7 @@ TASK_TRANSITIONS: tuple[Transition, ...] = _rows(
     ((S.READY,), (S.VALIDATING,), E.REBASED, (PERSON,)),
     (tuple(s for s in S if s in OPEN), (S.DONE,), E.CLOSE, (PERSON,)),
     (ON_HOST, (*ON_HOST[1:], S.READY), E.HOST_REPORTS, (PASS,)),
+    ((S.READY, S.CHECKING, S.BLOCKED), (S.FIXING, S.VALIDATING), E.WORKSPACE_ROUND, (PASS,)),
 )
 
 LIVE_WORKER = (W.STARTING, W.WORKING, W.WAITING, W.IDLE)

@@ -205,6 +205,11 @@ COMMANDS = (
     Cmd("completion", SHELL, "Print a completion script for your shell (commands, options, task names): e.g. eval "
                              "\"$(orch completion bash)\".",
         "orch.cli.completion:completion", Arg("shell", help="bash, zsh or fish.", required=True)),
+    Cmd("_round", TASKS, "Many hosts, on a host: a round the task's workspace sends (its fix request on stdin; "
+                         "none: validated and reviewed again).",
+        "orch.cli.tasks:workspace_round", Arg("task", required=True, help="The task."),
+        Arg("--round", dest="round_no", takes="int", default=0, least=0, metavar="N", help="The round's number."),
+        hidden=True),
     Cmd("_tasks", SHELL, "The open tasks' names and their reviewers' addresses, one a line (for completion).",
         "orch.cli.completion:tasks", hidden=True),
 )

@@ -83,9 +83,12 @@ def retry(task: str, rounds: int | None) -> int:
     done = do_retry(context(), slugs.check(task), rounds)
     if done.state == "fixing":
         how = {"typed": "typed into its coder", "queued": "queued: a person is attached to its window",
-               "new coder": "a new coder started with it", "failed": "not taken by the coder (see the task)"}
+               "new coder": "a new coder started with it", "failed": "not taken by the coder (see the task)",
+               "sent to its host": "sent to its host, for its coder there"}
         say(f"{task}: round {done.round} of at most {done.budget}, fix request "
                       f"{how.get(done.delivered, done.delivered)}")
+    elif done.delivered == "sent to its host":
+        say(f"{task}: validating again (round {done.round}) on its host, then a new review there")
     else:
         say(f"{task}: validating again (round {done.round}); the next pass (`orch run` or `orch scan`) "
                       "validates it and starts a new review")
@@ -137,6 +140,15 @@ def land(tasks: list[str], dry_run: bool) -> None:
     if lines[0].endswith(": failed"):
         why = next((line.split("failed: ", 1)[1] for line in reversed(lines) if "failed: " in line), "see above")
         raise OrchError(f"nothing landed: {why}")
+
+
+def workspace_round(task: str, round_no: int) -> None:
+    from orch import slug as slugs
+    from orch.workflow.restart import workspace_round as take
+
+    text = "" if sys.stdin.isatty() else sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    done = take(context(), slugs.check(task), text, round_no)
+    say(f"{task}: round {done.round} ({done.state}{', ' + done.delivered if done.delivered else ''})")
 
 
 def close(task: str, force: bool, delete_branch: bool) -> None:

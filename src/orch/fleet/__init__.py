@@ -66,10 +66,11 @@ class Want:
     needs: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
     protocol: int = 0  # what the workspace's orch speaks: only hosts that speak it too (0: any)
+    prefer: str = ""  # the host that has its copy (a round after it was ready): that one while it is live
 
     def as_dict(self) -> dict[str, object]:
         return {"slug": self.slug, "host": self.host, "needs": list(self.needs), "avoid": list(self.avoid),
-                "protocol": self.protocol}
+                "protocol": self.protocol, "prefer": self.prefer}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> Want:
@@ -78,7 +79,8 @@ class Want:
             return tuple(str(x) for x in v) if isinstance(v, list | tuple) else ()
 
         return cls(slug=str(d["slug"]), host=str(d.get("host", "") or ""), needs=names("needs"), avoid=names("avoid"),
-                   protocol=int(d.get("protocol", 0) or 0))  # type: ignore[call-overload]
+                   protocol=int(d.get("protocol", 0) or 0),  # type: ignore[call-overload]
+                   prefer=str(d.get("prefer", "") or ""))
 
 
 def load(hosts: Iterable[Host], claims: Mapping[str, str]) -> dict[str, int]:
@@ -101,6 +103,9 @@ def place(want: Want, hosts: Iterable[Host], claims: Mapping[str, str], now: flo
     by_name = {h.name: h for h in hosts}
     if held and held in by_name and by_name[held].live(now, dead_after) and held not in want.avoid:
         return held, ""
+    mine = by_name.get(want.prefer)  # its copy is there, its coder with it: no new place taken
+    if mine is not None and mine.live(now, dead_after) and mine.name not in want.avoid and speaks(mine, want):
+        return mine.name, ""
     counts = load(hosts, {s: h for s, h in claims.items() if s != want.slug})
     if want.host:
         h = by_name.get(want.host)
@@ -173,6 +178,12 @@ def host_config(text: str, base: str, socket: str = "") -> str:
     head = [f'base = "{base}"'] if base else []
     tail = ["", "[tmux]", f'socket = "{socket}"'] if socket else []  # the host's own server
     return "\n".join(head + out + tail) + "\n"
+
+
+def round_note(text: str) -> str:
+    """What a coder reads below the task's text when a round its workspace sent reaches a host without the task's
+    copy (the host that had it is gone): the round's request."""
+    return f"\n\n---\nNote from orch: the workspace sent this round's request for the branch:\n\n{text.strip()}\n"
 
 
 def resume_note(lost_on: str, log: str) -> str:

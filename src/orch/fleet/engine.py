@@ -180,6 +180,28 @@ async def start_workflows(client: Client, kind: str, starts: Sequence[tuple[str,
                            for ident, arg, queue in starts))
 
 
+async def start_anew(client: Client, kind: str, ident: str, arg: dict, queue: str, wait: float = 30.0) -> None:
+    """A workflow started again under an id whose last run has ended; one still running (finishing: it waits for
+    its last reports to be applied) is waited for first, up to ``wait`` seconds."""
+    from temporalio.common import WorkflowIDConflictPolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    for last in (False, True):
+        try:
+            await client.start_workflow(kind, arg, id=ident, task_queue=queue,
+                                        id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
+            return
+        except WorkflowAlreadyStartedError:
+            if last:
+                raise OrchError(f"workflow {ident} is still running: try again once it has ended") from None
+            try:
+                await asyncio.wait_for(client.get_workflow_handle(ident).result(), wait)
+            except TimeoutError:
+                raise OrchError(f"workflow {ident} is still running after {wait:.0f} s: try again later") from None
+            except Exception:  # noqa: BLE001, S110 - it ended (failed or ended by hand): started anew below
+                pass
+
+
 async def query(client: Client, workflow_id: str, name: str) -> Any | None:  # noqa: ANN401
     """A workflow's query; None when no such workflow exists."""
     try:

@@ -87,9 +87,12 @@ class Host:
         env["ORCH_TMUX_SOCKET"] = self.socket
         return env
 
-    def orch(self, *args: str, timeout: float | None = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "orch", "-C", self.clone, *args], env=self.env(),
-                              capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    def orch(self, *args: str, timeout: float | None = 120, input: bytes | None = None) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "orch", "-C", self.clone, *args]
+        if input is not None:
+            return subprocess.run(argv, env=self.env(), capture_output=True, timeout=timeout, check=False, input=input)
+        return subprocess.run(argv, env=self.env(), capture_output=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
 
     def prepare(self) -> None:
         os.makedirs(self.opts.folder, exist_ok=True)
@@ -175,6 +178,19 @@ class Host:
                                    non_retryable=True)
         remote = "origin"  # (the repository this clone was made from)
         base = str(spec.get("base", ""))
+        workflow_id = str(activity.info().workflow_id)
+        with self.runs_lock:  # first: a sweep never takes this run's copy for an old one
+            self.active.add(slug)
+            self.kept.discard(slug)
+            runs.note(self.clone, slug, {"workflow": workflow_id, "run": run,
+                                         "since": activity.info().started_time.timestamp()})
+        try:
+            return self._run_task(spec, slug, run, remote, base, workflow_id)
+        finally:
+            with self.runs_lock:
+                self.active.discard(slug)
+
+    def _run_task(self, spec: dict, slug: str, run: int, remote: str, base: str, workflow_id: str) -> dict:
         activity.heartbeat(0)
         self.use_config(str(spec.get("config", "")), base, remote)
         activity.heartbeat(0)
@@ -188,23 +204,24 @@ class Host:
         activity.heartbeat(0)
         path = os.path.join(cfg.tasks_path, slug + ".md")
         known = _read(path)
-        if known is None or known.state in ("done", "merged"):
+        sent = 0
+        wanted = spec.get("round")
+        if isinstance(wanted, dict) and known is not None and known.state not in ("done", "merged"):
+            sent = len(known.status)  # (the lines of its runs before: the workspace has them)
+            self.take_round(slug, wanted)
+        elif known is None or known.state in ("done", "merged"):
             text = str(spec["text"])
-            if wip and spec.get("resumed"):
+            if wip and (spec.get("resumed") or isinstance(wanted, dict)):
                 if not any(w.branch == branch for w in git.worktrees(self.clone)):
                     git.run(self.clone, "branch", "--force", "--", branch, wip)
                 text += fleet.resume_note(str(spec.get("lost_on", "")), git.out(
                     self.clone, "log", "--oneline", "--no-decorate", "-n", "20",
                     f"refs/remotes/{remote}/{base}..{wip}" if base else wip))
+            if isinstance(wanted, dict) and str(wanted.get("text", "")).strip():
+                text += fleet.round_note(str(wanted["text"]))  # (its copy's host is gone: here from its pushed work)
             os.makedirs(cfg.tasks_path, exist_ok=True)
             atomic_write(path, text.encode())
-        workflow_id = str(activity.info().workflow_id)
-        pushed, last, seq, sent = wip or "", None, 0, 0
-        with self.runs_lock:
-            self.active.add(slug)
-            self.kept.discard(slug)
-            runs.note(self.clone, slug, {"workflow": workflow_id, "run": run,
-                                 "since": activity.info().started_time.timestamp()})
+        pushed, last, seq = wip or "", None, 0
         try:
             while True:
                 if self.stopping.is_set():  # this host is stopping: the task goes to another (its workers stay here)
@@ -253,9 +270,6 @@ class Host:
                                        non_retryable=True) from None
             self.orch("close", slug, "--force")
             raise
-        finally:
-            with self.runs_lock:
-                self.active.discard(slug)
 
     # -- the runs of the tasks placed here, and the copies of those that went elsewhere -----------------------------
 
@@ -298,6 +312,23 @@ class Host:
                 closed = self.orch("close", slug, "--force").returncode == 0
             runs.forget(self.clone, slug)
             return closed
+
+    def take_round(self, slug: str, wanted: dict) -> None:
+        """A round the workspace sends for this host's copy of a task (ready or blocked here): its fix request for
+        the coder (the workspace's orch command in it made this clone's), or none (validated and reviewed again)."""
+        from orch import launcher
+
+        text = str(wanted.get("text", ""))
+        theirs, ours = str(wanted.get("orch", "")), os.path.join(launcher.ensure(os.path.join(self.clone, ".orch")),
+                                                                  "orch")
+        if theirs:
+            text = text.replace(theirs, ours)
+        done = self.orch("_round", slug, "--round", str(int(wanted.get("round", 0) or 0)),
+                         input=text.encode("utf-8", "surrogateescape"))
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise ApplicationError(f"the round could not start on host {self.opts.name}: "
+                                   f"{err[-1] if err else f'exit {done.returncode}'}", non_retryable=True)
 
     def keep_daemon(self) -> None:
         """The clone's daemon, started again if it ended (its workers are still there: it adopts them). Never

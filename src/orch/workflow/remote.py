@@ -1,14 +1,20 @@
 """Many hosts: commands for a task on a host. Where it runs; a command (`orch send`, `reply`, `capture`, `exec`,
-`retry`) run by its host's orch, in its clone, with that orch's own checks; `orch attach` over SSH; `orch close`
+`retry`) run by its host's orch, in its clone, with that orch's own checks; a round after its host was done with
+it (a pull request's, a failed train's, a retry) handed back to that host; `orch attach` over SSH; `orch close`
 ending its run there. The dashboards use ``on_host`` for the same."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from orch.errors import OrchError
+from orch.lifecycle import Move
+from orch.record import replace
 from orch.store.fleet import HostedRow
+from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.fleet import hosts, names, on, run_async
 
@@ -77,6 +83,48 @@ def _said(got: dict, row: HostedRow) -> str:
         err = str(got.get("err", "")).strip().splitlines()
         raise OrchError((err[-1] if err else f"exit {got.get('code')}").removeprefix("orch: ") + f" (on host {row.host})")
     return str(got.get("out", ""))
+
+
+def round_here(ctx: Ctx, slug: str) -> HostedRow | None:
+    """The task's host, when a round for the task goes there: its copy waits on that host (ready, or blocked),
+    its coder with it, as on one machine."""
+    row = where(ctx, slug)
+    return row if row is not None and row.ended else None
+
+
+def hand_round(ctx: Ctx, task: T.Task, row: HostedRow, text: str, round_no: int, move: Move | None = None,
+               summary: Mapping[str, str | None] | None = None) -> str:
+    """A round for a task whose copy waits on its host (a pull request's round, a failed train, a retry): the task's
+    workflow started again on that host (it waits for it), whose orch sends its coder the fix request (``text``;
+    none: the branch validated and reviewed again) and reports as before. ``move``: the task's move here once the
+    round is handed over. Returns how it went."""
+    from orch.workflow import prompts
+    from orch.workflow.fleet import spec_for
+
+    spec = spec_for(ctx, task)
+    spec["want"]["prefer"] = row.host  # its copy is there (elsewhere, if that host is gone: from its pushed work)
+    spec.update(run_base=row.run, round={"text": text, "round": round_no, "orch": prompts.orch_command(ctx)})
+    ctx.store.put_hosted(replace(row, ended=False, at=time.time()))  # the host has it again: the pass leaves it be
+
+    async def start(client: Any) -> None:  # noqa: ANN401
+        from orch.fleet import engine
+
+        await engine.start_anew(client, "orch.task", row.workflow, spec, spec["shared_queue"])
+
+    try:
+        run_async(ctx, start)
+    except Exception as exc:
+        ctx.store.put_hosted(row)
+        if isinstance(exc, OrchError):
+            raise
+        raise OrchError(f"the cluster did not take {task.slug}'s round {round_no}: {type(exc).__name__}: {exc}") from None
+    if move is not None:
+        T.move(ctx, task.slug, move.to, move.event, move.actor, summary=summary)
+    T.record(ctx, task.slug, status=f"round {round_no} handed to host {row.host}, where its copy waits"
+                                   + ("" if text else ": validated and reviewed again there"))
+    ctx.event("fleet", f"workflow {row.workflow} started again for round {round_no} on host {row.host}",
+              task=task.slug)
+    return f"sent to host {row.host}"
 
 
 def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:

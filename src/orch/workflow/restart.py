@@ -10,12 +10,12 @@ from orch.lifecycle import ACTIVE, Actor, Move, TaskEvent, TaskState, way_on
 from orch.locks import hold
 from orch.record import dataclass
 from orch.store import Worker
-from orch.workflow import deliver, inbox, prompts, review, spawn
+from orch.workflow import deliver, inbox, prompts, remote, review, spawn
 from orch.workflow import tasks as T
 from orch.workflow.context import Ctx
 from orch.workflow.scan import agent_panes, lose, plan
 
-S, PERSON = TaskState, Actor.PERSON
+S, PERSON, PASS = TaskState, Actor.PERSON, Actor.PASS
 
 
 def new_task(ctx: Ctx, slug: str) -> Worker:
@@ -93,6 +93,11 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
                 T.record(ctx, slug, status=status)
             inbox.drain(ctx)
             return Retried(slug, S.FIXING, new_round, budget, how)
+        if task.state in (S.READY, S.CHECKING) and ctx.cfg.cluster.address and (
+                row := remote.round_here(ctx, slug)) is not None:  # many hosts: validated and reviewed on its host
+            remote.hand_round(ctx, task, row, "", new_round, Move(S.VALIDATING, TaskEvent.RETRY, PERSON),
+                              {"round": str(new_round), "round_budget": str(budget)})
+            return Retried(slug, S.VALIDATING, new_round, budget, "sent to its host")
         if task.state in (S.READY, S.CHECKING):
             T.move(ctx, slug, S.VALIDATING, TaskEvent.RETRY, PERSON, refuse=True,
                    status=f"retried by the person: validating {task.meta.get('branch') or slug} again, then a new "
@@ -101,6 +106,41 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
             return Retried(slug, S.VALIDATING, new_round, budget, "")
         raise OrchError(f"task {slug!r} is {task.state}: only a blocked, checking or ready task is retried; "
                         f"{way_on(task.state, slug)}")
+
+
+def workspace_round(ctx: Ctx, slug: str, text: str = "", round_no: int = 0) -> Retried:
+    """Many hosts, on a host: a round the task's workspace sends for the copy here, after it was ready or blocked:
+    a fix request for its coder (``text``: a pull request's round, a failed train, a retry of a blocked task), or,
+    without one, the branch validated and reviewed again (a retry of a ready task). The round is the workspace's
+    number when it is ahead of this copy's."""
+    with hold(ctx.lock_path("scan"), wait=60) as got:
+        if not got:
+            raise OrchError("another orch scan is running (lock .orch/locks/scan.lock); try again shortly")
+        inbox.drain(ctx)
+        task = T.get(ctx, slug)
+        new_round = max(round_no, review.round_of(task) + 1)
+        budget = max(review.round_budget(ctx, task), new_round)
+        fields: dict[str, str | None] = {"round": str(new_round), "round_budget": str(budget), "blocked": None,
+                                         "open_blockers": None, "problem": None}
+        event = TaskEvent.WORKSPACE_ROUND
+        if not text:
+            T.move(ctx, slug, S.VALIDATING, event, PASS, refuse=True, summary=fields,
+                   status=f"round {new_round} from the workspace: validating the branch again, then a new review")
+            return Retried(slug, S.VALIDATING, new_round, budget, "")
+        status = f"round {new_round} from the workspace: a fix request for the coder"
+        panes = ctx.panes()
+        if review.live_pane(panes, slug, "coder") is not None:
+            T.move(ctx, slug, S.FIXING, event, PASS, refuse=True, status=status, summary=fields)
+            how = review.deliver_to_coder(ctx, T.get(ctx, slug), text, new_round, panes, explicit=True)
+        else:  # a new coder: the task moves once its window exists
+            if task.state not in (S.READY, S.CHECKING, S.BLOCKED):
+                raise OrchError(f"task {slug!r} is {task.state}: a round from the workspace is for a ready or "
+                                "blocked task")
+            how = review.deliver_to_coder(ctx, task, text, new_round, panes, explicit=True,
+                                          move=Move(S.FIXING, event, PASS), summary=fields)
+            T.record(ctx, slug, status=status)
+        inbox.drain(ctx)
+        return Retried(slug, S.FIXING, new_round, budget, how)
 
 
 def open_blockers(task: T.Task) -> list[str]:

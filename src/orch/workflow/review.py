@@ -215,6 +215,13 @@ def deliver_to_coder(ctx: Ctx, task: T.Task, text: str, round_no: int, panes: li
     ``summary``: the task's move (and fields) made once a new coder's window exists, for a caller that moves the
     task only when the coder can start. Returns what happened ("typed", "queued", "failed", "new coder")."""
     prompts.save(ctx, task.slug, "coder", text, round_no)
+    if ctx.cfg.cluster.address:  # many hosts: a task whose copy waits on its host has its round there
+        from orch.workflow import remote
+
+        row = remote.round_here(ctx, task.slug)
+        if row is not None:
+            remote.hand_round(ctx, task, row, text, round_no, move, summary)
+            return "sent to its host"
     pane = live_pane(panes, task.slug, "coder")
     if pane is not None:
         why = f"round {round_no} fix request"
