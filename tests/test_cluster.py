@@ -201,14 +201,20 @@ reviewer:
 """
 
 
-def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_work(
-        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+def deep_on_h1(ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> tuple[Path, HostProc]:
+    """A bare remote, host h1 and the workspace's daemon, with the task ``deep`` (RESUMABLE) handed to h1."""
     commit_file(ws, "step.sh", STEP)
     remote = bare_remote(ws.root, tmp_path / "remote.git")
     configure(ws.config_file, server)
     h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
     ws.task("deep", RESUMABLE)
     ws.daemon(tmp_path / "daemon.log").start()
+    return remote, h1
+
+
+def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_work(
+        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+    remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
     # a.txt committed on h1 and pushed as work in progress
     def pushed() -> bool:
         sha = wait_ref(remote, "refs/orch/wip/deep")
@@ -247,12 +253,7 @@ def test_a_host_cut_off_mid_task_closes_its_copy_when_it_comes_back(
     """A partition, not a death: h1's `orch host` stops (SIGSTOP) while its daemon and its coder go on; the task is
     placed on h2 and finishes there. When h1 comes back, its run of the task is over (its heartbeat is refused):
     it closes its copy (the coder still at work there is ended) and pushes nothing over h2's work."""
-    commit_file(ws, "step.sh", STEP)
-    remote = bare_remote(ws.root, tmp_path / "remote.git")
-    configure(ws.config_file, server)
-    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
-    ws.task("deep", RESUMABLE)
-    ws.daemon(tmp_path / "daemon.log").start()
+    remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
     first = wait_ref(remote, "refs/orch/wip/deep", 90)
     start_host(hosts, tmp_path, ws, server, remote, "h2")
     assert h1.proc is not None
@@ -264,9 +265,8 @@ def test_a_host_cut_off_mid_task_closes_its_copy_when_it_comes_back(
         assert host_state(h1, "deep") not in ("", "done")
     finally:
         os.kill(h1.proc.pid, signal.SIGCONT)
-    wait_for(lambda: not host_panes(h1, "deep"), 60, "h1 to end its copy's workers once it is back")
-    wait_for(lambda: host_state(h1, "deep") in ("", "done"), 30, "h1 to close its copy")
-    assert (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists()
+    wait_for(lambda: not host_panes(h1, "deep") and (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists(), 60,
+             "h1 to end its copy's workers and close it once it is back")
     log = subprocess.run(["git", "-C", str(ws.root), "log", "--format=%s", "main..orch/deep"], capture_output=True,
                          text=True, check=True).stdout.split("\n")
     assert log[:2] == ["b", "a"], log
@@ -282,12 +282,7 @@ def test_a_host_started_again_closes_its_copies_of_tasks_that_went_on_elsewhere(
     """A host stopped (SIGTERM) hands its task on and leaves its coder running; started again, it finds the task on
     another host and closes its own copy. A task closed while its host is away: the host closes its copy once it is
     back."""
-    commit_file(ws, "step.sh", STEP)
-    remote = bare_remote(ws.root, tmp_path / "remote.git")
-    configure(ws.config_file, server)
-    h1 = start_host(hosts, tmp_path, ws, server, remote, "h1")
-    ws.task("deep", RESUMABLE)
-    ws.daemon(tmp_path / "daemon.log").start()
+    remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
     wait_ref(remote, "refs/orch/wip/deep", 90)
     h2 = start_host(hosts, tmp_path, ws, server, remote, "h2")
     h1.halt()
@@ -295,8 +290,8 @@ def test_a_host_started_again_closes_its_copies_of_tasks_that_went_on_elsewhere(
     assert ws.task_status("deep")["host"] == "h2"
     assert host_panes(h1, "deep"), "a stopped host leaves its workers"
     h1.start()
-    wait_for(lambda: not host_panes(h1, "deep"), 60, "h1, started again, to close its copy of deep")
-    assert (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists()
+    wait_for(lambda: not host_panes(h1, "deep") and (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists(), 60,
+             "h1, started again, to close its copy of deep")
     assert "closed this host's copy of deep" in h1.log.read_text()
     assert host_state(h2, "deep") == "ready" and host_panes(h2, "deep")  # the ready copy waits for the person
     # closed while its host is away: the host closes its copy once it is back

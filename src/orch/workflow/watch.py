@@ -113,6 +113,8 @@ def observe(ctx: Ctx, panes: list[Pane]) -> list[str]:
     live = ctx.store.live_workers()
     tasks, _ = T.load(ctx, {w.task for w in live})
     for w in live:
+        if ctx.stopping:  # the daemon is asked to stop: reminders (each may take seconds to type) wait for the next
+            break
         if w.task not in tasks or w.pane_id not in by_id:
             continue
         if w.role == "coder":
