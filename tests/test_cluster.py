@@ -277,6 +277,26 @@ def test_a_host_cut_off_mid_task_closes_its_copy_when_it_comes_back(
     assert [h["name"] for h in json.loads(ws.orch("hosts", "--json").out)["hosts"] if h["live"]] == ["h1", "h2"]
 
 
+def test_a_task_closed_while_it_runs_on_a_host_keeps_its_pushed_work_on_its_branch(
+        ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
+    """Closed before it was ready (its branch not here yet): its run on the host ends and the host closes its copy;
+    the commits it pushed are kept on its branch here (`branch orch/deep kept`) before its work in progress is
+    deleted from the remote."""
+    remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
+    pushed = wait_ref(remote, "refs/orch/wip/deep", 90)
+    assert subprocess.run(["git", "-C", str(ws.root), "rev-parse", "--verify", "-q", "refs/heads/orch/deep"],
+                          capture_output=True, check=False).returncode == 1  # not here yet
+    closed = ws.orch("close", "deep", "--force")
+    assert "its run on host h1 ends" in closed.out and "branch orch/deep kept" in closed.out, closed
+    assert subprocess.run(["git", "-C", str(ws.root), "rev-parse", "orch/deep"], capture_output=True, text=True,
+                          check=True).stdout.strip() == pushed
+    for repo in (remote, ws.root):
+        assert subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "refs/orch/wip/deep"],
+                              capture_output=True, check=False).returncode == 1, repo
+    wait_for(lambda: not host_panes(h1, "deep") and (h1.clone / ".orch" / "tasks" / "done" / "deep.md").exists(), 60,
+             "h1 to close its copy")
+
+
 def test_a_host_started_again_closes_its_copies_of_tasks_that_went_on_elsewhere(
         ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
     """A host stopped (SIGTERM) hands its task on and leaves its coder running; started again, it finds the task on

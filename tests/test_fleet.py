@@ -232,15 +232,18 @@ def test_the_pass_leaves_a_hosted_task_to_its_host_and_counts_its_paths(bench: B
 def test_a_hosts_copy_of_a_task_it_no_longer_runs_waits_is_kept_or_is_closed() -> None:
     from orch.fleet.runs import fate
 
-    mine = {"workflow": "orch.w.t", "run": 2, "since": 5.0}
+    mine = {"workflow": "orch.w.t", "run": 2, "since": 5.0, "outcome": ""}
     assert fate("running", {"host": "h1", "run": 2}, mine, "h1") == "wait"  # its run here ends by itself
+    assert fate("running", {"host": "", "run": 2}, mine, "h1") == "wait"  # a round handed here, not placed yet
     assert fate("running", {"host": "h2", "run": 3}, mine, "h1") == "close"  # went on elsewhere
-    assert fate("running", {"host": "", "run": 2, "waiting": "a host"}, mine, "h1") == "close"
+    assert fate("running", {"host": "", "run": 3, "waiting": "a host"}, mine, "h1") == "close"
     assert fate("running", {"host": "h1", "run": 3}, mine, "h1") == "close"  # (a later run of it: not this copy's)
     assert fate("ended", {"outcome": "ready", "host": "h1", "run": 2}, mine, "h1") == "keep"  # waits for the person
+    assert fate("ended", {"outcome": "failed", "host": "h1", "run": 2}, mine, "h1") == "keep"  # for the next round
     assert fate("ended", {"outcome": "closed", "host": "h1", "run": 2}, mine, "h1") == "close"
     assert fate("ended", {"outcome": "ready", "host": "h2", "run": 3}, mine, "h1") == "close"
     assert fate("gone", None, mine, "h1") == "close"
+    assert fate("gone", None, {**mine, "outcome": "ready"}, "h1") == "keep"  # (the server forgot it: kept)
 
 
 def test_a_hosts_record_of_its_runs(tmp_path) -> None:  # noqa: ANN001
@@ -249,8 +252,8 @@ def test_a_hosts_record_of_its_runs(tmp_path) -> None:  # noqa: ANN001
     runs.note(str(tmp_path), "a", {"workflow": "w.a", "run": 1, "since": 3.5})
     runs.note(str(tmp_path), "b", {"workflow": "w.b", "run": 2, "since": 4.0})
     (tmp_path / ".orch" / runs.FOLDER / "junk.json").write_text("{not json")
-    assert runs.recorded(str(tmp_path)) == {"a": {"workflow": "w.a", "run": 1, "since": 3.5},
-                                            "b": {"workflow": "w.b", "run": 2, "since": 4.0}}
+    assert runs.recorded(str(tmp_path)) == {"a": {"workflow": "w.a", "run": 1, "since": 3.5, "outcome": ""},
+                                            "b": {"workflow": "w.b", "run": 2, "since": 4.0, "outcome": ""}}
     runs.forget(str(tmp_path), "a")
     runs.forget(str(tmp_path), "a")
     assert list(runs.recorded(str(tmp_path))) == ["b"]
@@ -276,3 +279,37 @@ def test_a_closed_tasks_work_in_progress_is_deleted_from_the_remote_and_here(tmp
     assert git("for-each-ref", "--format=%(refname)", "refs/orch/", cwd=tmp_path / "remote.git") == \
         "refs/orch/wip/kept\n"
     assert wip.delete(str(tmp_path / "repo"), "origin", "never") == ""  # nothing there: nothing to do
+
+
+def test_a_closed_tasks_work_in_progress_is_kept_on_its_branch_first(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+
+    from orch.fleet import wip
+
+    repo = tmp_path / "repo"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                               *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "remote.git")], check=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git("commit", "-q", "--allow-empty", "-m", "base")
+    git("remote", "add", "origin", str(tmp_path / "remote.git"))
+    git("commit", "-q", "--allow-empty", "-m", "on a host")
+    pushed = git("rev-parse", "HEAD")
+    git("push", "-q", "origin", f"HEAD:{wip.wip_ref('t')}")
+    git("reset", "-q", "--hard", "HEAD~1")
+    # closed before it was ready: no branch here yet, made at the pushed work
+    assert wip.keep_on_branch(str(repo), "origin", "t", "orch/t") == "made"
+    assert git("rev-parse", "orch/t") == pushed
+    # a branch behind it: moved on to it; one that holds it: left as it is
+    git("branch", "--force", "orch/t", "main")
+    assert wip.keep_on_branch(str(repo), "origin", "t", "orch/t") == ""
+    assert git("rev-parse", "orch/t") == pushed
+    # a branch that went elsewhere: the work is not kept, so the ref is not to be deleted
+    git("branch", "--force", "orch/t", "main")
+    git("checkout", "-q", "orch/t")
+    git("commit", "-q", "--allow-empty", "-m", "here")
+    assert wip.keep_on_branch(str(repo), "origin", "t", "orch/t").startswith("its commits are not on orch/t")
+    assert wip.keep_on_branch(str(repo), "origin", "none", "orch/none") == ""  # nothing pushed: nothing to keep

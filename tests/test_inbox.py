@@ -547,6 +547,30 @@ def test_a_batch_cut_short_at_any_step_leaves_no_file_ahead_and_is_applied_once(
     assert [m.status for m in _messages(ws)] == ["applied"] * 40
 
 
+def test_a_message_applied_before_a_crash_cut_its_mark_short_is_not_applied_again(ws: Workspace) -> None:
+    """Its effect is in orch's record (its status line, by uid): applying it again after the task moved on makes
+    no move (a `done:` would otherwise send a task under review back to validation)."""
+    from orch.lifecycle import Actor, TaskEvent, TaskState
+    from orch.workflow import tasks as T
+
+    path = _park(ws, "once", state="fixing")
+    uid = spool.write(OrchWorkspace(str(ws.root)), {"kind": "message", "task": "once", "text": "done: fixed it",
+                                                     "token": ""})
+    ctx = _ctx(ws)
+    try:
+        assert drain(ctx) == 1
+        assert ctx.store.task_row("once").state == "validating"  # type: ignore[union-attr]
+        with ctx.store.tx() as db:  # a crash before its mark
+            db.execute("UPDATE messages SET status = 'pending' WHERE uid = ?", (uid,))
+        T.move(ctx, "once", TaskState.REVIEWING, TaskEvent.REVIEW, Actor.PASS, status="review started")
+        assert drain(ctx) == 1
+        assert ctx.store.task_row("once").state == "reviewing"  # type: ignore[union-attr]
+    finally:
+        ctx.close()
+    assert _said(path).count("done: fixed it") == 1
+    assert [m.status for m in _messages(ws, "once")] == ["applied"]
+
+
 def _spool_file(uid: str, **fields: str) -> bytes:
     """A spool file as orch writes it (``orch-message 1`` then ``key=value`` lines)."""
     return spool.encode({"uid": uid, **fields})

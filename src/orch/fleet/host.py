@@ -73,7 +73,6 @@ class Host:
         self.stopping = threading.Event()
         self.runs_lock = threading.Lock()  # (a run starting, and a sweep closing an old copy of the same task)
         self.active: set[str] = set()  # the tasks whose run is in hand in this process
-        self.kept: set[str] = set()  # the tasks whose run ended here, ready: their copy waits for the person
 
     # -- the clone and its daemon ------------------------------------------------------------------------------------
 
@@ -181,14 +180,25 @@ class Host:
         workflow_id = str(activity.info().workflow_id)
         with self.runs_lock:  # first: a sweep never takes this run's copy for an old one
             self.active.add(slug)
-            self.kept.discard(slug)
             runs.note(self.clone, slug, {"workflow": workflow_id, "run": run,
-                                         "since": activity.info().started_time.timestamp()})
+                                         "since": activity.info().scheduled_time.timestamp()})
+        outcome = "failed"
         try:
-            return self._run_task(spec, slug, run, remote, base, workflow_id)
+            report = self._run_task(spec, slug, run, remote, base, workflow_id)
+            outcome = str(report.get("state", ""))
+            return report
+        except CancelledError:
+            outcome = "closed"
+            raise
+        except ApplicationError as exc:
+            outcome = "stopped" if exc.type == wf.HOST_STOPPING else "failed"
+            raise
         finally:
             with self.runs_lock:
                 self.active.discard(slug)
+                mine = runs.recorded(self.clone).get(slug)
+                if mine is not None and mine["run"] == run:  # how its run here ended: the sweep keeps a ready copy
+                    runs.note(self.clone, slug, {**mine, "outcome": outcome})  # even once the server forgot it
 
     def _run_task(self, spec: dict, slug: str, run: int, remote: str, base: str, workflow_id: str) -> dict:
         activity.heartbeat(0)
@@ -206,6 +216,12 @@ class Host:
         known = _read(path)
         sent = 0
         wanted = spec.get("round")
+        if known is not None and known.state not in ("done", "merged") and not (
+                isinstance(wanted, dict) and self.holds(branch, wip)):
+            # an open copy this run does not go on with: of an older task of that name (its close never reached
+            # this host), or one whose branch is not the task's pushed work (it went on elsewhere since)
+            self.orch("close", slug, "--force")
+            known = _read(path)
         if isinstance(wanted, dict) and known is not None and known.state not in ("done", "merged"):
             sent = len(known.status)  # (the lines of its runs before: the workspace has them)
             self.take_round(slug, wanted)
@@ -281,16 +297,13 @@ class Host:
 
         assert self.client is not None
         for slug, mine in (await asyncio.to_thread(runs.recorded, self.clone)).items():
-            if slug in self.active or slug in self.kept:
+            if slug in self.active:
                 continue
             try:
                 state, info = await engine.task_run_state(self.client, mine["workflow"])
             except Exception:  # noqa: BLE001 - the server is away: the next sweep
                 return
-            what = runs.fate(state, info, mine, self.opts.name)
-            if what == "keep":
-                self.kept.add(slug)
-            if what != "close":
+            if runs.fate(state, info, mine, self.opts.name) != "close":
                 continue
             if await asyncio.to_thread(self.close_copy, slug):
                 say(f"closed this host's copy of {slug}: its run here is over "
@@ -313,6 +326,12 @@ class Host:
             runs.forget(self.clone, slug)
             return closed
 
+    def holds(self, branch: str, wip: str | None) -> bool:
+        """Whether this clone's branch of the task holds its pushed work (this copy is the one that pushed it)."""
+        tip = git.branch_tip(self.clone, branch)
+        return bool(tip) and (not wip or git.run(self.clone, "merge-base", "--is-ancestor", wip, str(tip),
+                                                 check=False).returncode == 0)
+
     def take_round(self, slug: str, wanted: dict) -> None:
         """A round the workspace sends for this host's copy of a task (ready or blocked here): its fix request for
         the coder (the workspace's orch command in it made this clone's), or none (validated and reviewed again)."""
@@ -323,12 +342,34 @@ class Host:
                                                                   "orch")
         if theirs:
             text = text.replace(theirs, ours)
-        done = self.orch("_round", slug, "--round", str(int(wanted.get("round", 0) or 0)),
-                         input=text.encode("utf-8", "surrogateescape"))
-        if done.returncode != 0:
-            err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise ApplicationError(f"the round could not start on host {self.opts.name}: "
-                                   f"{err[-1] if err else f'exit {done.returncode}'}", non_retryable=True)
+        code, err = self.orch_beating("_round", slug, "--round", str(int(wanted.get("round", 0) or 0)),
+                                      input=text.encode("utf-8", "surrogateescape"))
+        if code != 0:
+            raise ApplicationError(f"the round could not start on host {self.opts.name}: {err}", non_retryable=True)
+
+    def orch_beating(self, *args: str, input: bytes | None = None, timeout: float = 600.0) -> tuple[int, str]:
+        """`orch ARGS` in the clone from a run's thread, heartbeating while it runs (it may wait for the clone's scan
+        lock, or for a new coder to start: longer than the run's heartbeat timeout). Its exit code, and its last
+        line on stderr."""
+        import time
+
+        proc = subprocess.Popen([sys.executable, "-m", "orch", "-C", self.clone, *args], env=self.env(),
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline, data = time.monotonic() + timeout, input
+        while True:
+            try:
+                _, err = proc.communicate(data, timeout=2)
+                break
+            except subprocess.TimeoutExpired:
+                data = None  # (sent already)
+                activity.heartbeat()
+                if time.monotonic() > deadline:
+                    proc.kill()
+                    proc.communicate()
+                    return 124, f"orch {args[0]} took more than {timeout:.0f} s"
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        return proc.returncode, (lines[-1] if lines else f"exit {proc.returncode}")
 
     def keep_daemon(self) -> None:
         """The clone's daemon, started again if it ended (its workers are still there: it adopts them). Never

@@ -18,7 +18,8 @@ def _folder(clone: str) -> str:
 
 
 def note(clone: str, slug: str, run: dict) -> None:
-    """The run of a task placed here: ``{"workflow", "run", "since"}``."""
+    """The run of a task placed here: ``{"workflow", "run", "since"}``, and once it ended here ``"outcome"``: the
+    state it ended in (ready, done), "failed", "stopped" (this host stopped) or "closed"."""
     os.makedirs(_folder(clone), mode=0o700, exist_ok=True)
     atomic_write(os.path.join(_folder(clone), slug + ".json"), json.dumps(run).encode())
 
@@ -32,7 +33,7 @@ def recorded(clone: str) -> dict[str, dict]:
             with open(os.path.join(folder, name), encoding="utf-8") as fh:
                 run = json.load(fh)
             found[name.removesuffix(".json")] = {"workflow": str(run["workflow"]), "run": int(run["run"]),
-                                                 "since": float(run["since"])}
+                                                 "since": float(run["since"]), "outcome": str(run.get("outcome", ""))}
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
@@ -47,13 +48,15 @@ def forget(clone: str, slug: str) -> None:
 
 def fate(state: str, info: dict | None, mine: dict, host: str) -> str:
     """What becomes of this host's copy of a task whose run it no longer has in hand, from its workflow as the
-    server tells it (``state``: "running", with where it is now; "ended", with its result; "gone"): "wait" (the
-    workflow still has it here, in this run: the run ends by itself, and the task goes elsewhere), "keep" (its run
-    ended here, ready: the copy waits for the person, as on one machine) or "close" (it went on elsewhere, or was
-    closed, or its workflow is gone)."""
-    ours = info is not None and info.get("host") == host and int(info.get("run", 0)) == mine["run"]
-    if state == "running" and ours:
-        return "wait"
-    if state == "ended" and ours and info is not None and info.get("outcome") in FINAL:
-        return "keep"
-    return "close"
+    server tells it (``state``: "running", with where it is now; "ended", with its result; "gone": none the server
+    knows of) and from the host's record of its run here (``mine``, with how it ended here): "wait" (the workflow
+    still has it here in this run, or is about to place it again: the run ends by itself), "keep" (its run ended
+    here, ready or failed: the copy waits for the person or the next round, as on one machine; also once the server
+    has forgotten the workflow) or "close" (it went on elsewhere, or was closed)."""
+    run = int(info.get("run", 0)) if info is not None else -1
+    if state == "running":
+        return "wait" if info is not None and info.get("host") in (host, "") and run == mine["run"] else "close"
+    if state == "ended":
+        ours = info is not None and info.get("host") == host and run == mine["run"]
+        return "keep" if ours and info is not None and info.get("outcome") != "closed" else "close"
+    return "keep" if mine.get("outcome") in (*FINAL, "failed") else "close"

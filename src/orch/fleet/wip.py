@@ -31,19 +31,54 @@ def push_wip(clone: str, remote: str, slug: str, sha: str, expect: str) -> None:
             f"{sha}:{wip_ref(slug)}")
 
 
+def keep_on_branch(repo: str, remote: str, slug: str, branch: str) -> str:
+    """Before the task's work in progress goes: its commits on ``branch`` in ``repo`` (the branch made at it when
+    there is none: "made"; moved on to it when it is behind and checked out nowhere). Returns "" when the branch
+    holds them, "made", or why they are not kept (the ref is not to be deleted then)."""
+    ref = wip_ref(slug)
+    got = git.run(repo, "fetch", "--quiet", "--no-tags", "--", remote, f"+{ref}:{ref}", check=False)
+    if got.returncode != 0:
+        listed = git.run(repo, "ls-remote", "--", remote, ref, check=False)
+        if listed.returncode == 0 and not listed.stdout.strip():
+            return ""  # nothing there: nothing to keep
+        err = (got.stderr or listed.stderr).decode("utf-8", "replace").strip().splitlines()
+        return f"cannot fetch it ({err[-1] if err else 'git fetch failed'})"
+    sha = git.rev(repo, ref) or ""
+    tip = git.rev(repo, f"refs/heads/{branch}")
+    if not sha or tip == sha or (tip and _ancestor(repo, sha, tip)):
+        return ""
+    if tip is None:
+        git.run(repo, "branch", "--", branch, sha)
+        return "made"
+    if _ancestor(repo, tip, sha) and not any(w.branch == branch for w in git.worktrees(repo)):
+        git.run(repo, "branch", "--force", "--", branch, sha)
+        return ""
+    return f"its commits are not on {branch} (fetch it with `git fetch {remote} {ref}`)"
+
+
+def _ancestor(repo: str, older: str, newer: str) -> bool:
+    return git.run(repo, "merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+
 def delete(repo: str, remote: str, slug: str) -> str:
     """The task's work in progress (orch's own ref) deleted from ``remote`` by lease, at the head read just before
     (nothing pushed since is lost), and from ``repo``. Returns why it could not be deleted from the remote, or ""."""
     ref = wip_ref(slug)
     listed = git.run(repo, "ls-remote", "--", remote, ref, check=False)
-    words = listed.stdout.decode("utf-8", "replace").split() if listed.returncode == 0 else []
+    if listed.returncode != 0:
+        err = listed.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"cannot read the remote ({err[-1] if err else f'exit {listed.returncode}'})"
+    words = listed.stdout.decode("utf-8", "replace").split()
     why = ""
     if words:
+        local = git.rev(repo, ref)
+        if local and local != words[0]:
+            return f"it moved to {words[0][:12]} since it was kept here"
         pushed = git.run(repo, "push", "--quiet", "--no-verify", f"--force-with-lease={ref}:{words[0]}", "--", remote,
                          f":{ref}", check=False)
         if pushed.returncode != 0:
             err = pushed.stderr.decode("utf-8", "replace").strip().splitlines()
             why = err[-1] if err else f"exit {pushed.returncode}"
-    if git.rev(repo, ref):
-        git.run(repo, "update-ref", "-d", ref)
+    if not why and git.rev(repo, ref):
+        git.run(repo, "update-ref", "-d", ref, check=False)
     return why

@@ -326,6 +326,10 @@ class Store(ForgeRows, RadarRows, FleetRows):
     def task_log(self, slug: str) -> list[LogLine]:
         return self._select(LogLine, "task_log", "slug = ?", (slug,))
 
+    def logged(self, slug: str, uid: str) -> bool:
+        """Whether a status line with this uid (a message's) is in the task's log."""
+        return self.db.execute("SELECT 1 FROM task_log WHERE slug = ? AND uid = ?", (slug, uid)).fetchone() is not None
+
     def task_log_texts(self, slug: str) -> list[tuple[float, str]]:
         """(at, text) of each of a task's status lines, oldest first: what its file's block shows (a task may have
         thousands; its file is written from these often)."""

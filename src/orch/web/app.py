@@ -67,7 +67,7 @@ def screen_of(ws: Workspace, address: str) -> str:
 
     ctx = Ctx(ws)
     try:
-        hosted = remote.screen(ctx, address.split(":", 1)[0], 200)
+        hosted = remote.screen(ctx, address, 200)
         if hosted is not None:
             return hosted
         target = route.resolve(ctx, address, allow_dead=True)

@@ -38,12 +38,6 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
             raise OrchError(f"task {slug!r} cannot be closed: its state line reads {task.state!r}, which orch did not "
                             "write; put back `state: <one of the task states>` in its summary and close it again")
         result = Closed(slug)
-        if ctx.cfg.cluster.address:  # on a host: its workflow ends the run there (the host closes its copy)
-            from orch.workflow import remote
-
-            row = ctx.store.hosted(slug)  # (placed or not yet: its workflow ends either way)
-            if row is not None:
-                result.host = remote.close(ctx, row)
         sandboxing.sync_one(ctx, slug)  # its coder's last commits onto the branch, before the worktree is judged
         worktree = task.meta.get("worktree") or os.path.join(ctx.cfg.worktree_path, slug)
         branch = task.meta.get("branch") or ctx.cfg.branch_prefix + slug
@@ -60,6 +54,12 @@ def close(ctx: Ctx, slug: str, force: bool = False, delete_branch: bool = False)
                     f"{worktree} has {len(dirty)} uncommitted change(s) (first: {dirty[0].strip()}); "
                     f"commit them, or run `orch close {slug} --force` to discard them"
                 )
+        if ctx.cfg.cluster.address:  # on a host: its run there ends (the host closes its copy), its work kept here
+            from orch.workflow import remote
+
+            row = ctx.store.hosted(slug)  # (placed or not yet: its workflow ends either way)
+            if row is not None:
+                result.host = remote.close(ctx, row)
         panes = [p for p in ctx.panes() if p.task == slug]
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         os.makedirs(ctx.ws.logs, exist_ok=True)

@@ -124,14 +124,15 @@ def apply_pending(ctx: Ctx) -> int:
     """Apply every pending message in arrival order, in batches; returns how many were applied."""
     applied = 0
     pending = ctx.store.pending_messages()
+    waiting: set[str] = set()  # tasks whose message waits: their later messages wait behind it, batch after batch
     for start in range(0, len(pending), BATCH):
         if ctx.stopping:  # the daemon is asked to stop: the rest stays pending (durable) for the next pass
             break
-        applied += apply_batch(ctx, pending[start:start + BATCH])
+        applied += apply_batch(ctx, pending[start:start + BATCH], waiting)
     return applied
 
 
-def apply_batch(ctx: Ctx, msgs: list[Message]) -> int:
+def apply_batch(ctx: Ctx, msgs: list[Message], skipped: set[str] | None = None) -> int:
     """Messages applied together, in three steps, each of which a crash may cut short: their effects on orch's
     record (one transaction; each message a savepoint of it), then each task file they changed written once from
     the record, then their marks (one transaction). A crash before the marks leaves the messages pending, and
@@ -141,7 +142,8 @@ def apply_batch(ctx: Ctx, msgs: list[Message]) -> int:
     from contextlib import ExitStack
 
     slugs = sorted({m.task for m in msgs if m.task and is_valid(m.task)})
-    applied, failed, skipped = 0, None, set[str]()
+    applied, failed = 0, None
+    skipped = set() if skipped is None else skipped
     with ExitStack() as stack:
         held = {slug for slug in slugs if stack.enter_context(hold(ctx.lock_path("task-" + slug), wait=10))}
         batch = ctx.batch = T.Batch(held)
@@ -151,7 +153,8 @@ def apply_batch(ctx: Ctx, msgs: list[Message]) -> int:
                     if ctx.stopping:
                         break
                     if msg.task in skipped or (msg.task in slugs and msg.task not in held):
-                        continue  # its task's lock is busy, or an earlier message of its task waits: kept in order
+                        skipped.add(msg.task)  # its task's lock is busy, or an earlier message of its task waits:
+                        continue  # kept, in order, for a later pass
                     marked = len(batch.marks)
                     try:
                         with ctx.store.tx():
@@ -247,6 +250,8 @@ def apply_to_task(ctx: Ctx, msg: Message, sender: Worker | None) -> tuple[str, s
     """A message's effect on its task; returns the message's status ("applied", "unapplied" for good, or "pending":
     tried again later) and a note. A message is applied to orch's record of the task even while the task file is
     being edited, broken or briefly absent; the file gets it when it can be written again."""
+    if msg.uid and ctx.store.logged(msg.task, msg.uid):  # applied before a crash cut its mark short: its effect
+        return "applied", ""  # is in the record already (a move is never made twice, whatever the state is now)
     found = task_record(ctx, msg.task)
     if found == "closed":
         ctx.event("inbox", f"message not applied (task is closed): {msg.text[:200]}", task=msg.task)

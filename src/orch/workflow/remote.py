@@ -5,6 +5,7 @@ ending its run there. The dashboards use ``on_host`` for the same."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -31,17 +32,19 @@ def where(ctx: Ctx, slug: str, running: bool = False) -> HostedRow | None:
 KEEP = 14 * 86400.0  # seconds a close waits for a host that is away
 
 
-def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0, keep: bool = False) -> dict:
+def route(ctx: Ctx, row: HostedRow, args: list[str], timeout: float = 60.0, keep: bool = False,
+          wait: float = 10.0) -> dict:
     """`orch ARGS` run by the task's host's orch, in its clone (the same command, the same checks); its exit code
     and output. ``keep``: a host that is away runs it once it is back (for up to KEEP); the answer is then
-    ``{"code": None}``, said after 10 seconds at most."""
+    ``{"code": None}``, said after 10 seconds at most. ``wait``: seconds a host has to take the command (else
+    it is not answering)."""
 
     from orch.fleet import workflows as wf
 
     if not row.host:
         raise OrchError(f"{row.task} is not on a host yet (waiting for one): try again once `orch status` shows it")
     queue = wf.host_queue(ctx.cfg.cluster.name, row.host)
-    req = {"queue": queue, "slug": row.task, "args": args, "timeout": timeout, **({"wait": KEEP} if keep else {})}
+    req = {"queue": queue, "slug": row.task, "args": args, "timeout": timeout, "wait": KEEP if keep else wait}
 
     async def call(client: Any) -> dict:  # noqa: ANN401
         from orch.fleet import engine
@@ -68,13 +71,17 @@ def on_host(ctx: Ctx, slug: str, args: list[str], running: bool = False) -> str 
     return _said(route(ctx, row, args), row).strip() or f"done on host {row.host}"
 
 
-def screen(ctx: Ctx, slug: str, lines: int) -> str | None:
-    """For the dashboards: the live screen of the coder of a task on a host, with its colours (`orch capture
-    --color`, run by its host's orch); None when the task is not on a host."""
-    row = where(ctx, slug) if on(ctx) else None
+def screen(ctx: Ctx, address: str, lines: int) -> str | None:
+    """For the dashboards: the live screen of a worker (``task`` for its coder, ``task:role``) of a task on a host,
+    with its colours (`orch capture --color`, run by its host's orch, its text checked again here); None when the
+    task is not on a host."""
+    from orch.terminal import colours_only
+
+    row = where(ctx, address.split(":", 1)[0]) if on(ctx) else None
     if row is None:
         return None
-    return _said(route(ctx, row, ["capture", slug, "-n", str(lines), "--color"], timeout=20), row).rstrip("\n")
+    got = _said(route(ctx, row, ["capture", address, "-n", str(lines), "--color"], timeout=20, wait=3), row)
+    return colours_only(got.rstrip("\n"))
 
 
 def _said(got: dict, row: HostedRow) -> str:
@@ -95,36 +102,84 @@ def round_here(ctx: Ctx, slug: str) -> HostedRow | None:
 def hand_round(ctx: Ctx, task: T.Task, row: HostedRow, text: str, round_no: int, move: Move | None = None,
                summary: Mapping[str, str | None] | None = None) -> str:
     """A round for a task whose copy waits on its host (a pull request's round, a failed train, a retry): the task's
-    workflow started again on that host (it waits for it), whose orch sends its coder the fix request (``text``;
-    none: the branch validated and reviewed again) and reports as before. ``move``: the task's move here once the
-    round is handed over. Returns how it went."""
-    from orch.workflow import prompts
-    from orch.workflow.fleet import spec_for
+    workflow started again on that host (preferred while it is live), whose orch sends its coder the fix request
+    (``text``; none: the branch validated and reviewed again) and reports as before. The round is kept in
+    ``.orch/fleet-rounds/`` until the cluster has it: a round the cluster cannot take now (its server away, the
+    task's last run still finishing) is handed over by a later pass, and the task stays with its host meanwhile.
+    ``move``: the task's move here. Returns how it went."""
+    from orch.files import atomic_write
 
-    spec = spec_for(ctx, task)
-    spec["want"]["prefer"] = row.host  # its copy is there (elsewhere, if that host is gone: from its pushed work)
-    spec.update(run_base=row.run, round={"text": text, "round": round_no, "orch": prompts.orch_command(ctx)})
+    os.makedirs(ctx.ws.path(ROUNDS), mode=0o700, exist_ok=True)
+    atomic_write(_round_file(ctx, task.slug), json.dumps({"text": text, "round": round_no}).encode(), mode=0o600)
     ctx.store.put_hosted(replace(row, ended=False, at=time.time()))  # the host has it again: the pass leaves it be
-
-    async def start(client: Any) -> None:  # noqa: ANN401
-        from orch.fleet import engine
-
-        await engine.start_anew(client, "orch.task", row.workflow, spec, spec["shared_queue"])
-
-    try:
-        run_async(ctx, start)
-    except Exception as exc:
-        ctx.store.put_hosted(row)
-        if isinstance(exc, OrchError):
-            raise
-        raise OrchError(f"the cluster did not take {task.slug}'s round {round_no}: {type(exc).__name__}: {exc}") from None
     if move is not None:
         T.move(ctx, task.slug, move.to, move.event, move.actor, summary=summary)
     T.record(ctx, task.slug, status=f"round {round_no} handed to host {row.host}, where its copy waits"
                                    + ("" if text else ": validated and reviewed again there"))
-    ctx.event("fleet", f"workflow {row.workflow} started again for round {round_no} on host {row.host}",
+    why = _start_round(ctx, task, row)
+    return f"sent to host {row.host}" if not why else f"waits for the cluster ({why})"
+
+
+ROUNDS = "fleet-rounds"  # in .orch: the rounds for tasks on hosts the cluster has not taken yet, one file each
+
+
+def _round_file(ctx: Ctx, slug: str) -> str:
+    return ctx.ws.path(ROUNDS, slug + ".json")
+
+
+def _start_round(ctx: Ctx, task: T.Task, row: HostedRow) -> str:
+    """The task's workflow started again with its pending round; "" once the cluster has it (the round's file
+    removed), else why not (said once in the log; the file stays for a later pass)."""
+    from orch.workflow import prompts
+    from orch.workflow.fleet import spec_for
+
+    path = _round_file(ctx, task.slug)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            pending = json.load(fh)
+    except (OSError, ValueError):
+        return ""
+    spec = spec_for(ctx, task)
+    spec["want"]["prefer"] = row.host  # its copy is there (elsewhere, if that host is gone: from its pushed work)
+    spec.update(run_base=row.run, round={"text": str(pending.get("text", "")), "round": int(pending.get("round", 0)),
+                                         "orch": prompts.orch_command(ctx)})
+
+    async def start(client: Any) -> None:  # noqa: ANN401
+        from orch.fleet import engine
+
+        await engine.start_anew(client, "orch.task", row.workflow, spec, spec["shared_queue"], wait=5.0)
+
+    try:
+        run_async(ctx, start)
+    except Exception as exc:  # noqa: BLE001 - the engine's errors, in one line: a later pass tries again
+        why = str(exc) if isinstance(exc, OrchError) else f"{type(exc).__name__}: {exc}"
+        if pending.get("why") != why:
+            ctx.event("fleet", f"round {pending.get('round')} for {task.slug} waits for the cluster: {why}",
+                      task=task.slug)
+            from orch.files import atomic_write
+
+            atomic_write(path, json.dumps({**pending, "why": why}).encode(), mode=0o600)
+        return why
+    os.unlink(path)
+    ctx.event("fleet", f"workflow {row.workflow} started again for round {pending.get('round')} on host {row.host}",
               task=task.slug)
-    return f"sent to host {row.host}"
+    return ""
+
+
+def resend_rounds(ctx: Ctx, tasks: Mapping[str, T.Task]) -> None:
+    """A pass: the rounds the cluster could not take when they were made, handed over again (a round for a task
+    closed since is dropped)."""
+    try:
+        names = sorted(os.listdir(ctx.ws.path(ROUNDS)))
+    except FileNotFoundError:
+        return
+    for name in names:
+        slug = name.removesuffix(".json")
+        row = ctx.store.hosted(slug)
+        if slug not in tasks or row is None:
+            os.unlink(ctx.ws.path(ROUNDS, name))
+            continue
+        _start_round(ctx, tasks[slug], row)
 
 
 def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
@@ -180,12 +235,20 @@ def close(ctx: Ctx, row: HostedRow) -> str:
 
 
 def drop_wip(ctx: Ctx, slug: str) -> None:
-    """A closed task's work in progress deleted from the cluster's remote and from here (``wip.delete``); what
-    cannot be deleted now is said in the log, with the command that deletes it."""
+    """A closed task's work in progress, kept on its branch here (made from it when there is none yet: the work of a
+    task closed before it was ready), then deleted from the cluster's remote and from here (``wip.delete``). What
+    cannot be kept or deleted now is said in the log, and the ref stays."""
     from orch.fleet import wip
 
-    why = wip.delete(ctx.ws.root, ctx.cfg.cluster.remote, slug)
+    remote = ctx.cfg.cluster.remote
+    why = wip.keep_on_branch(ctx.ws.root, remote, slug, T.branch_of(ctx, slug))
+    if why == "made":
+        ctx.store.add_made("branch", T.branch_of(ctx, slug), slug)
+    elif why:
+        ctx.event("fleet", f"kept {wip.wip_ref(slug)} on {remote}: {why}", task=slug)
+        return
+    why = wip.delete(ctx.ws.root, remote, slug)
     if why:
-        ref, remote = wip.wip_ref(slug), ctx.cfg.cluster.remote
+        ref = wip.wip_ref(slug)
         ctx.event("fleet", f"could not delete {ref} from {remote} ({why}): delete it with `git push {remote} :{ref}`",
                   task=slug)

@@ -165,6 +165,9 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
         from orch.workflow import fleet
 
         away = fleet.hosted(ctx)
+        from orch.workflow import remote
+
+        remote.resend_rounds(ctx, {slug: t for slug, t in tasks.items() if slug in away})
         tasks = {slug: t for slug, t in tasks.items() if slug not in away}
     files.sweep_tmp(ctx.cfg.tasks_path)
     done = T.done_slugs(ctx)
