@@ -115,6 +115,18 @@ def test_kill_9_at_random_points_of_a_mixed_workload(ws: Workspace, tmp_path: Pa
         tally.add("messages sent", len(sent))
         wait_for(lambda: sum(1 for u in sent if applied_uids(ws).get(u) == "applied") == len(sent)
                  and not spool.pending(orch_ws), 120, "every message to be applied")
+        # the spawned tasks have their workers (or were closed): started by the last daemon, which is still running
+        # (a stop asked before it started them leaves them queued for the next one)
+        for r in range(rounds):
+            path = ws.tasks / f"new{r}.md"
+            if path.exists():
+                # workers back, or clearly reported (a start killed half way can need the person: see the task file)
+                try:
+                    wait_for(lambda path=path: "coder started" in path.read_text()
+                             or "could not start the coder" in path.read_text(), 60, f"{path.name} to start")
+                except AssertionError:
+                    print(path.read_text(), (tmp_path / "daemon.out").read_text()[-3000:])
+                    raise
     finally:
         daemon.stop()
     seen = applied_uids(ws)
@@ -132,17 +144,6 @@ def test_kill_9_at_random_points_of_a_mixed_workload(ws: Workspace, tmp_path: Pa
                 assert sum(1 for s in doc.status if s.endswith(f"user: {text}")) == 1, text
     for path in ws.tasks.glob("*.md"):
         parse(path.read_text())  # every file parses
-    # the spawned tasks have their workers (or were closed)
-    for r in range(rounds):
-        path = ws.tasks / f"new{r}.md"
-        if path.exists():
-            # workers back, or clearly reported (a start killed half way can need the person: see the task file)
-            try:
-                wait_for(lambda path=path: "coder started" in path.read_text()
-                         or "could not start the coder" in path.read_text(), 60, f"{path.name} to start")
-            except AssertionError:
-                print(path.read_text(), (tmp_path / "daemon.out").read_text()[-3000:])
-                raise
 
 
 def test_tmux_server_killed_under_a_running_daemon(ws: Workspace, tmp_path: Path, tally: Tally) -> None:
