@@ -226,8 +226,8 @@ async def run_workflow(client: Client, kind: str, arg: dict, queue: str, timeout
                                          execution_timeout=timedelta(seconds=timeout))
     if wait is None:
         return await handle.result()
-    try:
-        return await asyncio.wait_for(asyncio.shield(handle.result()), wait)
+    try:  # (on timeout our wait for the result ends; the workflow goes on in the server)
+        return await asyncio.wait_for(handle.result(), wait)
     except TimeoutError:
         return None
 
