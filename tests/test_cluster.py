@@ -212,16 +212,18 @@ def deep_on_h1(ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: P
     return remote, h1
 
 
+def deep_a_pushed(remote: Path) -> str | None:
+    """The work in progress of ``deep`` once it holds a.txt (its coder's commit on its first host: then it sleeps,
+    and nothing more is pushed from there); None before."""
+    sha = wait_ref(remote, "refs/orch/wip/deep")
+    return sha if subprocess.run(["git", "-C", str(remote), "cat-file", "-e", f"{sha}:a.txt"],
+                                 check=False).returncode == 0 else None
+
+
 def test_a_host_killed_mid_task_its_task_finishes_on_another_from_its_pushed_work(
         ws: Workspace, server: Server, hosts: list[HostProc], tmp_path: Path) -> None:
     remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
-    # a.txt committed on h1 and pushed as work in progress
-    def pushed() -> bool:
-        sha = wait_ref(remote, "refs/orch/wip/deep")
-        return subprocess.run(["git", "-C", str(remote), "cat-file", "-e", f"{sha}:a.txt"],
-                              check=False).returncode == 0
-
-    wait_for(pushed, 90, "h1 to push deep's first commit")
+    wait_for(lambda: deep_a_pushed(remote), 90, "h1 to push deep's first commit")
     assert ws.task_status("deep")["host"] == "h1"
     start_host(hosts, tmp_path, ws, server, remote, "h2")
     h1.kill()  # kill -9: the host, its daemon, its tmux server and the coder in it
@@ -283,7 +285,8 @@ def test_a_task_closed_while_it_runs_on_a_host_keeps_its_pushed_work_on_its_bran
     the commits it pushed are kept on its branch here (`branch orch/deep kept`) before its work in progress is
     deleted from the remote."""
     remote, h1 = deep_on_h1(ws, server, hosts, tmp_path)
-    pushed = wait_ref(remote, "refs/orch/wip/deep", 90)
+
+    pushed = wait_for(lambda: deep_a_pushed(remote), 90, "h1 to push deep's commit")
     assert subprocess.run(["git", "-C", str(ws.root), "rev-parse", "--verify", "-q", "refs/heads/orch/deep"],
                           capture_output=True, check=False).returncode == 1  # not here yet
     closed = ws.orch("close", "deep", "--force")
