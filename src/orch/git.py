@@ -142,6 +142,11 @@ def rev(repo: str, ref: str) -> str | None:
     return proc.stdout.decode().strip() if proc.returncode == 0 else None
 
 
+def is_ancestor(repo: str, older: str, newer: str) -> bool:
+    """Whether ``older`` is ``newer`` or one of its ancestors."""
+    return run(repo, "merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+
 def branch_exists(repo: str, branch: str) -> bool:
     return run(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
 

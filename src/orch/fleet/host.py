@@ -191,7 +191,7 @@ class Host(TaskRuns):
         if slugs.problem(slug) or not any(a == slug or a.startswith(slug + ":") for a in args) or not any(
                 os.path.exists(os.path.join(tasks, *sub, slug + ".md")) for sub in ((), ("done",))):
             return {"code": 1, "out": "", "err": f"orch: host {self.opts.name} has no task {slug!r}\n"}
-        mine = runs.recorded(self.clone).get(slug)
+        mine = runs.get(self.clone, slug)
         if mine is not None and float(req.get("asked_at", mine["since"])) < mine["since"]:
             # asked for before this task was placed here (a close that waited for this host): for another task of
             # that name, closed since; not for this one

@@ -24,19 +24,22 @@ def note(clone: str, slug: str, run: dict) -> None:
     atomic_write(os.path.join(_folder(clone), slug + ".json"), json.dumps(run).encode())
 
 
+def get(clone: str, slug: str) -> dict | None:
+    """A task's recorded run; None when there is none (or the file is not one)."""
+    try:
+        with open(os.path.join(_folder(clone), slug + ".json"), encoding="utf-8") as fh:
+            run = json.load(fh)
+        return {"workflow": str(run["workflow"]), "run": int(run["run"]), "since": float(run["since"]),
+                "outcome": str(run.get("outcome", ""))}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def recorded(clone: str) -> dict[str, dict]:
     """Every task's recorded run (a file that is not one is passed over)."""
     folder = _folder(clone)
-    found = {}
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        try:
-            with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                run = json.load(fh)
-            found[name.removesuffix(".json")] = {"workflow": str(run["workflow"]), "run": int(run["run"]),
-                                                 "since": float(run["since"]), "outcome": str(run.get("outcome", ""))}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return found
+    names = sorted(n.removesuffix(".json") for n in os.listdir(folder)) if os.path.isdir(folder) else []
+    return {slug: run for slug in names if (run := get(clone, slug)) is not None}
 
 
 def forget(clone: str, slug: str) -> None:

@@ -88,7 +88,7 @@ class TaskRuns:
         finally:
             with self.runs_lock:
                 self.active.discard(slug)
-                mine = runs.recorded(self.clone).get(slug)
+                mine = runs.get(self.clone, slug)
                 if mine is not None and mine["run"] == run:  # how its run here ended: the sweep keeps a ready copy
                     runs.note(self.clone, slug, {**mine, "outcome": outcome})  # even once the server forgot it
 
@@ -221,8 +221,7 @@ class TaskRuns:
     def holds(self, branch: str, wip: str | None) -> bool:
         """Whether this clone's branch of the task holds its pushed work (this copy is the one that pushed it)."""
         tip = git.branch_tip(self.clone, branch)
-        return bool(tip) and (not wip or git.run(self.clone, "merge-base", "--is-ancestor", wip, str(tip),
-                                                 check=False).returncode == 0)
+        return bool(tip) and (not wip or git.is_ancestor(self.clone, wip, str(tip)))
 
     def take_round(self, slug: str, wanted: dict) -> None:
         """A round the workspace sends for this host's copy of a task (ready or blocked here): its fix request for

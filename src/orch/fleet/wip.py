@@ -4,11 +4,18 @@ next host and by the workspace once the task is ready, deleted when the person c
 
 from __future__ import annotations
 
-from orch import git
+from orch import child, git
 
 
 def wip_ref(slug: str) -> str:
     return f"refs/orch/wip/{slug}"
+
+
+def fetch(repo: str, remote: str, slug: str, check: bool = False) -> child.Done:
+    """The task's work in progress from ``remote`` into ``repo``'s ``refs/orch/wip/<task>`` (forced: the remote's is
+    the one that counts)."""
+    return git.run(repo, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}",
+                   check=check)
 
 
 def fetch_task(clone: str, remote: str, base: str, slug: str) -> str | None:
@@ -18,9 +25,7 @@ def fetch_task(clone: str, remote: str, base: str, slug: str) -> str | None:
     git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, *specs)
     if base and git.current_branch(clone) != base and not any(w.branch == base for w in git.worktrees(clone)):
         git.run(clone, "branch", "--force", "--", base, f"refs/remotes/{remote}/{base}", check=False)
-    got = git.run(clone, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}",
-                  check=False)
-    return git.rev(clone, wip_ref(slug)) if got.returncode == 0 else None
+    return git.rev(clone, wip_ref(slug)) if fetch(clone, remote, slug).returncode == 0 else None
 
 
 def push_wip(clone: str, remote: str, slug: str, sha: str, expect: str) -> None:
@@ -36,7 +41,7 @@ def keep_on_branch(repo: str, remote: str, slug: str, branch: str) -> str:
     there is none: "made"; moved on to it when it is behind and checked out nowhere). Returns "" when the branch
     holds them, "made", or why they are not kept (the ref is not to be deleted then)."""
     ref = wip_ref(slug)
-    got = git.run(repo, "fetch", "--quiet", "--no-tags", "--", remote, f"+{ref}:{ref}", check=False)
+    got = fetch(repo, remote, slug)
     if got.returncode != 0:
         listed = git.run(repo, "ls-remote", "--", remote, ref, check=False)
         if listed.returncode == 0 and not listed.stdout.strip():
@@ -45,19 +50,15 @@ def keep_on_branch(repo: str, remote: str, slug: str, branch: str) -> str:
         return f"cannot fetch it ({err[-1] if err else 'git fetch failed'})"
     sha = git.rev(repo, ref) or ""
     tip = git.rev(repo, f"refs/heads/{branch}")
-    if not sha or tip == sha or (tip and _ancestor(repo, sha, tip)):
+    if not sha or tip == sha or (tip and git.is_ancestor(repo, sha, tip)):
         return ""
     if tip is None:
         git.run(repo, "branch", "--", branch, sha)
         return "made"
-    if _ancestor(repo, tip, sha) and not any(w.branch == branch for w in git.worktrees(repo)):
+    if git.is_ancestor(repo, tip, sha) and not any(w.branch == branch for w in git.worktrees(repo)):
         git.run(repo, "branch", "--force", "--", branch, sha)
         return ""
     return f"its commits are not on {branch} (fetch it with `git fetch {remote} {ref}`)"
-
-
-def _ancestor(repo: str, older: str, newer: str) -> bool:
-    return git.run(repo, "merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
 
 
 def delete(repo: str, remote: str, slug: str) -> str:

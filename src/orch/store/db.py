@@ -354,8 +354,7 @@ class Store(ForgeRows, RadarRows, FleetRows):
                 edit = TaskEdit(row, list(lines), True)
             before = (edit.row.state, dict(edit.row.fields), dict(edit.row.meta))
             yield edit
-            fresh = [line for line in edit.lines if line.uid is None or not db.execute(
-                "SELECT 1 FROM task_log WHERE slug = ? AND uid = ?", (slug, line.uid)).fetchone()]
+            fresh = [line for line in edit.lines if line.uid is None or not self.logged(slug, line.uid)]
             changed = edit.new or fresh or before != (edit.row.state, edit.row.fields, edit.row.meta)
             if not changed:
                 edit.changed = False

@@ -218,14 +218,13 @@ def _field(line: str) -> tuple[str, str]:
 
 def _take_branch(ctx: Ctx, slug: str, head: str) -> None:
     """The task's branch here, at the head its host pushed (refs/orch/wip/<task> on the cluster's remote)."""
-    from orch.fleet.wip import wip_ref
+    from orch.fleet import wip
 
     branch = T.branch_of(ctx, slug)
-    remote = ctx.cfg.cluster.remote
-    git.run(ctx.ws.root, "fetch", "--quiet", "--no-tags", "--", remote, f"+{wip_ref(slug)}:{wip_ref(slug)}")
-    sha = git.rev(ctx.ws.root, wip_ref(slug))
+    wip.fetch(ctx.ws.root, ctx.cfg.cluster.remote, slug, check=True)
+    sha = git.rev(ctx.ws.root, wip.wip_ref(slug))
     if head and sha != head:
-        raise OrchError(f"{slug}: the remote's {wip_ref(slug)} is {sha}, not the head {head} its host reported")
+        raise OrchError(f"{slug}: the remote's {wip.wip_ref(slug)} is {sha}, not the head {head} its host reported")
     git.run(ctx.ws.root, "branch", "--force", "--", branch, sha or head)
 
 

@@ -307,8 +307,7 @@ def settle(ctx: Ctx, train: TR.Train, actor: Actor = PERSON) -> bool:
 
 
 def _on_base(ctx: Ctx, train: TR.Train) -> bool:
-    proc = git.run(ctx.ws.root, "merge-base", "--is-ancestor", train.tip, f"refs/heads/{train.base}", check=False)
-    return proc.returncode == 0
+    return git.is_ancestor(ctx.ws.root, train.tip, f"refs/heads/{train.base}")
 
 
 def _merged(ctx: Ctx, train: TR.Train, slug: str, actor: Actor) -> None:
