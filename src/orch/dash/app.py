@@ -239,10 +239,6 @@ class Dash(App):
             return f"({exc})"
 
     def _hosted_screen(self, slug: str) -> str | None:
-        from orch.config import load
-
-        if not load(self.ws).cluster.address:
-            return None
         from orch.workflow import remote
         from orch.workflow.context import Ctx
 

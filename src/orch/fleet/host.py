@@ -6,10 +6,10 @@ the tasks placed here. It polls two Temporal task queues: its own (the activitie
 command to one) and the cluster's shared one (the workflows, and placement). Every few seconds it signals its
 heartbeat to the registry (labels, capacity, live workers).
 
-A task placed here is one long activity (``run_task``, in ``fleet/taskrun.py``): the workspace's config and the task's text are written
-into the clone, the task's branch is fetched from the work in progress a lost host pushed (``refs/orch/wip/<task>``),
-and the clone's daemon does the rest. Meanwhile the activity heartbeats, pushes each new head of the branch to
-``refs/orch/wip/<task>``, and sends the task's record (state, summary, status lines) to the workflow each time it
+A task placed here is one long activity (``run_task``, in ``fleet/taskrun.py``): the workspace's config and the
+task's text are written into the clone, the task's branch is fetched from the work in progress a lost host pushed
+(``refs/orch/wip/<task>``), and the clone's daemon does the rest. Meanwhile the activity heartbeats, pushes each new
+head of the branch to ``refs/orch/wip/<task>``, and sends the task's record (state, summary, status lines) to the workflow each time it
 changes; when the task is ready it sends the dossier and ends. Nothing a worker writes is run here or anywhere: the
 workspace receives the record its orch wrote, as data.
 """
@@ -83,13 +83,6 @@ class Host(TaskRuns):
                     env.pop(key)
         env["ORCH_TMUX_SOCKET"] = self.socket
         return env
-
-    def orch(self, *args: str, timeout: float | None = 120, input: bytes | None = None) -> subprocess.CompletedProcess:
-        argv = [sys.executable, "-m", "orch", "-C", self.clone, *args]
-        if input is not None:
-            return subprocess.run(argv, env=self.env(), capture_output=True, timeout=timeout, check=False, input=input)
-        return subprocess.run(argv, env=self.env(), capture_output=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
 
     def prepare(self) -> None:
         os.makedirs(self.opts.folder, exist_ok=True)

@@ -47,9 +47,6 @@ class TaskRuns:
     active: set[str]  # the tasks whose run is in hand in this process
     stopping: threading.Event
 
-    def orch(self, *args: str, timeout: float | None = 120, input: bytes | None = None) -> subprocess.CompletedProcess:
-        raise NotImplementedError
-
     def use_config(self, text: str, base: str, remote: str) -> None:
         raise NotImplementedError
 
@@ -61,6 +58,14 @@ class TaskRuns:
 
     def env(self) -> dict[str, str]:
         raise NotImplementedError
+
+    def orch(self, *args: str, timeout: float | None = 120, input: bytes | None = None) -> subprocess.CompletedProcess:
+        """`orch ARGS` in the clone, with the host's environment for it (``input`` on its stdin, else none)."""
+        return subprocess.run(self._orch_argv(*args), env=self.env(), capture_output=True, timeout=timeout,
+                              check=False, input=input, stdin=subprocess.DEVNULL if input is None else None)
+
+    def _orch_argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "orch", "-C", self.clone, *args]
 
     def run_task(self, spec: dict) -> dict:
         slug, run = str(spec["want"]["slug"]), int(spec["run"])
@@ -244,7 +249,7 @@ class TaskRuns:
         line on stderr."""
         import time
 
-        proc = subprocess.Popen([sys.executable, "-m", "orch", "-C", self.clone, *args], env=self.env(),
+        proc = subprocess.Popen(self._orch_argv(*args), env=self.env(),
                                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline, data = time.monotonic() + timeout, input

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orch.errors import OrchError
+from orch.files import atomic_write
 from orch.lifecycle import Move
 from orch.record import replace
 from orch.store.fleet import HostedRow
@@ -77,7 +78,7 @@ def screen(ctx: Ctx, address: str, lines: int) -> str | None:
     task is not on a host."""
     from orch.terminal import colours_only
 
-    row = where(ctx, address.split(":", 1)[0]) if on(ctx) else None
+    row = where(ctx, address.split(":", 1)[0])
     if row is None:
         return None
     got = _said(route(ctx, row, ["capture", address, "-n", str(lines), "--color"], timeout=20, wait=3), row)
@@ -107,16 +108,15 @@ def hand_round(ctx: Ctx, task: T.Task, row: HostedRow, text: str, round_no: int,
     ``.orch/fleet-rounds/`` until the cluster has it: a round the cluster cannot take now (its server away, the
     task's last run still finishing) is handed over by a later pass, and the task stays with its host meanwhile.
     ``move``: the task's move here. Returns how it went."""
-    from orch.files import atomic_write
-
+    pending = {"text": text, "round": round_no}
     os.makedirs(ctx.ws.path(ROUNDS), mode=0o700, exist_ok=True)
-    atomic_write(_round_file(ctx, task.slug), json.dumps({"text": text, "round": round_no}).encode(), mode=0o600)
+    atomic_write(_round_file(ctx, task.slug), json.dumps(pending).encode(), mode=0o600)
     ctx.store.put_hosted(replace(row, ended=False, at=time.time()))  # the host has it again: the pass leaves it be
     if move is not None:
         T.move(ctx, task.slug, move.to, move.event, move.actor, summary=summary)
     T.record(ctx, task.slug, status=f"round {round_no} handed to host {row.host}, where its copy waits"
                                    + ("" if text else ": validated and reviewed again there"))
-    why = _start_round(ctx, task, row)
+    why = _start_round(ctx, task, row, pending)
     return f"sent to host {row.host}" if not why else f"waits for the cluster ({why})"
 
 
@@ -127,18 +127,13 @@ def _round_file(ctx: Ctx, slug: str) -> str:
     return ctx.ws.path(ROUNDS, slug + ".json")
 
 
-def _start_round(ctx: Ctx, task: T.Task, row: HostedRow) -> str:
-    """The task's workflow started again with its pending round; "" once the cluster has it (the round's file
-    removed), else why not (said once in the log; the file stays for a later pass)."""
+def _start_round(ctx: Ctx, task: T.Task, row: HostedRow, pending: dict) -> str:
+    """The task's workflow started again with its pending round (kept in its file); "" once the cluster has it
+    (the file removed), else why not (said once in the log; the file stays for a later pass)."""
     from orch.workflow import prompts
     from orch.workflow.fleet import spec_for
 
     path = _round_file(ctx, task.slug)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            pending = json.load(fh)
-    except (OSError, ValueError):
-        return ""
     spec = spec_for(ctx, task)
     spec["want"]["prefer"] = row.host  # its copy is there (elsewhere, if that host is gone: from its pushed work)
     spec.update(run_base=row.run, round={"text": str(pending.get("text", "")), "round": int(pending.get("round", 0)),
@@ -156,8 +151,6 @@ def _start_round(ctx: Ctx, task: T.Task, row: HostedRow) -> str:
         if pending.get("why") != why:
             ctx.event("fleet", f"round {pending.get('round')} for {task.slug} waits for the cluster: {why}",
                       task=task.slug)
-            from orch.files import atomic_write
-
             atomic_write(path, json.dumps({**pending, "why": why}).encode(), mode=0o600)
         return why
     os.unlink(path)
@@ -174,12 +167,17 @@ def resend_rounds(ctx: Ctx, tasks: Mapping[str, T.Task]) -> None:
     except FileNotFoundError:
         return
     for name in names:
-        slug = name.removesuffix(".json")
+        slug, path = name.removesuffix(".json"), ctx.ws.path(ROUNDS, name)
         row = ctx.store.hosted(slug)
-        if slug not in tasks or row is None:
-            os.unlink(ctx.ws.path(ROUNDS, name))
+        try:
+            with open(path, encoding="utf-8") as fh:
+                pending = json.load(fh)
+        except (OSError, ValueError):
+            pending = None
+        if slug not in tasks or row is None or not isinstance(pending, dict):
+            os.unlink(path)
             continue
-        _start_round(ctx, tasks[slug], row)
+        _start_round(ctx, tasks[slug], row, pending)
 
 
 def attach(ctx: Ctx, row: HostedRow, worker: str) -> None:
@@ -219,11 +217,9 @@ def close(ctx: Ctx, row: HostedRow) -> str:
                 raise OrchError(str(got.get("err", "")).strip())
             else:
                 said = f"closed its copy on host {row.host}"
-        elif row.host:
-            run_async(ctx, signal)
-            said = f"its run on host {row.host} ends (the host closes its copy)"
         else:
             run_async(ctx, signal)
+            said = f"its run on host {row.host} ends (the host closes its copy)" if row.host else ""
     except Exception as exc:  # noqa: BLE001 - the person's close goes on; the host's copy is said in the log
         said = (f"could not close {row.task} on host {row.host or '(none yet)'}: {exc}; close it there with "
                 f"`orch close {row.task} --force` in the host's clone")
@@ -240,10 +236,10 @@ def drop_wip(ctx: Ctx, slug: str) -> None:
     cannot be kept or deleted now is said in the log, and the ref stays."""
     from orch.fleet import wip
 
-    remote = ctx.cfg.cluster.remote
-    why = wip.keep_on_branch(ctx.ws.root, remote, slug, T.branch_of(ctx, slug))
+    remote, branch = ctx.cfg.cluster.remote, T.branch_of(ctx, slug)
+    why = wip.keep_on_branch(ctx.ws.root, remote, slug, branch)
     if why == "made":
-        ctx.store.add_made("branch", T.branch_of(ctx, slug), slug)
+        ctx.store.add_made("branch", branch, slug)
     elif why:
         ctx.event("fleet", f"kept {wip.wip_ref(slug)} on {remote}: {why}", task=slug)
         return

@@ -93,8 +93,8 @@ def retry(ctx: Ctx, slug: str, rounds: int | None = None) -> Retried:
                 T.record(ctx, slug, status=status)
             inbox.drain(ctx)
             return Retried(slug, S.FIXING, new_round, budget, how)
-        if task.state in (S.READY, S.CHECKING) and ctx.cfg.cluster.address and (
-                row := remote.round_here(ctx, slug)) is not None:  # many hosts: validated and reviewed on its host
+        if task.state in (S.READY, S.CHECKING) and (row := remote.round_here(ctx, slug)) is not None:
+            # many hosts: validated and reviewed on its host
             remote.hand_round(ctx, task, row, "", new_round, Move(S.VALIDATING, TaskEvent.RETRY, PERSON),
                               {"round": str(new_round), "round_budget": str(budget)})
             return Retried(slug, S.VALIDATING, new_round, budget, "sent to its host")

@@ -162,11 +162,9 @@ def _scan(ctx: Ctx, report: ScanReport, settle: bool, heads_read: child.Running 
     everything = tasks  # (with the tasks on hosts: their paths count for the queued ones' `paths:` waits)
     cluster = bool(ctx.cfg.cluster.address)
     if cluster:  # many hosts: a task on a host is its host's, not this pass's
-        from orch.workflow import fleet
+        from orch.workflow import fleet, remote
 
         away = fleet.hosted(ctx)
-        from orch.workflow import remote
-
         remote.resend_rounds(ctx, {slug: t for slug, t in tasks.items() if slug in away})
         tasks = {slug: t for slug, t in tasks.items() if slug not in away}
     files.sweep_tmp(ctx.cfg.tasks_path)
